@@ -1,0 +1,130 @@
+"""The host driver: the agent's own CPU as a device, running programs with executorch.runtime.
+
+Each job runs in a child process (``agents.drivers.host_harness``) that speaks the
+same job/result documents as the iOS harness app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agents.harness.contract import JOB_FILE, RESULT_FILE, validate_job
+from agents.protocols import DeviceInfo, DriverError, Health
+
+# Importing torch + executorch in the harness costs ~8 s; the job's own timeout covers
+# the benchmark, this covers a harness (re)start on a loaded 2-core machine.
+STARTUP_ALLOWANCE_S = 90
+# Below this the model and its result may not fit; refuse rather than fail half-way.
+MIN_FREE_BYTES = 256 * 1024 * 1024
+
+
+class HostDriver:
+    name = "host"
+
+    def __init__(self, slot: str = "0", workdir: Path | None = None):
+        self.slot = slot
+        self.workdir = Path(workdir or tempfile.gettempdir()) / "benchfarm-host"
+        self._dirs: dict[str, Path] = {}
+        self._proc: subprocess.Popen | None = None
+
+    def discover(self) -> list[DeviceInfo]:
+        hostname = socket.gethostname()
+        return [DeviceInfo(
+            id=f"host:{hostname}:{self.slot}",
+            device_class="host-cpu",
+            product_type="host",
+            name=f"{hostname} CPU",
+            os=platform.system(),
+            os_version=platform.release(),
+            chip=platform.processor() or platform.machine(),
+            host=hostname,
+            driver=self.name,
+            extra={"cpus": os.cpu_count() or 1},
+        )]
+
+    def health(self, device: DeviceInfo) -> Health:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.workdir).free
+        problems = [] if free >= MIN_FREE_BYTES else [f"only {free} bytes free in {self.workdir}"]
+        return Health(ok=not problems, free_bytes=free, problems=problems,
+                      action="run" if not problems else "release")
+
+    def prepare(self, device: DeviceInfo, job: dict[str, Any], model_path: Path) -> None:
+        validate_job(job)
+        job_dir = Path(tempfile.mkdtemp(prefix=f"{job['attempt_id']}-", dir=self._base()))
+        try:
+            os.link(model_path, job_dir / job["model_file"])
+        except OSError:
+            shutil.copyfile(model_path, job_dir / job["model_file"])
+        (job_dir / JOB_FILE).write_text(json.dumps(job))
+        self._dirs[job["attempt_id"]] = job_dir
+
+    def run(self, device: DeviceInfo, job: dict[str, Any]) -> bytes:
+        job_dir = self._dirs[job["attempt_id"]]
+        harness = self._harness()
+        timeout = float(job["timeout_s"]) + 5
+        try:
+            harness.stdin.write(f"{job_dir}\n")
+            harness.stdin.flush()
+            line = _readline(harness, timeout)
+        except (BrokenPipeError, OSError) as exc:
+            self._stop_harness()
+            raise DriverError("harness_crashed", f"host harness pipe broke: {exc}") from None
+        if line is None:
+            self._stop_harness()
+            raise DriverError("timeout", f"host harness did not finish within {timeout:.0f} s")
+        result = job_dir / RESULT_FILE
+        if not line.startswith("done") or not result.exists():
+            code = self._stop_harness()
+            raise DriverError("harness_crashed", f"host harness exited ({code}) without a result")
+        return result.read_bytes()
+
+    def _harness(self) -> subprocess.Popen:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.drivers.host_harness", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        if _readline(self._proc, STARTUP_ALLOWANCE_S) != "ready":
+            self._stop_harness()
+            raise DriverError("harness_crashed", "host harness did not start")
+        return self._proc
+
+    def _stop_harness(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        proc.kill()
+        return proc.wait()
+
+    def close(self) -> None:
+        self._stop_harness()
+
+    def cleanup(self, device: DeviceInfo, job: dict[str, Any]) -> None:
+        job_dir = self._dirs.pop(job["attempt_id"], None)
+        if job_dir:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _base(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> str | None:
+    """One line from the harness, or None on timeout / exit."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        return None
+    line = proc.stdout.readline()
+    return line.strip() if line else ""

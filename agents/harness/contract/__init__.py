@@ -1,0 +1,119 @@
+"""The harness contract: the job document the agent writes and the result document
+every producer (iOS harness, host driver, virtual device) writes back.
+
+A result that fails validation is an infrastructure failure carrying the validation
+message; it is never stored as a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA_DIR = Path(__file__).parent
+JOB_FILE = "job.json"
+RESULT_FILE = "result.json"
+# A result document with 100k float latencies is ~2 MB; anything far bigger is not a
+# result but a bug or an attack, and is refused before parsing.
+MAX_RESULT_BYTES = 8 * 1024 * 1024
+
+
+class ContractError(ValueError):
+    """A job or result document that does not satisfy the harness contract."""
+
+
+@lru_cache(maxsize=2)
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def schema(name: str) -> dict[str, Any]:
+    return _validator(name).schema
+
+
+def _check_finite(value: Any, path: str = "$") -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ContractError(f"{path}: non-finite number {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
+
+
+def _validate(name: str, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ContractError(f"{name} document must be a JSON object, got {type(doc).__name__}")
+    errors = sorted(_validator(name).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ContractError(f"{name} document invalid at {where}: {e.message[:300]}{more}")
+    _check_finite(doc)
+    return doc
+
+
+def validate_job(doc: Any) -> dict[str, Any]:
+    return _validate("job", doc)
+
+
+def validate_result(doc: Any) -> dict[str, Any]:
+    return _validate("result", doc)
+
+
+def _reject_constant(token: str) -> float:
+    raise ContractError(f"result document contains {token}, which is not JSON")
+
+
+def parse_result(raw: bytes) -> dict[str, Any]:
+    """Decode and validate result bytes as pulled from a device."""
+    if len(raw) > MAX_RESULT_BYTES:
+        raise ContractError(f"result document is {len(raw)} bytes, over the {MAX_RESULT_BYTES} limit")
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except ContractError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"result document is not valid JSON: {exc}") from None
+    return validate_result(doc)
+
+
+# -- the golden input --------------------------------------------------------------
+# Every producer must build the same input from (shape, seed) without sharing an RNG
+# implementation (Swift on the phone, numpy here), so it is a plain multiplicative
+# hash: x[i] = ((i * 2654435761 + seed) mod 2^32) / 2^32, in [0, 1).
+GOLDEN_MULTIPLIER = 2654435761
+
+
+def golden_input(shape: list[int], seed: int) -> Any:
+    import numpy as np
+
+    n = int(np.prod(shape))
+    i = np.arange(n, dtype=np.uint64)
+    vals = (i * np.uint64(GOLDEN_MULTIPLIER) + np.uint64(seed)) % np.uint64(2**32)
+    return (vals.astype(np.float64) / 2**32).astype(np.float32).reshape(shape)
+
+
+def summarize_output(values: Any, head: int = 16) -> dict[str, Any]:
+    """The output block of a result document: digest, shape, top-1 and the first values."""
+    import hashlib
+
+    import numpy as np
+
+    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    flat = arr.reshape(-1)
+    return {
+        "digest": hashlib.sha256(arr.tobytes()).hexdigest(),
+        "shape": list(arr.shape),
+        "top1": int(flat.argmax()) if flat.size else 0,
+        "head": [float(v) for v in flat[:head]],
+    }

@@ -1,0 +1,236 @@
+"""Live fleet state in Redis: devices, heartbeats, leases with fencing tokens, attempt claims.
+
+Modelled on rq's registries: leases live in one sorted set scored by expiry time, a
+heartbeat pushes the score forward, and :meth:`Fleet.reap_expired` takes the expired
+ones. Every state change that touches more than one key is a Lua script, so Redis
+never holds a half-state (a device marked leased without a lease, a claimed attempt
+without a token).
+
+Keys (prefix ``bf:``):
+  devices                 set of device ids
+  device:<id>             hash: class, host, state, product_type, os_version, name, ...
+  heartbeats              zset device id -> expiry (unix seconds); expired = offline
+  leases                  zset device id -> lease expiry
+  lease:<id>              hash: attempt_id, job_id, token
+  fence:<id>              monotonically increasing fencing token (INCR)
+  attempt:<attempt_id>    hash: state (dispatched|claimed|fenced|done|cancelled), device, token
+  failures:<id>           consecutive infrastructure failures
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
+P = "bf:"
+# An attempt record outlives any plausible benchmark; it only has to answer "was this
+# attempt fenced off?" when a late result or a redelivered message arrives.
+ATTEMPT_TTL_S = 7 * 24 * 3600
+
+_ACQUIRE = """
+-- KEYS: device hash, lease hash, leases zset, fence counter, attempt hash
+-- ARGV: attempt_id, job_id, expiry, device_id, now
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'available' then return {-1, state or 'unknown'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-2, 'leased'} end
+local astate = redis.call('HGET', KEYS[5], 'state')
+if astate ~= 'dispatched' then return {-3, astate or 'missing'} end
+local token = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[2], 'attempt_id', ARGV[1], 'job_id', ARGV[2], 'token', token, 'since', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'leased', 'attempt_id', ARGV[1], 'job_id', ARGV[2])
+redis.call('HSET', KEYS[5], 'state', 'claimed', 'device', ARGV[4], 'token', token)
+return {token, 'ok'}
+"""
+
+_RELEASE = """
+-- KEYS: device hash, lease hash, leases zset, attempt hash; ARGV: token, device_id, attempt_state
+local token = redis.call('HGET', KEYS[2], 'token')
+if token ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'leased' or state == 'busy' then redis.call('HSET', KEYS[1], 'state', 'available') end
+redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
+redis.call('HSET', KEYS[4], 'state', ARGV[3])
+return 1
+"""
+
+_REAP_ONE = """
+-- KEYS: device hash, lease hash, leases zset, attempt prefix; ARGV: device_id, now
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return nil end
+local attempt = redis.call('HGET', KEYS[2], 'attempt_id')
+local job = redis.call('HGET', KEYS[2], 'job_id')
+local token = redis.call('HGET', KEYS[2], 'token')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'offline')
+redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
+if attempt then redis.call('HSET', KEYS[4] .. attempt, 'state', 'fenced') end
+return {attempt or '', job or '', token or '0'}
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    device_id: str
+    attempt_id: str
+    job_id: str
+    token: int
+
+
+@dataclass(frozen=True)
+class ReapedLease:
+    device_id: str
+    attempt_id: str
+    job_id: str
+    token: int
+
+
+class LeaseRefused(RuntimeError):
+    """The device or attempt cannot be leased (busy, quarantined, attempt fenced ...)."""
+
+
+class Fleet:
+    """One class per concept, as in rq: the fleet's state and its atomic transitions."""
+
+    def __init__(self, client: redis.Redis):
+        self.r = client
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+        self._reap_one = client.register_script(_REAP_ONE)
+
+    @classmethod
+    def from_url(cls, url: str) -> Fleet:
+        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
+                                        socket_connect_timeout=5))
+
+    # -- devices ---------------------------------------------------------------
+    def register(self, device_id: str, info: dict[str, Any], heartbeat_ttl: float = 30.0) -> None:
+        """Add or refresh a device; keeps quarantine/maintenance across agent restarts."""
+        key = f"{P}device:{device_id}"
+        flat = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in info.items()}
+        with self.r.pipeline() as pipe:
+            pipe.sadd(f"{P}devices", device_id)
+            pipe.hset(key, mapping=flat)
+            pipe.hsetnx(key, "state", "available")
+            pipe.zadd(f"{P}heartbeats", {device_id: time.time() + heartbeat_ttl})
+            pipe.execute()
+        if self.r.hget(key, "state") == "offline" and not self.r.exists(f"{P}lease:{device_id}"):
+            self.r.hset(key, "state", "available")
+
+    def unregister(self, device_id: str) -> None:
+        """A device was unplugged: it stays known (history) but goes offline."""
+        with self.r.pipeline() as pipe:
+            pipe.hset(f"{P}device:{device_id}", "state", "offline")
+            pipe.zrem(f"{P}heartbeats", device_id)
+            pipe.execute()
+
+    def heartbeat(self, device_id: str, ttl: float, lease_ttl: float | None = None,
+                  status: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        with self.r.pipeline() as pipe:
+            pipe.zadd(f"{P}heartbeats", {device_id: now + ttl})
+            if lease_ttl is not None:
+                # XX: only extend a lease that still exists; never resurrect a reaped one
+                pipe.zadd(f"{P}leases", {device_id: now + lease_ttl}, xx=True)
+            if status:
+                pipe.hset(f"{P}device:{device_id}", mapping={k: str(v) for k, v in status.items()})
+            pipe.execute()
+
+    def set_state(self, device_id: str, state: str, reason: str = "") -> None:
+        if state not in DEVICE_STATES:
+            raise ValueError(f"unknown device state {state!r} (known: {', '.join(DEVICE_STATES)})")
+        self.r.hset(f"{P}device:{device_id}", mapping={"state": state, "state_reason": reason,
+                                                        "state_since": str(time.time())})
+
+    def device(self, device_id: str) -> dict[str, str]:
+        return self.r.hgetall(f"{P}device:{device_id}")
+
+    def devices(self) -> list[dict[str, str]]:
+        ids = sorted(self.r.smembers(f"{P}devices"))
+        now = time.time()
+        with self.r.pipeline() as pipe:
+            for d in ids:
+                pipe.hgetall(f"{P}device:{d}")
+                pipe.zscore(f"{P}heartbeats", d)
+            raw = pipe.execute()
+        out = []
+        for d, info, hb in zip(ids, raw[::2], raw[1::2], strict=True):
+            info = dict(info, id=d)
+            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy"):
+                info["state"] = "offline"
+            out.append(info)
+        return out
+
+    # -- attempts and leases ------------------------------------------------------
+    def dispatch_attempt(self, attempt_id: str) -> None:
+        self.r.hset(f"{P}attempt:{attempt_id}", "state", "dispatched")
+        self.r.expire(f"{P}attempt:{attempt_id}", ATTEMPT_TTL_S)
+
+    def attempt_state(self, attempt_id: str) -> str | None:
+        return self.r.hget(f"{P}attempt:{attempt_id}", "state")
+
+    def cancel_attempt(self, attempt_id: str) -> None:
+        self.r.hset(f"{P}attempt:{attempt_id}", "state", "cancelled")
+
+    def acquire(self, device_id: str, attempt_id: str, job_id: str, ttl: float) -> Lease:
+        """Lease a device to an attempt; the attempt must still be 'dispatched' (not fenced,
+        not already claimed by a redelivered copy of the same message)."""
+        token, msg = self._acquire(
+            keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases",
+                  f"{P}fence:{device_id}", f"{P}attempt:{attempt_id}"],
+            args=[attempt_id, job_id, time.time() + ttl, device_id, time.time()],
+        )
+        if int(token) < 0:
+            raise LeaseRefused(f"device {device_id} / attempt {attempt_id}: {msg}")
+        return Lease(device_id, attempt_id, job_id, int(token))
+
+    def release(self, lease: Lease, attempt_state: str = "done") -> bool:
+        """Give the device back; False when the lease was already reaped (fenced off)."""
+        return bool(self._release(
+            keys=[f"{P}device:{lease.device_id}", f"{P}lease:{lease.device_id}", f"{P}leases",
+                  f"{P}attempt:{lease.attempt_id}"],
+            args=[str(lease.token), lease.device_id, attempt_state],
+        ))
+
+    def lease_valid(self, lease: Lease) -> bool:
+        return self.r.hget(f"{P}lease:{lease.device_id}", "token") == str(lease.token)
+
+    def current_token(self, device_id: str) -> int:
+        return int(self.r.get(f"{P}fence:{device_id}") or 0)
+
+    def reap_expired(self, now: float | None = None) -> list[ReapedLease]:
+        """Take every lease whose heartbeat stopped: its attempt is fenced, its device offline."""
+        now = now or time.time()
+        reaped = []
+        for device_id in self.r.zrangebyscore(f"{P}leases", 0, now):
+            out = self._reap_one(
+                keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases", f"{P}attempt:"],
+                args=[device_id, now],
+            )
+            if out:
+                reaped.append(ReapedLease(device_id, out[0], out[1], int(out[2])))
+        return reaped
+
+    # -- health bookkeeping --------------------------------------------------------
+    def record_outcome(self, device_id: str, infra_failure: bool, quarantine_after: int) -> bool:
+        """Count consecutive infrastructure failures; True when the device got quarantined."""
+        key = f"{P}failures:{device_id}"
+        if not infra_failure:
+            self.r.delete(key)
+            return False
+        if self.r.incr(key) >= quarantine_after:
+            self.set_state(device_id, "quarantined", f"{quarantine_after} consecutive infrastructure failures")
+            return True
+        return False
+
+    def release_quarantine(self, device_id: str) -> None:
+        self.r.delete(f"{P}failures:{device_id}")
+        self.set_state(device_id, "available", "released by operator")

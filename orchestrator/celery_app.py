@@ -1,0 +1,62 @@
+"""The one Celery app: configuration and queue names. Tasks live in orchestrator.tasks.
+
+Queues are routed by name, not by task: ``device.<class>`` for benchmarks,
+``export.<platform>`` for exporters, ``coordinator`` for recording and bookkeeping.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from orchestrator import config
+
+COORDINATOR_QUEUE = "coordinator"
+# Priorities (Redis transport: 0 is served first). PR work overtakes queued nightly work.
+PRIORITY = {"pr": 0, "manual": 3, "nightly": 6}
+
+
+def device_queue(device_class: str) -> str:
+    return f"device.{device_class}"
+
+
+def export_queue(platform: str) -> str:
+    return f"export.{platform}"
+
+
+def make_app(broker_url: str | None = None) -> Celery:
+    url = broker_url or config.redis_url()
+    app = Celery("benchfarm", broker=url, backend=None, include=["orchestrator.tasks"])
+    app.conf.update(
+        # JSON only: a pickle payload on the broker is refused, never executed.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        # A benchmark is acknowledged after it ran, and a worker holds one message at a
+        # time, so a dead agent's work is redelivered and no device hoards a queue.
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_default_queue=COORDINATOR_QUEUE,
+        task_queues=[Queue(COORDINATOR_QUEUE)],
+        task_create_missing_queues=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # separate Redis lists per priority step; workers drain lower numbers first
+            "priority_steps": list(range(10)),
+            "sep": ":",
+            "queue_order_strategy": "priority",
+            # benchmarks can run long; lease reaping (not Celery redelivery) recovers
+            # a dead agent's job quickly, this only bounds the worst case.
+            "visibility_timeout": 3600,
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    return app
+
+
+app = make_app()

@@ -1,0 +1,118 @@
+"""Content-addressed artifact store on the filesystem.
+
+An artifact's key is the sha256 of its export recipe (model source, weights seed,
+backend entry, export parameters, torch/executorch versions), so an identical recipe
+is never exported twice. Files are written atomically (temp file + rename) and their
+own sha256 is checked on every read: a corrupted program is detected, not benchmarked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator import config
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArtifactError(RuntimeError):
+    pass
+
+
+class ArtifactCorrupted(ArtifactError):
+    pass
+
+
+class BadArtifactName(ArtifactError, ValueError):
+    """A key that is not a sha256 hex digest: it could name a path outside the store."""
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise BadArtifactName(f"artifact key must be 64 lowercase hex characters, got {key!r:.80}")
+    return key
+
+
+def recipe_key(recipe: dict[str, Any]) -> str:
+    canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    key: str
+    path: Path
+    meta: dict[str, Any]
+
+
+class ArtifactStore:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root or config.artifacts_dir())
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _dir(self, key: str) -> Path:
+        check_key(key)
+        d = (self.root / key[:2]).resolve()
+        if self.root.resolve() not in d.parents:
+            raise BadArtifactName(f"artifact key {key!r} escapes the store")
+        return d
+
+    def pte_path(self, key: str) -> Path:
+        return self._dir(key) / f"{key}.pte"
+
+    def meta_path(self, key: str) -> Path:
+        return self._dir(key) / f"{key}.json"
+
+    def exists(self, key: str) -> bool:
+        return self.pte_path(key).exists() and self.meta_path(key).exists()
+
+    def put(self, key: str, pte_bytes: bytes, meta: dict[str, Any]) -> StoredArtifact:
+        d = self._dir(key)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = dict(meta, key=key, file_sha256=hashlib.sha256(pte_bytes).hexdigest(),
+                    size_bytes=len(pte_bytes))
+        # program first, metadata last: metadata present means the program is complete
+        _atomic_write(self.pte_path(key), pte_bytes)
+        _atomic_write(self.meta_path(key), json.dumps(meta, indent=1, sort_keys=True).encode())
+        return StoredArtifact(key, self.pte_path(key), meta)
+
+    def get(self, key: str, verify: bool = True) -> StoredArtifact:
+        if not self.exists(key):
+            raise ArtifactError(f"artifact {key} is not in the store {self.root}")
+        meta = json.loads(self.meta_path(key).read_text())
+        path = self.pte_path(key)
+        if verify and file_sha256(path) != meta["file_sha256"]:
+            raise ArtifactCorrupted(f"artifact {key}: {path} does not match its recorded sha256")
+        return StoredArtifact(key, path, meta)
+
+    def remove(self, key: str) -> None:
+        for p in (self.meta_path(key), self.pte_path(key)):
+            p.unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,148 @@
+"""The matrix spec: models x backends x device classes x parameters.
+
+One YAML document = one run. Validation resolves every name against the data
+registries (device catalog, backend registry, model zoo) so that a typo is reported
+with its file and line before anything is queued.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from device_inventory.catalog import UnknownDeviceClass, catalog
+from orchestrator.export.registry import UnknownBackend, registry
+from orchestrator.spec.yamlpos import load_validated, loads_validated
+
+_SELECTOR = re.compile(r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?\s*$", re.I)
+
+
+def _resolve_backend(name: str) -> str:
+    try:
+        return registry().resolve(name).name
+    except UnknownBackend as exc:
+        raise ValueError(str(exc)) from None
+
+
+BackendName = Annotated[str, AfterValidator(_resolve_backend)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(Strict):
+    """A model to benchmark: a zoo name, an import path ``pkg.mod:factory`` or a ``.pte`` file."""
+
+    name: str
+    source: str = Field(default="", description="zoo:<name> | import:<pkg.mod:factory> | pte:<path>")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        return value
+
+    @model_validator(mode="after")
+    def _check_source(self) -> ModelRef:
+        from orchestrator.export.zoo import ZOO
+
+        source = self.source or f"zoo:{self.name}"
+        kind, _, ref = source.partition(":")
+        if kind == "zoo":
+            if ref not in ZOO:
+                raise ValueError(f"unknown zoo model {ref!r} (known: {', '.join(ZOO)})")
+        elif kind == "import":
+            if ":" not in ref:
+                raise ValueError(f"import source must be 'import:pkg.module:factory', got {source!r}")
+        elif kind == "pte":
+            if not ref.endswith(".pte"):
+                raise ValueError(f"pte source must name a .pte file, got {ref!r}")
+        else:
+            raise ValueError(f"model source must start with zoo:, import: or pte:, got {source!r}")
+        object.__setattr__(self, "source", source)
+        return self
+
+
+class DeviceSelector(Strict):
+    """A device class, optionally narrowed by iOS version (``A17-Pro ios>=18``)."""
+
+    device_class: str
+    os_op: str | None = None
+    os_version: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        m = _SELECTOR.match(value)
+        if not m:
+            raise ValueError(f"device selector {value!r} is not 'CLASS [ios>=VERSION]'")
+        try:
+            cid = catalog().resolve_class(m["cls"]).id
+        except UnknownDeviceClass as exc:
+            raise ValueError(str(exc)) from None
+        return {"device_class": cid, "os_op": m["op"], "os_version": m["ver"]}
+
+    def label(self) -> str:
+        return self.device_class + (f" ios{self.os_op}{self.os_version}" if self.os_op else "")
+
+
+class Parameters(Strict):
+    input_resolution: list[int] = Field(default=[224], min_length=1)
+    batch_size: list[int] = Field(default=[1], min_length=1)
+    iterations: int = Field(default=50, ge=1, le=100_000)
+    warmup: int = Field(default=10, ge=0, le=10_000)
+    repeats: int = Field(default=1, ge=1, le=100)
+    timeout_s: int = Field(default=600, ge=1, le=24 * 3600)
+    compute_units: str = "all"
+
+    @field_validator("input_resolution")
+    @classmethod
+    def _resolutions(cls, v: list[int]) -> list[int]:
+        for r in v:
+            if not 16 <= r <= 2048:
+                raise ValueError(f"input resolution {r} outside 16..2048")
+        return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batches(cls, v: list[int]) -> list[int]:
+        for b in v:
+            if not 1 <= b <= 256:
+                raise ValueError(f"batch size {b} outside 1..256")
+        return v
+
+    @field_validator("compute_units")
+    @classmethod
+    def _units(cls, v: str) -> str:
+        allowed = ("all", "cpu_and_ne", "cpu_and_gpu", "cpu_only")
+        if v not in allowed:
+            raise ValueError(f"unknown compute_units {v!r} (known: {', '.join(allowed)})")
+        return v
+
+
+class MatrixSpec(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    models: list[ModelRef] = Field(min_length=1)
+    backends: list[BackendName] = Field(min_length=1)
+    devices: list[DeviceSelector] = Field(min_length=1)
+    parameters: Parameters = Parameters()
+    disabled: list[dict[str, str]] = Field(
+        default_factory=list, description="cells to skip: {model, backend, device, reason}"
+    )
+
+
+
+def load_spec(path: str | Path) -> MatrixSpec:
+    return load_validated(MatrixSpec, path)
+
+
+def loads_spec(text: str, source: str = "<spec>") -> MatrixSpec:
+    return loads_validated(MatrixSpec, text, source)

@@ -1,0 +1,47 @@
+"""Engine and sessions. SQLite file by default, PostgreSQL when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import config
+from orchestrator.store.models import Base
+
+
+@lru_cache(maxsize=4)
+def engine(url: str | None = None) -> Engine:
+    url = url or config.database_url()
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(eng, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            # WAL lets the CLI read while workers write; foreign keys are off by default.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+    else:
+        eng = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(eng)
+    return eng
+
+
+@contextmanager
+def session(url: str | None = None) -> Iterator[Session]:
+    """A unit of work: commits on success, rolls back on any error (no half-written state)."""
+    factory = sessionmaker(engine(url), expire_on_commit=False)
+    with factory() as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise

@@ -1,0 +1,123 @@
+"""Results store schema: runs -> jobs -> attempts, one result per job, artifacts.
+
+A result is unique per job (database constraint): whatever Celery redelivers, the
+second recording of a job's result is refused by the database, not by luck.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")  # nightly | pr | manual
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    spec_yaml: Mapped[str] = mapped_column(Text)
+    spec_source: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finalized: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # PR repo/number, baseline, ...
+    jobs: Mapped[list[Job]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the export recipe
+    model: Mapped[str] = mapped_column(String(200))
+    backend: Mapped[str] = mapped_column(String(64))
+    input_resolution: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|ready|failed|blocked
+    reason: Mapped[str] = mapped_column(Text, default="")
+    file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    export_time_s: Mapped[float] = mapped_column(Float, default=0.0)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # versions, delegation, params
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    backend: Mapped[str] = mapped_column(String(64))
+    device_class: Mapped[str] = mapped_column(String(64), index=True)
+    device_selector: Mapped[str] = mapped_column(String(200), default="")
+    input_resolution: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    iterations: Mapped[int] = mapped_column(Integer)
+    warmup: Mapped[int] = mapped_column(Integer)
+    repeat_index: Mapped[int] = mapped_column(Integer, default=0)
+    compute_units: Mapped[str] = mapped_column(String(16), default="all")
+    timeout_s: Mapped[int] = mapped_column(Integer, default=600)
+    artifact_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    state: Mapped[str] = mapped_column(String(24), default="queued", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    run: Mapped[Run] = relationship(back_populates="jobs")
+    attempts: Mapped[list[Attempt]] = relationship(back_populates="job", cascade="all, delete-orphan")
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    device_id: Mapped[str] = mapped_column(String(128), default="")
+    host: Mapped[str] = mapped_column(String(200), default="")
+    lease_token: Mapped[int] = mapped_column(Integer, default=0)
+    # dispatched | running | succeeded | infra_failed | model_failed | fenced | cancelled
+    state: Mapped[str] = mapped_column(String(16), default="dispatched")
+    error_category: Mapped[str] = mapped_column(String(32), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    timeline: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    dispatched_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    job: Mapped[Job] = relationship(back_populates="attempts")
+
+
+class Result(Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("job_id", name="uq_results_job"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    simulated: Mapped[bool] = mapped_column(Boolean)
+    device_id: Mapped[str] = mapped_column(String(128))
+    device_model: Mapped[str] = mapped_column(String(64))
+    os_version: Mapped[str] = mapped_column(String(64))
+    load_time_ms: Mapped[float] = mapped_column(Float)
+    median_ms: Mapped[float] = mapped_column(Float)
+    p10_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int] = mapped_column(Integer)
+    energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated result document
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
