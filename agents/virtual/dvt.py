@@ -1,0 +1,170 @@
+"""The virtual device's DVT (Instruments) server: DTX on the wire, process control behind it.
+
+A real device answers ``com.apple.instruments.remoteserver[.DVTSecureSocketProxy]`` with
+the DTX protocol. pymobiledevice3's ``dtx`` package is a symmetric asyncio DTX stack, so the
+device side is the same ``DTXConnection`` with a device-side service class registered for
+the processcontrol channel: the host's ``_requestChannelWithCode:identifier:`` instantiates
+it, its ``@dtx_on_invoke`` handlers run, and their return values travel back as the reply
+(an archived NSNumber pid for launch, an NSError for a refused launch).
+
+The only non-protocol piece is the seam into the simulated device: ``device.launch_app``,
+``device.kill``, ``device.pid_for_bundle`` and ``device.on_process_exit`` (see
+``agents/virtual/device.py``). Everything the host sees is wire-level DTX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from contextlib import suppress
+from typing import Any
+
+from pymobiledevice3.dtx import DTXConnection, DTXService, NSError, dtx_on_invoke
+
+logger = logging.getLogger(__name__)
+
+PROCESSCONTROL = "com.apple.instruments.server.services.processcontrol"
+# What instrumentsd publishes that matters to a process-control client; a real device lists
+# dozens of services here, the host only checks the ones it opens.
+DEVICE_CAPABILITIES: dict[str, Any] = {
+    "com.apple.private.DTXBlockCompression": 0,
+    "com.apple.private.DTXConnection": 1,
+    PROCESSCONTROL: 4,
+}
+# The host announces this capability when it wants processWithPID:terminated... callbacks.
+TERMINATION_CALLBACK = "com.apple.instruments.client.processcontrol.capability.terminationCallback"
+# Bounds the capability handshake and every device call, so a wedged simulation cannot
+# hold a host connection (and its test) forever.
+HANDSHAKE_TIMEOUT_S = 15.0
+DEVICE_CALL_TIMEOUT_S = 10.0
+SIGKILL = 9
+
+
+def _plain(value: Any) -> Any:
+    """DTX primitives arrive as int/str subclasses or wrappers; the device wants plain values."""
+    return getattr(value, "value", value)
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    """Call a VirtualDevice method that may be sync or async, bounded in time."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await asyncio.wait_for(result, DEVICE_CALL_TIMEOUT_S)
+    return result
+
+
+def _error(message: str, code: int = 1) -> NSError:
+    return NSError(code, "DTXProcessControlErrorDomain", {"NSLocalizedDescription": message})
+
+
+class ProcessControlDevice(DTXService):
+    """Device side of the processcontrol channel, one instance per channel the host opens."""
+
+    IDENTIFIER = PROCESSCONTROL
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._device = ctx["device"]
+        self._observed: set[int] = set()
+        self._closed = False
+        subscribe = getattr(self._device, "on_process_exit", None)
+        if subscribe is not None:
+            subscribe(self._process_exited)
+
+    def on_closed(self, reason: str = "") -> None:
+        self._closed = True
+        unsubscribe = getattr(self._device, "remove_process_exit", None)
+        if unsubscribe is not None:
+            with suppress(Exception):
+                unsubscribe(self._process_exited)
+        super().on_closed(reason)
+
+    @dtx_on_invoke("launchSuspendedProcessWithDevicePath:bundleIdentifier:environment:arguments:options:")
+    async def _launch(self, device_path: Any, bundle_id: Any, environment: Any, arguments: Any,
+                      options: Any) -> Any:
+        options = options if isinstance(options, dict) else {}
+        try:
+            pid = await _call(self._device.launch_app, str(_plain(bundle_id)),
+                              [str(_plain(a)) for a in (arguments or [])],
+                              {str(k): str(_plain(v)) for k, v in (environment or {}).items()},
+                              bool(options.get("KillExisting", True)))
+        except Exception as exc:  # the device refusing a launch is an NSError, as on hardware
+            return _error(f"The operation couldn't be completed. Failed to launch {_plain(bundle_id)}: {exc}")
+        self._observed.add(int(pid))
+        return int(pid)
+
+    @dtx_on_invoke("sendSignal:toPid:")
+    async def _send_signal(self, sig: Any, pid: Any) -> Any:
+        return await self._kill(int(_plain(pid)), int(_plain(sig)))
+
+    @dtx_on_invoke("killPid:")
+    async def _kill_pid(self, pid: Any) -> Any:
+        return await self._kill(int(_plain(pid)), SIGKILL)
+
+    async def _kill(self, pid: int, sig: int) -> Any:
+        try:
+            await _call(self._device.kill, pid)
+        except Exception as exc:
+            return _error(f"could not signal pid {pid} with {sig}: {exc}")
+        return None
+
+    @dtx_on_invoke("processIdentifierForBundleIdentifier:")
+    async def _pid_for_bundle(self, bundle_id: Any) -> int:
+        pid = await _call(self._device.pid_for_bundle, str(_plain(bundle_id)))
+        return int(pid or 0)
+
+    @dtx_on_invoke("startObservingPid:")
+    async def _start_observing(self, pid: Any) -> None:
+        self._observed.add(int(_plain(pid)))
+
+    @dtx_on_invoke("stopObservingPid:")
+    async def _stop_observing(self, pid: Any) -> None:
+        self._observed.discard(int(_plain(pid)))
+
+    @dtx_on_invoke("requestDisableMemoryLimitsForPid:")
+    async def _disable_memory_limits(self, pid: Any) -> bool:
+        return True
+
+    @dtx_on_invoke("isPidDebuggable:")
+    async def _is_debuggable(self, pid: Any) -> bool:
+        return True
+
+    def _process_exited(self, pid: int, exit_code: int | None = None, signal: int | None = None) -> None:
+        """VirtualDevice callback (may run off the loop): tell the host, as instrumentsd does."""
+        if self._closed or pid not in self._observed:
+            return
+        peer_caps = self._ctx["connection"].supported_identifiers or {}
+        if not peer_caps.get(TERMINATION_CALLBACK):
+            return
+        loop = self._ctx["loop"]
+        coro = self._notify_exit(pid, exit_code, signal)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(coro)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, loop)
+
+    async def _notify_exit(self, pid: int, exit_code: int | None, signal: int | None) -> None:
+        with suppress(Exception):  # the host may already have closed the channel
+            await self.invoke("processWithPID:terminatedWithExitCode:orCrashingSignal:",
+                              pid, exit_code or 0, signal or 0, expects_reply=False)
+
+
+async def serve_dvt(device: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Serve one DVT connection until the host closes it (the lockdown StartService handler)."""
+    conn = DTXConnection(reader, writer)
+    conn.sent_capabilities = dict(DEVICE_CAPABILITIES)
+    conn.ctx["device"] = device
+    conn.ctx["loop"] = asyncio.get_running_loop()
+    conn.register_service(ProcessControlDevice)
+    try:
+        await asyncio.wait_for(conn.connect(), HANDSHAKE_TIMEOUT_S + 1)
+        await conn.wait_disconnected()
+    except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        logger.info("DVT connection ended: %s", exc)
+    finally:
+        await conn.aclose()
