@@ -8,14 +8,13 @@ it, its ``@dtx_on_invoke`` handlers run, and their return values travel back as 
 (an archived NSNumber pid for launch, an NSError for a refused launch).
 
 The only non-protocol piece is the seam into the simulated device: ``device.launch_app``,
-``device.kill``, ``device.pid_for_bundle`` and ``device.on_process_exit`` (see
-``agents/virtual/device.py``). Everything the host sees is wire-level DTX.
+``device.kill``, ``device.pid_for_bundle`` and the ``device.on_process_exit`` callback list
+(see ``agents/virtual/device.py``). Everything the host sees is wire-level DTX.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from contextlib import suppress
 from typing import Any
@@ -34,24 +33,15 @@ DEVICE_CAPABILITIES: dict[str, Any] = {
 }
 # The host announces this capability when it wants processWithPID:terminated... callbacks.
 TERMINATION_CALLBACK = "com.apple.instruments.client.processcontrol.capability.terminationCallback"
-# Bounds the capability handshake and every device call, so a wedged simulation cannot
-# hold a host connection (and its test) forever.
+# Bounds the capability handshake, so a host that connects and says nothing cannot hold a
+# device connection forever.
 HANDSHAKE_TIMEOUT_S = 15.0
-DEVICE_CALL_TIMEOUT_S = 10.0
 SIGKILL = 9
 
 
 def _plain(value: Any) -> Any:
     """DTX primitives arrive as int/str subclasses or wrappers; the device wants plain values."""
     return getattr(value, "value", value)
-
-
-async def _call(fn: Any, *args: Any) -> Any:
-    """Call a VirtualDevice method that may be sync or async, bounded in time."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await asyncio.wait_for(result, DEVICE_CALL_TIMEOUT_S)
-    return result
 
 
 def _error(message: str, code: int = 1) -> NSError:
@@ -68,16 +58,12 @@ class ProcessControlDevice(DTXService):
         self._device = ctx["device"]
         self._observed: set[int] = set()
         self._closed = False
-        subscribe = getattr(self._device, "on_process_exit", None)
-        if subscribe is not None:
-            subscribe(self._process_exited)
+        self._device.on_process_exit.append(self._process_exited)
 
     def on_closed(self, reason: str = "") -> None:
         self._closed = True
-        unsubscribe = getattr(self._device, "remove_process_exit", None)
-        if unsubscribe is not None:
-            with suppress(Exception):
-                unsubscribe(self._process_exited)
+        with suppress(ValueError):
+            self._device.on_process_exit.remove(self._process_exited)
         super().on_closed(reason)
 
     @dtx_on_invoke("launchSuspendedProcessWithDevicePath:bundleIdentifier:environment:arguments:options:")
@@ -85,10 +71,10 @@ class ProcessControlDevice(DTXService):
                       options: Any) -> Any:
         options = options if isinstance(options, dict) else {}
         try:
-            pid = await _call(self._device.launch_app, str(_plain(bundle_id)),
-                              [str(_plain(a)) for a in (arguments or [])],
-                              {str(k): str(_plain(v)) for k, v in (environment or {}).items()},
-                              bool(options.get("KillExisting", True)))
+            pid = self._device.launch_app(str(_plain(bundle_id)),
+                                          [str(_plain(a)) for a in (arguments or [])],
+                                          {str(k): str(_plain(v)) for k, v in (environment or {}).items()},
+                                          bool(options.get("KillExisting", True)))
         except Exception as exc:  # the device refusing a launch is an NSError, as on hardware
             return _error(f"The operation couldn't be completed. Failed to launch {_plain(bundle_id)}: {exc}")
         self._observed.add(int(pid))
@@ -104,15 +90,14 @@ class ProcessControlDevice(DTXService):
 
     async def _kill(self, pid: int, sig: int) -> Any:
         try:
-            await _call(self._device.kill, pid)
+            self._device.kill(pid)
         except Exception as exc:
             return _error(f"could not signal pid {pid} with {sig}: {exc}")
         return None
 
     @dtx_on_invoke("processIdentifierForBundleIdentifier:")
     async def _pid_for_bundle(self, bundle_id: Any) -> int:
-        pid = await _call(self._device.pid_for_bundle, str(_plain(bundle_id)))
-        return int(pid or 0)
+        return int(self._device.pid_for_bundle(str(_plain(bundle_id))) or 0)
 
     @dtx_on_invoke("startObservingPid:")
     async def _start_observing(self, pid: Any) -> None:
@@ -130,23 +115,19 @@ class ProcessControlDevice(DTXService):
     async def _is_debuggable(self, pid: Any) -> bool:
         return True
 
-    def _process_exited(self, pid: int, exit_code: int | None = None, signal: int | None = None) -> None:
-        """VirtualDevice callback (may run off the loop): tell the host, as instrumentsd does."""
-        if self._closed or pid not in self._observed:
-            return
+    def _process_exited(self, event: Any) -> Any:
+        """VirtualDevice exit callback (runs on the server loop): tell the host, as instrumentsd does.
+
+        Returns a coroutine, which the device schedules as a task, so the callback never blocks
+        the process table on a slow host.
+        """
+        if self._closed or event.pid not in self._observed:
+            return None
+        self._observed.discard(event.pid)
         peer_caps = self._ctx["connection"].supported_identifiers or {}
         if not peer_caps.get(TERMINATION_CALLBACK):
-            return
-        loop = self._ctx["loop"]
-        coro = self._notify_exit(pid, exit_code, signal)
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(coro)
-        else:
-            asyncio.run_coroutine_threadsafe(coro, loop)
+            return None
+        return self._notify_exit(event.pid, event.exit_code, event.signal)
 
     async def _notify_exit(self, pid: int, exit_code: int | None, signal: int | None) -> None:
         with suppress(Exception):  # the host may already have closed the channel
@@ -159,7 +140,6 @@ async def serve_dvt(device: Any, reader: asyncio.StreamReader, writer: asyncio.S
     conn = DTXConnection(reader, writer)
     conn.sent_capabilities = dict(DEVICE_CAPABILITIES)
     conn.ctx["device"] = device
-    conn.ctx["loop"] = asyncio.get_running_loop()
     conn.register_service(ProcessControlDevice)
     try:
         await asyncio.wait_for(conn.connect(), HANDSHAKE_TIMEOUT_S + 1)

@@ -14,39 +14,19 @@ from pymobiledevice3.dtx import DTXConnection, DTXNsError
 from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
 from pymobiledevice3.services.dvt.instruments.process_control import ProcessControl, ProcessControlService
 
+from agents.virtual.device import VirtualDevice
 from agents.virtual.dvt import serve_dvt
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class ProcessTable:
-    """The slice of VirtualDevice that dvt.py calls: a process table with exit callbacks."""
+APP = "com.example.app"
 
-    def __init__(self) -> None:
-        self.next_pid = 500
-        self.running: dict[int, str] = {}
-        self.launches: list[tuple[str, list[str], dict[str, str], bool]] = []
-        self.installed = {"dev.benchfarm.harness"}
-        self._exit_callbacks: list = []
 
-    def launch_app(self, bundle_id, arguments, environment, kill_existing):
-        if bundle_id not in self.installed:
-            raise LookupError(f"{bundle_id} is not installed")
-        self.launches.append((bundle_id, arguments, environment, kill_existing))
-        self.next_pid += 1
-        self.running[self.next_pid] = bundle_id
-        return self.next_pid
-
-    async def kill(self, pid):
-        self.running.pop(pid)
-        for cb in self._exit_callbacks:
-            cb(pid, None, 9)
-
-    def pid_for_bundle(self, bundle_id):
-        return next((p for p, b in self.running.items() if b == bundle_id), 0)
-
-    def on_process_exit(self, cb):
-        self._exit_callbacks.append(cb)
+def _device() -> VirtualDevice:
+    dev = VirtualDevice(devid=7, product_type="iPhone14,5", product_version="16.7", name="wire")
+    dev.install(APP, {"CFBundleExecutable": "App", "CFBundleShortVersionString": "1.0"})
+    return dev
 
 
 class TerminationRecorder(ProcessControlService):
@@ -66,10 +46,10 @@ class LockdownStub:
     product_version = "16.4"
 
 
-async def _connected(table: ProcessTable):
+async def _connected(device: VirtualDevice):
     host_sock, dev_sock = socket.socketpair()
     dev_reader, dev_writer = await asyncio.open_connection(sock=dev_sock)
-    server = asyncio.create_task(serve_dvt(table, dev_reader, dev_writer))
+    server = asyncio.create_task(serve_dvt(device, dev_reader, dev_writer))
     reader, writer = await asyncio.open_connection(sock=host_sock)
     conn = DTXConnection(reader, writer)
     provider = DvtProvider(LockdownStub(), dtx=conn)
@@ -80,19 +60,22 @@ async def _connected(table: ProcessTable):
 
 def test_launch_kill_and_lookup_through_process_control():
     async def scenario():
-        table = ProcessTable()
-        conn, provider, server = await _connected(table)
+        dev = _device()
+        conn, provider, server = await _connected(dev)
         assert conn.supported_identifiers["com.apple.instruments.server.services.processcontrol"]
         async with ProcessControl(provider) as pc:
-            pid = await pc.launch("dev.benchfarm.harness", arguments=["--job", "job.json"],
+            pid = await pc.launch(APP, arguments=["--job", "job.json"],
                                   environment={"BENCHFARM": "1"}, kill_existing=True)
-            assert pid == 501 and table.running == {501: "dev.benchfarm.harness"}
-            assert table.launches == [
-                ("dev.benchfarm.harness", ["--job", "job.json"], {"BENCHFARM": "1"}, True)]
-            assert await pc.process_identifier_for_bundle_identifier("dev.benchfarm.harness") == 501
-            await pc.kill(pid)
-            assert table.running == {}
-            assert await pc.process_identifier_for_bundle_identifier("dev.benchfarm.harness") == 0
+            proc = dev.processes[pid]
+            assert (proc.bundle_id, proc.arguments, proc.environment) == (APP, ["--job", "job.json"],
+                                                                        {"BENCHFARM": "1"})
+            assert await pc.process_identifier_for_bundle_identifier(APP) == pid
+            # KillExisting replaces the running instance
+            second = await pc.launch(APP)
+            assert second != pid and list(dev.processes) == [second]
+            await pc.kill(second)
+            assert dev.processes == {}
+            assert await pc.process_identifier_for_bundle_identifier(APP) == 0
         await conn.aclose()
         await asyncio.wait_for(server, 5)
 
@@ -101,10 +84,12 @@ def test_launch_kill_and_lookup_through_process_control():
 
 def test_launch_of_missing_app_is_an_nserror():
     async def scenario():
-        conn, provider, server = await _connected(ProcessTable())
+        conn, provider, server = await _connected(_device())
         async with ProcessControl(provider) as pc:
             with pytest.raises(DTXNsError, match="not installed"):
                 await pc.launch("com.example.absent")
+            with pytest.raises(DTXNsError, match="no process"):
+                await pc.kill(99999)
         await conn.aclose()
         await asyncio.wait_for(server, 5)
 
@@ -113,15 +98,16 @@ def test_launch_of_missing_app_is_an_nserror():
 
 def test_device_reports_termination_of_launched_process():
     async def scenario():
-        table = ProcessTable()
-        conn, provider, server = await _connected(table)
+        dev = _device()
+        conn, provider, server = await _connected(dev)
         svc = await conn.open_channel(TerminationRecorder)
         pid = await svc.invoke(
             "launchSuspendedProcessWithDevicePath:bundleIdentifier:environment:arguments:options:",
-            "", "dev.benchfarm.harness", {}, [], {"KillExisting": True, "StartSuspendedKey": False})
+            "", APP, {}, [], {"KillExisting": True, "StartSuspendedKey": False})
         await svc.send_signal_to_pid_(9, pid)
         assert await asyncio.wait_for(svc.terminated.get(), 5) == (pid, 0, 9)
         await conn.aclose()
         await asyncio.wait_for(server, 5)
+        assert dev.on_process_exit == []  # the closed channel unsubscribed itself
 
     asyncio.run(scenario())
