@@ -4,6 +4,11 @@ An artifact's key is the sha256 of its export recipe (model source, weights seed
 backend entry, export parameters, torch/executorch versions), so an identical recipe
 is never exported twice. Files are written atomically (temp file + rename) and their
 own sha256 is checked on every read: a corrupted program is detected, not benchmarked.
+Keys are validated as 64 hex digits before they touch a path, so a key from a job
+payload or an API call cannot name a file outside the store.
+
+Layout: ``<root>/<key[:2]>/<key>.pte``, ``<key>.golden.json`` (optional) and
+``<key>.json`` (metadata, written last: its presence marks a complete artifact).
 """
 
 from __future__ import annotations
@@ -78,30 +83,51 @@ class ArtifactStore:
     def meta_path(self, key: str) -> Path:
         return self._dir(key) / f"{key}.json"
 
+    def golden_path(self, key: str) -> Path:
+        return self._dir(key) / f"{key}.golden.json"
+
     def exists(self, key: str) -> bool:
         return self.pte_path(key).exists() and self.meta_path(key).exists()
 
-    def put(self, key: str, pte_bytes: bytes, meta: dict[str, Any]) -> StoredArtifact:
+    def put(self, key: str, pte_bytes: bytes, meta: dict[str, Any],
+            golden: dict[str, Any] | None = None) -> StoredArtifact:
         d = self._dir(key)
         d.mkdir(parents=True, exist_ok=True)
+        golden_bytes = json.dumps(golden).encode() if golden is not None else None
         meta = dict(meta, key=key, file_sha256=hashlib.sha256(pte_bytes).hexdigest(),
-                    size_bytes=len(pte_bytes))
-        # program first, metadata last: metadata present means the program is complete
+                    size_bytes=len(pte_bytes),
+                    golden_sha256=hashlib.sha256(golden_bytes).hexdigest() if golden_bytes else None)
+        # program and golden first, metadata last: metadata present means the rest is complete
         _atomic_write(self.pte_path(key), pte_bytes)
+        if golden_bytes is not None:
+            _atomic_write(self.golden_path(key), golden_bytes)
         _atomic_write(self.meta_path(key), json.dumps(meta, indent=1, sort_keys=True).encode())
         return StoredArtifact(key, self.pte_path(key), meta)
 
     def get(self, key: str, verify: bool = True) -> StoredArtifact:
         if not self.exists(key):
             raise ArtifactError(f"artifact {key} is not in the store {self.root}")
-        meta = json.loads(self.meta_path(key).read_text())
+        try:
+            meta = json.loads(self.meta_path(key).read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactCorrupted(f"artifact {key}: metadata is not valid JSON ({exc})") from None
         path = self.pte_path(key)
-        if verify and file_sha256(path) != meta["file_sha256"]:
+        if verify and file_sha256(path) != meta.get("file_sha256"):
             raise ArtifactCorrupted(f"artifact {key}: {path} does not match its recorded sha256")
         return StoredArtifact(key, path, meta)
 
+    def golden(self, key: str) -> dict[str, Any]:
+        expected = self.get(key, verify=False).meta.get("golden_sha256")
+        if not expected:
+            raise ArtifactError(f"artifact {key} has no golden output (a .pte source has no eager model)")
+        data = self.golden_path(key).read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ArtifactCorrupted(f"artifact {key}: golden output does not match its recorded sha256")
+        return json.loads(data)
+
     def remove(self, key: str) -> None:
-        for p in (self.meta_path(key), self.pte_path(key)):
+        # metadata first: a half-removed artifact must read as absent, not as complete
+        for p in (self.meta_path(key), self.golden_path(key), self.pte_path(key)):
             p.unlink(missing_ok=True)
 
 

@@ -1,28 +1,42 @@
 """Model -> .pte for one backend, through the content-addressed store.
 
 ``export_artifact(request)`` is what the exporter worker's Celery task calls; it is
-plain domain code so tests and ``benchfarm export`` use it directly.
+plain domain code so tests and ``benchfarm export`` use it directly. The backend entry
+(``backends.yaml``) says how to lower; nothing here branches on a backend's name.
+
+INT8 calibration uses :func:`calibration_set`, a small deterministic synthetic set
+generated here. It gives quantization ranges that are good enough for *latency and size*
+benchmarking; it is not image data, so accuracy figures of quantized artifacts need a
+real calibration set and are never reported from these artifacts.
 """
 
 from __future__ import annotations
 
-import inspect
+import logging
 import time
 from dataclasses import asdict, dataclass
-from importlib import import_module
-from importlib.metadata import version
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from orchestrator.export import lowering, zoo
-from orchestrator.export.artifacts import ArtifactStore, StoredArtifact, recipe_key
-from orchestrator.export.registry import registry
+from orchestrator import config
+from orchestrator.export import analysis, golden, lowering, zoo
+from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
+from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
+from orchestrator.export.registry import Backend, registry
+from orchestrator.export.sources import Source, build_model, check_pte, fingerprint
 
-RECIPE_VERSION = 1
+log = logging.getLogger(__name__)
+
+# Bump when the export procedure changes in a way the other recipe fields do not capture.
+RECIPE_VERSION = 2
 CALIBRATION_SEED = 7
 CALIBRATION_BATCHES = 8
 GOLDEN_SEED = 1234
+_EXPORTER_PACKAGES = ("torch", "executorch", "torchao", "coremltools")
 
 
 @dataclass(frozen=True)
@@ -39,33 +53,35 @@ class ExportRequest:
 
 
 def versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "executorch": version("executorch")}
-
-
-def _source_fingerprint(source: str) -> str:
-    kind, _, ref = source.partition(":")
-    if kind == "zoo":
-        return inspect.getsource(zoo)
-    if kind == "import":
-        mod, _, _ = ref.partition(":")
-        return inspect.getsource(import_module(mod))
-    from orchestrator.export.artifacts import file_sha256
-    from pathlib import Path
-
-    return file_sha256(Path(ref))
+    found = {}
+    for pkg in _EXPORTER_PACKAGES:
+        try:
+            found[pkg] = version(pkg)
+        except PackageNotFoundError:
+            found[pkg] = "absent"
+    return found
 
 
 def recipe(req: ExportRequest) -> dict[str, Any]:
+    """Everything that determines the program bytes; its canonical hash is the artifact key."""
     backend = registry().resolve(req.backend)
+    source = Source.parse(req.source)
+    if source.is_program:
+        # A user's program is stored as-is: its bytes and the backend they declare are all there is.
+        return {"recipe_version": RECIPE_VERSION, "kind": "pte", "pte_sha256": fingerprint(source),
+                "backend": backend.name}
     return {
         "recipe_version": RECIPE_VERSION,
+        "kind": "torch",
         "source": req.source,
-        "source_fingerprint": recipe_key({"src": _source_fingerprint(req.source)}),
+        "source_fingerprint": fingerprint(source),
         "weights_seed": zoo.WEIGHTS_SEED,
         "backend": backend.name,
         "lowering": backend.lowering,
+        "options": backend.export_options(asdict(req)),
         "input_shape": req.input_shape(),
-        "compute_units": req.compute_units,
+        "calibration": {"seed": CALIBRATION_SEED, "batches": CALIBRATION_BATCHES}
+        if backend.lowering.get("quantizer") else None,
         "versions": versions(),
     }
 
@@ -74,65 +90,102 @@ def artifact_key(req: ExportRequest) -> str:
     return recipe_key(recipe(req))
 
 
-def build_model(source: str) -> torch.nn.Module:
-    kind, _, ref = source.partition(":")
-    if kind == "zoo":
-        return zoo.build(ref)
-    if kind == "import":
-        mod, _, attr = ref.partition(":")
-        torch.manual_seed(zoo.WEIGHTS_SEED)
-        return getattr(import_module(mod), attr)().eval()
-    raise ValueError(f"cannot build a torch model from {source!r}")
-
-
 def calibration_set(shape: list[int]) -> list[torch.Tensor]:
-    """Deterministic calibration inputs. They calibrate ranges for latency benchmarking;
-    accuracy figures of a quantized model need real data, which this is not."""
+    """Deterministic synthetic calibration inputs (see the module docstring: ranges only)."""
     g = torch.Generator().manual_seed(CALIBRATION_SEED)
     return [torch.rand(shape, generator=g) for _ in range(CALIBRATION_BATCHES)]
 
 
-def lower(req: ExportRequest) -> tuple[bytes, dict[str, Any]]:
-    """Export and lower; returns the program bytes and what was learnt on the way."""
+def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """Export and lower a torch source; returns program bytes, metadata and the golden document."""
     from executorch.exir import to_edge_transform_and_lower
 
-    backend = registry().resolve(req.backend)
-    spec = backend.lowering
-    options = {"compute_units": req.compute_units, **spec}
-    quantizer = spec.get("quantizer")
-    options.update(lowering.PARTITIONER_OPTIONS_FROM_QUANTIZER.get(quantizer or "", {}))
-    partitioners = lowering.PARTITIONERS[spec["partitioner"]](options)
-
-    model = build_model(req.source)
-    example = (torch.rand(req.input_shape(), generator=torch.Generator().manual_seed(0)),)
-    if quantizer in lowering.QUANTIZERS:
-        model = lowering.QUANTIZERS[quantizer](model, example, calibration_set(req.input_shape()))
-    exported = torch.export.export(model, example, strict=False)
+    partitioners = lowering.partitioners_for(backend, backend.export_options(asdict(req)))
+    shape = req.input_shape()
+    model = build_model(Source.parse(req.source))
+    gold = golden.golden_document(model, shape, GOLDEN_SEED)
+    cost = analysis.model_cost(model, golden.golden_tensor(shape, GOLDEN_SEED))
+    example = (golden.golden_tensor(shape, GOLDEN_SEED),)
+    quantized = lowering.quantize(backend, model, example, lambda: calibration_set(shape))
+    exported = torch.export.export(quantized, example, strict=False)
     edge = to_edge_transform_and_lower(exported, partitioner=partitioners)
-    graph = edge.exported_program().graph_module.graph
-    nodes = [n for n in graph.nodes if n.op == "call_function"]
-    delegated = sum(1 for n in nodes if "executorch_call_delegate" in str(n.target))
+    delegation = analysis.delegation_breakdown(edge.exported_program().graph_module)
     program = edge.to_executorch()
-    info = {
-        "delegate_calls": delegated,
-        "undelegated_ops": len(nodes) - delegated,
-        "params": zoo.param_count(build_model(req.source)) if not req.source.startswith("pte:") else None,
-    }
-    return program.buffer, info
+    meta = {"params": zoo.param_count(model), **cost, "delegation": delegation}
+    if backend.lowering.get("quantizer"):
+        meta["calibration"] = {"kind": "synthetic uniform[0,1)", "seed": CALIBRATION_SEED,
+                               "batches": CALIBRATION_BATCHES,
+                               "note": "ranges for latency/size benchmarking; accuracy needs real data"}
+    return program.buffer, meta, gold
 
 
-def export_artifact(req: ExportRequest, store: ArtifactStore | None = None) -> tuple[StoredArtifact, bool]:
-    """Return (artifact, cache_hit). Exports only when the recipe's key is not stored."""
+def _produce(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any], dict[str, Any] | None]:
+    source = Source.parse(req.source)
+    if source.is_program:
+        data = check_pte(Path(source.ref)).read_bytes()
+        return data, {"params": None, "flops": None, "macs": None, "delegation": None,
+                      "declared_backend": backend.name}, None
+    return _lower(req, backend)
+
+
+def export_artifact(req: ExportRequest, store: ArtifactStore | None = None, redis_client: Any = None,
+                    lock_wait_s: float = DEFAULT_WAIT_S) -> tuple[StoredArtifact, bool]:
+    """Return (artifact, cache_hit). Exports only when the recipe's key is not stored.
+
+    With ``redis_client``, concurrent callers for the same key (threads, processes,
+    exporter workers sharing the store) export it once: one holds the lock, the others
+    wait and then read the stored artifact. Raises :class:`lowering.ExporterUnavailable`
+    when this exporter cannot lower the backend (e.g. MPS on Linux).
+    """
     store = store or ArtifactStore()
+    backend = registry().resolve(req.backend)
+    if not Source.parse(req.source).is_program:
+        ok, reason = lowering.exporter_can_lower(backend)
+        if not ok:
+            raise lowering.ExporterUnavailable(f"{backend.name}: {reason}")
     key = artifact_key(req)
-    if store.exists(key):
-        return store.get(key), True
+    hit = _cached(store, key)
+    if hit is not None:
+        return hit, True
+    if redis_client is None:
+        return _export_into(store, key, req, backend), False
+    with export_lock(redis_client, key, ready=lambda: store.exists(key), wait_s=lock_wait_s):
+        # re-check under the lock: the previous holder may have finished just before we got it
+        hit = _cached(store, key)
+        if hit is not None:
+            return hit, True
+        return _export_into(store, key, req, backend), False
+
+
+def _cached(store: ArtifactStore, key: str) -> StoredArtifact | None:
+    if not store.exists(key):
+        return None
+    try:
+        return store.get(key)
+    except ArtifactCorrupted as exc:
+        log.warning("%s; removing it and exporting again", exc)
+        store.remove(key)
+        return None
+
+
+def _export_into(store: ArtifactStore, key: str, req: ExportRequest, backend: Backend) -> StoredArtifact:
     started = time.perf_counter()
-    data, info = lower(req)
+    data, info, gold = _produce(req, backend)
     meta = {
         "request": asdict(req),
         "recipe": recipe(req),
+        "backend": backend.name,
+        "backend_display": backend.display,
+        "input_shape": req.input_shape(),
         "export_time_s": round(time.perf_counter() - started, 3),
+        "exporter": {"platform": config.exporter_platform(), "versions": versions()},
+        "created_at": datetime.now(UTC).isoformat(),
+        "golden_seed": GOLDEN_SEED if gold is not None else None,
         **info,
     }
-    return store.put(key, data, meta), False
+    return store.put(key, data, meta, golden=gold)
+
+
+def compare_to_golden(store: ArtifactStore, key: str, output_summary: dict[str, Any]) -> dict[str, Any]:
+    """``{max_abs_error, top1_agrees, ...}`` of a result's ``output`` block against the golden output."""
+    return golden.compare(store.golden(key), output_summary)

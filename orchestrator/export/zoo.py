@@ -102,19 +102,100 @@ class MobileNetV3(nn.Module):
 
 
 class TinyCNN(nn.Module):
-    """The seed's "Custom Lightweight" (~0.8 M parameters): plain strided convolutions."""
+    """The seed's "Custom Lightweight" (~0.8 M parameters): four strided 3x3 convolutions and a
+    1x1 widening before the classifier, which holds 40 % of the weights as in the seed's figure."""
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()
-        chans = [3, 32, 64, 128, 256, 320]
+        chans = [3, 32, 64, 128, 256]
         self.features = nn.Sequential(
-            *[_conv_bn_act(a, b, 3, 2) for a, b in zip(chans, chans[1:], strict=False)]
+            *[_conv_bn_act(a, b, 3, 2) for a, b in zip(chans, chans[1:], strict=False)],
+            _conv_bn_act(chans[-1], 320, 1),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(chans[-1], num_classes)
+        self.fc = nn.Linear(320, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18's block: two 3x3 convolutions, a 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn_act(cin, cout, 3, stride), _conv_bn_act(cout, cout, 3, act=None)
+        )
+        self.shortcut = (
+            _conv_bn_act(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else nn.Identity()
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn_act(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)]
+        cin = 64
+        for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block. Its squeeze width derives from the block *input* channels
+    (not the expanded ones, unlike MobileNetV3); stochastic depth is identity at inference."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int):
+        super().__init__()
+        exp = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if exp != cin:
+            layers.append(_conv_bn_act(cin, exp, 1, act=nn.SiLU))
+        layers += [
+            _conv_bn_act(exp, exp, k, stride, groups=exp, act=nn.SiLU),
+            SqueezeExcitation(exp, max(1, cin // 4), gate=nn.Sigmoid, act=nn.SiLU),
+            _conv_bn_act(exp, cout, 1, act=None),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.use_res else y
+
+
+# (expand, kernel, stride, in, out, repeats) — the B0 table of Tan & Le (2019).
+_EFFICIENTNET_B0 = [
+    (1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1),
+]
+
+
+class EfficientNetB0(nn.Module):
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn_act(3, 32, 3, 2, act=nn.SiLU)]
+        for expand, k, stride, cin, cout, repeats in _EFFICIENTNET_B0:
+            layers += [MBConv(cin if i == 0 else cout, cout, k, stride if i == 0 else 1, expand)
+                       for i in range(repeats)]
+        layers.append(_conv_bn_act(320, 1280, 1, act=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
 @dataclass(frozen=True)
@@ -130,6 +211,8 @@ ZOO: dict[str, ZooEntry] = {
     for e in [
         ZooEntry("mobilenet_v3_small", lambda: MobileNetV3(_MBV3_SMALL, 1024), "MobileNetV3-Small", 2.5),
         ZooEntry("mobilenet_v3_large", lambda: MobileNetV3(_MBV3_LARGE, 1280), "MobileNetV3-Large", 5.5),
+        ZooEntry("resnet18", ResNet18, "ResNet-18", 11.7),
+        ZooEntry("efficientnet_b0", EfficientNetB0, "EfficientNet-B0", 5.3),
         ZooEntry("tiny_cnn", TinyCNN, "Custom Lightweight", 0.8),
     ]
 }

@@ -1,0 +1,114 @@
+"""Where a model comes from: ``zoo:<name>``, ``import:<pkg.module:factory>`` or ``pte:<path>``.
+
+A source's *fingerprint* goes into the artifact key. For torch sources it hashes the
+Python source of every module that defines a class in the built model (so editing a
+block's forward re-exports, editing an unrelated file does not) plus the weights
+themselves (a factory that loads a checkpoint is covered, so is a seed change). For a
+``.pte`` source it is the file's sha256: the program is stored as-is, keyed by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import import_module
+from pathlib import Path
+
+import torch
+
+from orchestrator.export import zoo
+from orchestrator.export.artifacts import file_sha256
+
+# An ExecuTorch program is a flatbuffer whose file identifier (bytes 4..8) is "ET" + a
+# two-digit schema version; anything else is not a program, whatever its extension.
+_PTE_IDENT_PREFIX = b"ET"
+MAX_PTE_BYTES = 2 * 1024**3
+
+
+class BadSource(ValueError):
+    """A model source that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # zoo | import | pte
+    ref: str
+
+    @classmethod
+    def parse(cls, source: str) -> Source:
+        kind, _, ref = source.partition(":")
+        if kind == "zoo":
+            if ref not in zoo.ZOO:
+                raise BadSource(f"unknown zoo model {ref!r} (known: {', '.join(zoo.ZOO)})")
+        elif kind == "import":
+            mod, _, attr = ref.partition(":")
+            if not mod or not attr.isidentifier():
+                raise BadSource(f"import source must be 'import:pkg.module:factory', got {source!r}")
+        elif kind == "pte":
+            if not ref.endswith(".pte"):
+                raise BadSource(f"pte source must name a .pte file, got {ref!r}")
+        else:
+            raise BadSource(f"model source must start with zoo:, import: or pte:, got {source!r}")
+        return cls(kind, ref)
+
+    @property
+    def is_program(self) -> bool:
+        return self.kind == "pte"
+
+
+def build_model(source: Source) -> torch.nn.Module:
+    """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``."""
+    if source.kind == "zoo":
+        return zoo.build(source.ref)
+    if source.kind == "import":
+        mod, _, attr = source.ref.partition(":")
+        try:
+            factory = getattr(import_module(mod), attr)
+        except (ImportError, AttributeError) as exc:
+            raise BadSource(f"cannot import {source.ref!r}: {exc}") from None
+        torch.manual_seed(zoo.WEIGHTS_SEED)
+        model = factory()
+        if not isinstance(model, torch.nn.Module):
+            raise BadSource(f"{source.ref!r} returned {type(model).__name__}, not a torch.nn.Module")
+        return model.eval()
+    raise BadSource(f"a {source.kind}: source is a program, not a torch model")
+
+
+@lru_cache(maxsize=64)
+def _torch_fingerprint(source: Source) -> str:
+    # Cached per process like Python's own import cache: a worker sees the code it imported.
+    model = build_model(source)
+    h = hashlib.sha256()
+    modules = sorted({type(m).__module__ for m in model.modules()} - {None})
+    for name in modules:
+        if name.startswith("torch."):
+            continue  # torch's own layers are covered by the torch version in the recipe
+        h.update(name.encode())
+        h.update(inspect.getsource(import_module(name)).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_pte(path: Path) -> Path:
+    """Refuse a missing, oversized or non-ExecuTorch file before it is copied into the store."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadSource(f"pte source {path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_PTE_BYTES:
+        raise BadSource(f"pte source {path}: {size} bytes is over the {MAX_PTE_BYTES} limit")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or not head[4:6] == _PTE_IDENT_PREFIX or not head[6:8].isdigit():
+        raise BadSource(f"pte source {path}: not an ExecuTorch program (no ETxx flatbuffer identifier)")
+    return path
+
+
+def fingerprint(source: Source) -> str:
+    if source.is_program:
+        return file_sha256(check_pte(Path(source.ref)))
+    return _torch_fingerprint(source)
