@@ -108,6 +108,10 @@ class HostDriver:
         proc.kill()
         return proc.wait()
 
+    def abort(self, device: DeviceInfo) -> None:
+        """Stop a running benchmark now (the run was cancelled)."""
+        self._stop_harness()
+
     def close(self) -> None:
         self._stop_harness()
 

@@ -17,7 +17,10 @@ from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.export.registry import UnknownBackend, registry
 from orchestrator.spec.yamlpos import load_validated, loads_validated
 
-_SELECTOR = re.compile(r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?\s*$", re.I)
+_SELECTOR = re.compile(
+    r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?\s*$",
+    re.I,
+)
 
 
 def _resolve_backend(name: str) -> str:

@@ -1,0 +1,147 @@
+"""The agent supervisor: one process per host.
+
+It discovers devices through its drivers every few seconds (hot-plug), registers them
+in the fleet, keeps their heartbeats, and runs one device worker process per usable
+device. Quarantined / maintenance devices get no worker; an unplugged device's worker is
+stopped and the device goes offline. SIGTERM stops workers with Celery's warm shutdown,
+so a running benchmark finishes (or its lease is released) before the agent exits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.drivers import make_driver
+from agents.protocols import DeviceInfo, Driver
+from device_inventory.fleet import Fleet
+
+log = logging.getLogger("benchfarm.agent")
+
+# device heartbeats expire after this: an agent that dies takes its devices offline
+DEVICE_TTL_S = 15.0
+# a warm shutdown waits for the running benchmark; beyond this the worker is killed
+# and the lease reaper requeues whatever it was doing
+STOP_GRACE_S = 60.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux: a device worker must not outlive its agent (SIGKILLed agent = dead host)
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+@dataclass
+class AgentConfig:
+    name: str = field(default_factory=socket.gethostname)
+    drivers: dict[str, dict[str, Any]] = field(default_factory=lambda: {"host": {}})
+    scan_every_s: float = 3.0
+    lease_ttl_s: float = 30.0
+    heartbeat_s: float = 5.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, fleet: Fleet):
+        self.config = config
+        self.fleet = fleet
+        self.drivers: dict[str, Driver] = {n: make_driver(n, **o) for n, o in config.drivers.items()}
+        self.devices: dict[str, DeviceInfo] = {}
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.stopping = threading.Event()
+
+    # -- discovery --------------------------------------------------------------------
+    def scan(self) -> None:
+        seen: dict[str, DeviceInfo] = {}
+        for name, driver in self.drivers.items():
+            try:
+                for dev in driver.discover():
+                    seen[dev.id] = dev
+            except Exception:
+                log.warning("discovery with driver %s failed", name, exc_info=True)
+        for dev_id in set(self.devices) - set(seen):
+            log.info("device %s unplugged", dev_id)
+            self._stop_worker(dev_id, grace=5)
+            self.fleet.unregister(dev_id)
+            del self.devices[dev_id]
+        for dev_id, dev in seen.items():
+            if dev_id not in self.devices:
+                log.info("device %s (%s, %s) attached", dev_id, dev.device_class, dev.name)
+            self.devices[dev_id] = dev
+            self.fleet.register(dev_id, {**{k: v for k, v in dev.as_dict().items() if k != "extra"},
+                                         "agent": self.config.name}, heartbeat_ttl=DEVICE_TTL_S)
+
+    def reconcile_workers(self) -> None:
+        for dev_id, dev in self.devices.items():
+            state = self.fleet.device(dev_id).get("state", "available")
+            proc = self.workers.get(dev_id)
+            alive = proc is not None and proc.poll() is None
+            if state in ("quarantined", "maintenance"):
+                if alive:
+                    log.info("device %s is %s: stopping its worker after the current job", dev_id, state)
+                    self._stop_worker(dev_id)
+                continue
+            if not alive:
+                self._start_worker(dev)
+
+    def _start_worker(self, dev: DeviceInfo) -> None:
+        env = dict(os.environ, **self.config.env,
+                   BENCHFARM_DEVICE=json.dumps(dev.as_dict()),
+                   BENCHFARM_DRIVER_OPTIONS=json.dumps(self.config.drivers.get(dev.driver, {})),
+                   BENCHFARM_LEASE_TTL=str(self.config.lease_ttl_s),
+                   BENCHFARM_HEARTBEAT_S=str(self.config.heartbeat_s))
+        self.workers[dev.id] = subprocess.Popen(
+            [sys.executable, "-m", "agents.device_worker"], env=env, preexec_fn=_die_with_parent)
+        log.info("started worker pid %d for %s", self.workers[dev.id].pid, dev.id)
+
+    def _stop_worker(self, dev_id: str, grace: float = STOP_GRACE_S) -> None:
+        proc = self.workers.pop(dev_id, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # Celery warm shutdown: finish the current task
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    # -- main loop --------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        for dev_id in self.devices:
+            self.fleet.heartbeat(dev_id, DEVICE_TTL_S)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        last_scan = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() - last_scan >= self.config.scan_every_s:
+                self.scan()
+                last_scan = time.monotonic()
+            self.reconcile_workers()
+            self.heartbeat()
+            self.stopping.wait(1.0)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        log.info("agent %s stopping: %d workers", self.config.name, len(self.workers))
+        threads = [threading.Thread(target=self._stop_worker, args=(d,)) for d in list(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for dev_id in self.devices:
+            self.fleet.unregister(dev_id)

@@ -1,0 +1,50 @@
+"""A device worker: one process, one device, one Celery consumer on ``device.<class>``.
+
+Started by the agent supervisor with the device description in ``BENCHFARM_DEVICE``
+(JSON) and the driver options in ``BENCHFARM_DRIVER_OPTIONS`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+
+from agents import runner
+from agents.drivers import make_driver
+from agents.protocols import DeviceInfo
+from device_inventory.fleet import Fleet
+from orchestrator import config
+from orchestrator.celery_app import app, device_queue
+from orchestrator.export.artifacts import ArtifactStore
+
+
+def main() -> int:
+    info = json.loads(os.environ["BENCHFARM_DEVICE"])
+    options = json.loads(os.environ.get("BENCHFARM_DRIVER_OPTIONS", "{}"))
+    device = DeviceInfo(**info)
+    driver = make_driver(device.driver, **options)
+    runner.install(runner.DeviceContext(
+        driver=driver, device=device, fleet=Fleet.from_url(config.redis_url()), store=ArtifactStore(),
+        lease_ttl=float(os.environ.get("BENCHFARM_LEASE_TTL", "30")),
+        heartbeat_every=float(os.environ.get("BENCHFARM_HEARTBEAT_S", "5")),
+    ))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    node = re.sub(r"[^A-Za-z0-9_.-]", "_", device.id)
+    try:
+        app.worker_main([
+            "worker", "--pool=solo", "--concurrency=1", f"--queues={device_queue(device.device_class)}",
+            f"--hostname={node}@{device.host}", "--without-gossip", "--without-mingle",
+            "--loglevel=INFO", "--prefetch-multiplier=1",
+        ])
+    finally:
+        close = getattr(driver, "close", None)
+        if close:
+            close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""One attempt on one device: health gate -> lease -> prepare -> run -> validate -> report.
+
+Runs inside a device worker process (``agents.device_worker``), which owns exactly one
+device and consumes its class's queue with a solo pool: a device pulls work only when
+it is free, so a busy device never sits on a message another device could run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agents.harness.contract import ContractError, parse_result, validate_job
+from agents.protocols import DeviceInfo, Driver, DriverError
+from agents.timeline import Timeline
+from device_inventory.fleet import Fleet, LeaseRefused
+from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
+from orchestrator.export.artifacts import ArtifactError, ArtifactStore
+
+log = logging.getLogger("benchfarm.agent")
+
+# result categories that are the harness's fault, not the model's: retried elsewhere
+INFRA_RESULT_CATEGORIES = {"timeout", "harness_crash", "bad_job", "other"}
+QUARANTINE_AFTER = 3
+# a message bounced by a device that cannot take it (gated, selector mismatch) waits
+# this long before it is offered again, so the bouncing device does not spin on it
+BOUNCE_DELAY_S = 3
+MAX_BOUNCES = 20
+
+
+@dataclass
+class DeviceContext:
+    driver: Driver
+    device: DeviceInfo
+    fleet: Fleet
+    store: ArtifactStore
+    lease_ttl: float = 30.0
+    heartbeat_every: float = 5.0
+    cool_down_max_s: float = 120.0
+    cool_down_poll_s: float = 5.0
+
+
+_ctx: DeviceContext | None = None
+
+
+def install(ctx: DeviceContext) -> None:
+    global _ctx
+    _ctx = ctx
+
+
+def current() -> DeviceContext:
+    if _ctx is None:
+        raise RuntimeError("this worker has no device: start it with `benchfarm agent`")
+    return _ctx
+
+
+def _send(task: str, payload: dict[str, Any]) -> None:
+    app.send_task(task, args=[payload], queue=COORDINATOR_QUEUE, priority=0)
+
+
+def _bounce(payload: dict[str, Any], why: str) -> None:
+    """Give the message back to the class queue for another device."""
+    bounces = int(payload.get("bounces", 0)) + 1
+    if bounces > MAX_BOUNCES:
+        _send("benchfarm.record_attempt", {"attempt_id": payload["attempt_id"], "job_id": payload["job_id"],
+                                           "outcome": "infra", "category": "unhealthy",
+                                           "message": f"no device could take the job: {why}"})
+        return
+    log.info("bouncing attempt %s: %s", payload["attempt_id"], why)
+    app.send_task("benchfarm.run_job", args=[dict(payload, bounces=bounces)],
+                  queue=device_queue(payload["device_class"]), countdown=BOUNCE_DELAY_S)
+
+
+def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
+    return validate_job({
+        "schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
+        "attempt_token": token, "model_file": payload["model_file"], "model_sha256": payload["model_sha256"],
+        "backend": payload["backend"], "runtime": payload["runtime"], "compute_units": payload["compute_units"],
+        "input_shape": payload["input_shape"], "input_resolution": payload["input_resolution"],
+        "batch_size": payload["batch_size"], "warmup": payload["warmup"], "iterations": payload["iterations"],
+        "timeout_s": payload["timeout_s"],
+        "golden_input": {"kind": "seeded-uniform", "seed": payload["golden_seed"]},
+    })
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps the lease alive while the benchmark runs and notices a cancelled attempt."""
+
+    def __init__(self, ctx: DeviceContext, attempt_id: str, on_cancel: Any):
+        super().__init__(daemon=True, name="lease-heartbeat")
+        self.ctx, self.attempt_id, self.on_cancel = ctx, attempt_id, on_cancel
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.ctx.heartbeat_every):
+            try:
+                self.ctx.fleet.heartbeat(self.ctx.device.id, self.ctx.lease_ttl, lease_ttl=self.ctx.lease_ttl)
+                if self.ctx.fleet.attempt_state(self.attempt_id) == "cancelled":
+                    self.on_cancel()
+                    return
+            except Exception:  # Redis blip: the lease may expire, and fencing handles that
+                log.warning("lease heartbeat failed for %s", self.ctx.device.id, exc_info=True)
+
+
+def execute(payload: dict[str, Any]) -> None:
+    ctx = current()
+    dev = ctx.device
+    timeline = Timeline()
+    state = ctx.fleet.device(dev.id).get("state", "available")
+    if state in ("quarantined", "maintenance", "offline"):
+        _bounce(payload, f"device {dev.id} is {state}")
+        time.sleep(BOUNCE_DELAY_S)
+        return
+    gated = _gate(ctx, timeline)
+    if gated:
+        _bounce(payload, f"device {dev.id} gated: {gated}")
+        time.sleep(BOUNCE_DELAY_S)
+        return
+    try:
+        lease = ctx.fleet.acquire(dev.id, payload["attempt_id"], payload["job_id"], ctx.lease_ttl)
+    except LeaseRefused as exc:
+        attempt_state = ctx.fleet.attempt_state(payload["attempt_id"])
+        if attempt_state != "dispatched":
+            # a redelivered copy, a fenced or a cancelled attempt: nothing to run
+            log.info("dropping attempt %s (%s)", payload["attempt_id"], attempt_state)
+            return
+        _bounce(payload, str(exc))
+        return
+    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id,
+                                        "host": dev.host, "lease_token": lease.token})
+    report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
+                              "lease_token": lease.token}
+    heartbeat = _Heartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
+    heartbeat.start()
+    job: dict[str, Any] = {}
+    try:
+        with timeline.step("fetch_artifact", key=payload["artifact_key"]):
+            model_path = ctx.store.get(payload["artifact_key"]).path
+        job = job_document(payload, lease.token)
+        with timeline.step("prepare"):
+            ctx.driver.prepare(dev, job, model_path)
+        with timeline.step("run"):
+            raw = ctx.driver.run(dev, job)
+        with timeline.step("validate"):
+            doc = parse_result(raw)
+            if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
+                    job["job_id"], job["attempt_id"], job["attempt_token"]):
+                raise ContractError("result document belongs to another job/attempt/lease")
+        report.update(_classify(doc))
+    except DriverError as exc:
+        report.update(outcome="infra", category=exc.category, message=str(exc))
+    except ContractError as exc:
+        report.update(outcome="infra", category="bad_result", message=str(exc))
+    except ArtifactError as exc:
+        report.update(outcome="infra", category="transfer_failed", message=str(exc))
+    except Exception as exc:  # anything else is our bug; the job is retried elsewhere
+        log.exception("attempt %s crashed in the agent", lease.attempt_id)
+        report.update(outcome="infra", category="other", message=f"{type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stopped.set()
+        if job:
+            try:
+                with timeline.step("cleanup"):
+                    ctx.driver.cleanup(dev, job)
+            except Exception:
+                log.warning("cleanup failed on %s", dev.id, exc_info=True)
+        still_ours = ctx.fleet.release(lease, "done")
+        infra = report.get("outcome") == "infra"
+        if ctx.fleet.record_outcome(dev.id, infra, QUARANTINE_AFTER):
+            log.error("device %s quarantined after %d consecutive infrastructure failures",
+                      dev.id, QUARANTINE_AFTER)
+    report["timeline"] = timeline.steps
+    report["lease_valid_at_end"] = still_ours
+    _send("benchfarm.record_attempt", report)
+
+
+def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
+    """Follow the driver's health verdict: run, wait for a bounded cool-down, or give the
+    job away. Returns '' when the device may run, else the reason it may not."""
+    deadline = time.monotonic() + ctx.cool_down_max_s
+    while True:
+        with timeline.step("health"):
+            health = ctx.driver.health(ctx.device)
+        ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
+            "battery": health.battery_level if health.battery_level is not None else "",
+            "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})
+        if health.ok and health.action == "run":
+            return ""
+        if health.action != "cool_down" or time.monotonic() + ctx.cool_down_poll_s > deadline:
+            return "; ".join(health.problems) or health.action
+        with timeline.step("cool_down", thermal=health.thermal_state):
+            time.sleep(ctx.cool_down_poll_s)
+
+
+def _classify(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc["status"] == "ok":
+        return {"outcome": "ok", "result": doc}
+    err = doc["error"]
+    kind = "infra" if err["category"] in INFRA_RESULT_CATEGORIES else "model"
+    return {"outcome": kind, "category": err["category"], "message": err["message"], "result": doc}
+
+
+def _abort(ctx: DeviceContext) -> None:
+    abort = getattr(ctx.driver, "abort", None)
+    if abort is not None:
+        abort(ctx.device)

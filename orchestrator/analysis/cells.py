@@ -1,0 +1,77 @@
+"""Everything a report says about one cell: statistics per stage, power, budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.analysis.budgets import BudgetFile, BudgetResult, check_budget, load_budgets, power_label
+from orchestrator.analysis.stats import MIB, Stats, percentile, summarize
+from orchestrator.reports.data import Cell
+
+
+@dataclass(frozen=True)
+class CellStats:
+    inference: Stats | None
+    preprocess: Stats | None
+    postprocess: Stats | None
+    # Per-iteration pre + inference + post when every repeat reported all measured
+    # stages for every iteration; otherwise None and budgets sum the stage statistics.
+    total: Stats | None
+    load_time_ms: float | None
+    peak_memory_mb: float | None
+    energy_mj: float | None
+    power: str
+    budgets: tuple[BudgetResult, ...]
+
+    def budget(self, name: str) -> BudgetResult | None:
+        return next((b for b in self.budgets if b.budget.name == name), None)
+
+
+def _aligned_totals(cell: Cell) -> list[float] | None:
+    totals: list[float] = []
+    has_pre, has_post = bool(cell.preprocess_ms), bool(cell.postprocess_ms)
+    for lat, pre, post in cell.stage_series:
+        if (has_pre and len(pre) != len(lat)) or (has_post and len(post) != len(lat)):
+            return None
+        pre = pre or [0.0] * len(lat)
+        post = post or [0.0] * len(lat)
+        totals += [a + b + c for a, b, c in zip(pre, lat, post, strict=True)]
+    return totals
+
+
+def _metric_values(s: CellStats, statistic: str) -> dict[str, float | None]:
+    def at(stats: Stats | None) -> float | None:
+        return None if stats is None else percentile(stats, statistic)
+
+    if s.total is not None:
+        total = at(s.total)
+    else:
+        parts = [at(x) for x in (s.preprocess, s.inference, s.postprocess) if x is not None]
+        total = sum(parts) if parts and s.inference is not None else None
+    return {
+        "inference_ms": at(s.inference), "preprocess_ms": at(s.preprocess),
+        "postprocess_ms": at(s.postprocess), "total_ms": total, "peak_memory_mb": s.peak_memory_mb,
+    }
+
+
+def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
+    budgets = budgets or load_budgets()
+    inference = summarize(cell.latencies_ms)
+    totals = _aligned_totals(cell) if inference is not None else None
+    load = summarize(cell.load_times_ms)
+    base = CellStats(
+        inference=inference,
+        preprocess=summarize(cell.preprocess_ms),
+        postprocess=summarize(cell.postprocess_ms),
+        total=summarize(totals) if totals else None,
+        load_time_ms=load.median if load else None,
+        peak_memory_mb=cell.peak_memory_bytes / MIB if cell.peak_memory_bytes is not None else None,
+        energy_mj=cell.energy_mj_per_inference,
+        power=power_label(cell.energy_mj_per_inference, budgets.power_labels),
+        budgets=(),
+    )
+    if inference is None:  # nothing measured: every budget is n/a, not a pass
+        results = tuple(check_budget(b, {}) for b in budgets.budgets)
+    else:
+        results = tuple(check_budget(b, _metric_values(base, b.statistic)) for b in budgets.budgets)
+    return CellStats(**{**base.__dict__, "budgets": results})

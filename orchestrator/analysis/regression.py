@@ -1,0 +1,74 @@
+"""Regression verdicts between two sets of per-iteration latencies.
+
+A cell is *slower* / *faster* only when both hold:
+  1. the distributions differ: two-sided Mann-Whitney U with p < ``alpha`` (no
+     normality assumption; latency samples are skewed and heavy-tailed), and the
+     bootstrap 95 % CI of the median ratio (candidate / baseline) excludes 1;
+  2. the change matters: the median ratio moves by at least ``min_effect`` (5 % by
+     default), so a statistically clear 1 % shift on a quiet device is still
+     "within noise". A fixed threshold alone (what ExecuTorch's dashboard does,
+     issue #6202) flags noise; a test alone flags irrelevant shifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+ALPHA = 0.01
+BOOTSTRAP_RESAMPLES = 2000
+# Fixed seed: the same inputs always give the same verdict (a PR comment must not flip
+# when the report is regenerated).
+BOOTSTRAP_SEED = 20240601
+MIN_SAMPLES = 5
+
+VerdictName = Literal["faster", "slower", "within noise", "insufficient data"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: VerdictName
+    ratio: float | None  # median(candidate) / median(baseline); > 1 means slower
+    p_value: float | None
+    ci: tuple[float, float] | None  # bootstrap 95 % CI of the median ratio
+
+    @property
+    def change_pct(self) -> float | None:
+        return None if self.ratio is None else 100.0 * (self.ratio - 1.0)
+
+
+def bootstrap_median_ratio_ci(
+    baseline: np.ndarray, candidate: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95
+) -> tuple[float, float]:
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    b = np.median(rng.choice(baseline, size=(resamples, len(baseline)), replace=True), axis=1)
+    c = np.median(rng.choice(candidate, size=(resamples, len(candidate)), replace=True), axis=1)
+    ratios = c / np.where(b > 0, b, np.nan)
+    lo, hi = np.nanpercentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def compare_cells(
+    baseline: Sequence[float], candidate: Sequence[float], min_effect: float = 0.05, alpha: float = ALPHA
+) -> Verdict:
+    """Verdict for one cell: per-iteration latencies of the baseline vs the candidate."""
+    if len(baseline) < MIN_SAMPLES or len(candidate) < MIN_SAMPLES:
+        return Verdict("insufficient data", None, None, None)
+    b = np.asarray(baseline, dtype=float)
+    c = np.asarray(candidate, dtype=float)
+    base_median = float(np.median(b))
+    if base_median <= 0:
+        return Verdict("insufficient data", None, None, None)
+    ratio = float(np.median(c)) / base_median
+    p_value = float(mannwhitneyu(b, c, alternative="two-sided").pvalue)
+    ci = bootstrap_median_ratio_ci(b, c)
+    differs = p_value < alpha and (ci[0] > 1.0 or ci[1] < 1.0)
+    if differs and ratio >= 1.0 + min_effect:
+        return Verdict("slower", ratio, p_value, ci)
+    if differs and ratio <= 1.0 - min_effect:
+        return Verdict("faster", ratio, p_value, ci)
+    return Verdict("within noise", ratio, p_value, ci)

@@ -1,0 +1,149 @@
+"""``benchfarm demo``: the whole path on one machine, with real parts.
+
+Starts (as child processes) a coordinator worker, a Linux exporter worker and a host
+agent, using the Redis at REDIS_URL or — when none answers — a private redis-server it
+starts and stops itself; submits the matrix, waits with a progress bar, prints the
+matrix and shuts everything down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import redis
+
+from orchestrator import config
+from orchestrator.cli.common import console, err_console
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def redis_server_binary() -> str | None:
+    try:  # the `redis-server` PyPI package ships a binary
+        import redis_server  # type: ignore[import-not-found]
+
+        return str(redis_server.REDIS_SERVER_PATH)
+    except (ImportError, AttributeError):
+        return shutil.which("redis-server")
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[str]:
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("no Redis answers at REDIS_URL and no redis-server binary was found "
+                           "(pip install redis-server, or apt-get install redis-server)")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(url):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the private redis-server did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def child(args: list[str], log_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *args], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
+    from device_inventory.fleet import Fleet
+
+    fleet = Fleet.from_url(config.redis_url())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        up = {d.get("device_class") for d in fleet.devices() if d.get("state") == "available"}
+        if classes <= up:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"devices of {sorted(classes)} did not come up within {timeout:.0f} s")
+
+
+def run_demo(spec_path: Path | None, timeout: float) -> int:
+    from orchestrator import runs
+    from orchestrator.cli.common import fleet_or_exit, wait_for_run
+    from orchestrator.cli.main import _print_matrix
+    from orchestrator.spec.matrix import load_spec
+    from orchestrator.spec.yamlpos import SpecError
+
+    spec_path = spec_path or EXAMPLES / "host-quick.yaml"
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        err_console.print(str(exc))
+        return 2
+    logs = config.data_dir() / "demo-logs"
+    logs.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        if not redis_answers(config.redis_url()):
+            url = stack.enter_context(private_redis(logs))
+            os.environ["REDIS_URL"] = url
+            console.print(f"no Redis at the configured URL: started a private one at {url}")
+        from orchestrator.celery_app import app
+
+        app.conf.broker_url = config.redis_url()
+        env = dict(os.environ)
+        with console.status("starting coordinator, exporter and host agent"):
+            stack.enter_context(child(["worker", "--queues", "coordinator", "--concurrency", "4",
+                                       "--hostname", f"coordinator-{os.getpid()}@demo"],
+                                      logs / "coordinator.log", env))
+            stack.enter_context(child(["worker", "--queues", "export.linux", "--pool", "solo",
+                                       "--concurrency", "1", "--hostname", f"exporter-{os.getpid()}@demo"],
+                                      logs / "exporter.log", env))
+            stack.enter_context(child(["agent", "--driver", "host", "--name", f"demo{os.getpid()}"],
+                                      logs / "agent.log", env))
+            wait_for_devices({sel.device_class for sel in spec.devices})
+        fleet = fleet_or_exit()
+        run_id, outbox = runs.submit(spec, spec_path.read_text(), fleet, source=str(spec_path),
+                                     requested_by="benchfarm demo")
+        outbox.send(app)
+        console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
+        status = wait_for_run(run_id, timeout)
+        _print_matrix(run_id)
+        console.print(f"run {run_id}: [bold]{status}[/]")
+        with console.status("shutting down"):
+            stack.close()
+    return 0 if status in ("succeeded", "partial") else 1

@@ -1,0 +1,91 @@
+"""``benchfarm export SPEC``: export a matrix spec's artifacts without benchmarking them.
+
+Useful before a run (warm the artifact store, see sizes and delegation) and in PR CI
+(does this model still lower to every backend?). Cells this exporter cannot lower (MPS
+on Linux) are listed as "needs a macOS exporter", not treated as failures; a cell that
+fails to export makes the command exit 1 after the table is printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.spec.yamlpos import SpecError
+
+
+def _row(req: Any, art: Any = None, hit: bool = False, note: str = "") -> list[str]:
+    base = [req.model, req.backend, str(req.input_resolution), str(req.batch_size)]
+    if art is None:
+        return [*base, "-", "-", "-", "-", note]
+    m = art.meta
+    ratio = (m.get("delegation") or {}).get("delegated_ratio")
+    return [*base, f"{m['size_bytes'] / 1e6:.2f}", f"{m['export_time_s']:.1f}",
+            "-" if ratio is None else f"{100 * ratio:.0f}%", "hit" if hit else "miss", note]
+
+
+def export_command(
+    spec: Annotated[Path, typer.Argument(help="Matrix spec (YAML) whose artifacts to export.")],
+    artifacts: Annotated[Path | None, typer.Option(
+        "--artifacts", help="Artifact store directory (default: $BENCHFARM_ARTIFACTS).")] = None,
+    redis_url: Annotated[str | None, typer.Option(
+        "--redis-url", help="Take the per-artifact export lock in this Redis, so exporter workers "
+                            "sharing the store never export the same artifact twice.")] = None,
+) -> None:
+    """Export every (model, backend, resolution, batch) artifact of SPEC and print a table."""
+    # Imported here: torch and executorch take seconds to import, `benchfarm --help` should not.
+    from orchestrator.export.artifacts import ArtifactStore
+    from orchestrator.export.lowering import ExporterUnavailable, exporter_can_lower
+    from orchestrator.export.pipeline import export_artifact
+    from orchestrator.export.sources import BadSource
+    from orchestrator.export.sweep import export_requests
+    from orchestrator.spec.matrix import load_spec
+
+    console = Console()
+    try:
+        requests = export_requests(load_spec(spec))
+    except SpecError as exc:
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    store = ArtifactStore(artifacts)
+    client = None
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    rows: list[list[str]] = []
+    failed = 0
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("exporting", total=len(requests))
+        for req in requests:
+            progress.update(task, description=f"{req.model} / {req.backend} @{req.input_resolution} "
+                                              f"x{req.batch_size}")
+            ok, reason = exporter_can_lower(req.backend)
+            if not ok and not req.source.startswith("pte:"):
+                rows.append(_row(req, note=reason))
+            else:
+                try:
+                    art, hit = export_artifact(req, store, redis_client=client)
+                    rows.append(_row(req, art, hit))
+                except (ExporterUnavailable, BadSource) as exc:
+                    rows.append(_row(req, note=str(exc)))
+                    failed += isinstance(exc, BadSource)
+                except Exception as exc:  # one cell failing must not hide the others' results
+                    failed += 1
+                    rows.append(_row(req, note=f"failed: {type(exc).__name__}: {str(exc)[:200]}"))
+            progress.advance(task)
+    table = Table(title=f"artifacts of {spec.name} (store {store.root})")
+    for col in ("model", "backend", "res", "batch", "size MB", "export s", "delegated", "cache", "note"):
+        table.add_column(col, justify="right" if col in ("res", "batch", "size MB", "export s") else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)

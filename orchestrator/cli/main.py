@@ -1,0 +1,188 @@
+"""The ``benchfarm`` command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
+
+app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=True)
+app.add_typer(devices_app, name="devices")
+
+
+@app.command()
+def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and print the matrix"),
+           trigger: str = typer.Option("manual", help="manual | nightly | pr"),
+           requested_by: str = typer.Option("", help="who asked (recorded on the run)"),
+           timeout: float = typer.Option(3600, help="--wait gives up after this many seconds")) -> None:
+    """Validate SPEC, plan its jobs and queue them."""
+    from orchestrator import runs
+    from orchestrator.spec.matrix import load_spec
+    from orchestrator.spec.yamlpos import SpecError
+
+    try:
+        matrix_spec = load_spec(spec)
+    except SpecError as exc:
+        raise fail(str(exc), code=2) from None
+    fleet = fleet_or_exit()
+    run_id, outbox = runs.submit(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
+                                 requested_by=requested_by)
+    outbox.send()
+    console.print(f"run [bold]{run_id}[/] submitted ({trigger})")
+    if wait:
+        status = wait_for_run(run_id, timeout)
+        _print_matrix(run_id)
+        console.print(f"run {run_id}: [bold]{status}[/]")
+        if status == "failed":
+            raise typer.Exit(1)
+
+
+@app.command()
+def status(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A run's status and every job's state."""
+    from orchestrator import runs
+
+    try:
+        state = runs.run_state(run_id)
+    except runs.RunNotFound:
+        raise fail(f"no run {run_id!r}") from None
+    if as_json:
+        console.print_json(json.dumps(state))
+        return
+    t = Table(title=f"run {state['id']} {state['name']} ({state['trigger']}): {state['status']}")
+    for col in ("job", "model", "backend", "class", "res", "batch", "rep", "state", "attempts", "reason"):
+        t.add_column(col)
+    for j in state["jobs"]:
+        t.add_row(j["id"], j["model"], j["backend"], j["device_class"], str(j["input_resolution"]),
+                  str(j["batch_size"]), str(j["repeat"]), j["state"], str(j["attempts"]), j["reason"][:80])
+    console.print(t)
+
+
+def _print_matrix(run_id: str) -> None:
+    from orchestrator.reports.matrix import render_matrix
+    from orchestrator.store.db import session
+
+    with session() as s:
+        for table in render_matrix(s, run_id):
+            console.print(table)
+
+
+@app.command()
+def matrix(run_id: str, markdown: bool = typer.Option(False, "--markdown")) -> None:
+    """The device matrix of a run, in the seed guide's layout."""
+    from orchestrator.reports.matrix import matrix_markdown
+    from orchestrator.store.db import session
+
+    if markdown:
+        with session() as s:
+            console.print(matrix_markdown(s, run_id), markup=False, highlight=False)
+    else:
+        _print_matrix(run_id)
+
+
+@app.command()
+def cancel(run_id: str) -> None:
+    """Cancel a run: queued jobs are dropped, running ones stopped at the agent."""
+    from orchestrator import runs
+
+    try:
+        n = runs.cancel(run_id, fleet_or_exit())
+    except runs.RunNotFound:
+        raise fail(f"no run {run_id!r}") from None
+    console.print(f"cancelled {n} jobs of run {run_id}")
+
+
+@app.command()
+def agent(driver: list[str] = typer.Option(["host"], help="drivers to use: host, ios"),
+          name: str = typer.Option("", help="agent name (default: hostname)"),
+          host_slots: int = typer.Option(1, help="host-CPU devices to expose (tests use >1)"),
+          lease_ttl: float = typer.Option(30.0, help="seconds without heartbeat before a lease is reaped"),
+          usbmux: str = typer.Option("", help="usbmuxd address for the ios driver (host:port or path)")) -> None:
+    """Run the agent of this host: one device worker per attached device."""
+    import logging
+    import socket
+
+    from agents.agent import Agent, AgentConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    drivers: dict[str, dict] = {}
+    for d in driver:
+        if d == "host":
+            for slot in range(host_slots):
+                drivers["host" if slot == 0 else f"host{slot}"] = {"slot": f"{name or 'a'}{slot}"}
+        elif d == "ios":
+            drivers["ios"] = {"usbmux_address": usbmux} if usbmux else {}
+        else:
+            raise fail(f"unknown driver {d!r} (known: host, ios)", code=2)
+    cfg = AgentConfig(name=name or socket.gethostname(), drivers=drivers, lease_ttl_s=lease_ttl)
+    Agent(cfg, fleet_or_exit()).run()
+
+
+@app.command()
+def worker(queues: str = typer.Option("coordinator,export.linux", help="comma-separated queues"),
+           concurrency: int = typer.Option(2), pool: str = typer.Option("threads"),
+           hostname: str = typer.Option("")) -> None:
+    """Run a coordinator / exporter worker (records results, reaps leases, exports)."""
+    from orchestrator.worker import start
+
+    fleet_or_exit()
+    start([q.strip() for q in queues.split(",") if q.strip()], concurrency, pool, hostname)
+
+
+@devices_app.callback()
+def devices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+            local: bool = typer.Option(False, "--local", help="discover this host's devices directly")) -> None:
+    """Table of devices: class, OS, state, battery, thermal, current job."""
+    if ctx.invoked_subcommand:
+        return
+    if local:
+        from agents.drivers import make_driver
+
+        rows = []
+        for name in ("host", "ios"):
+            try:
+                rows += [d.as_dict() for d in make_driver(name).discover()]
+            except Exception as exc:  # no usbmuxd, no pymobiledevice3 pairing: say so, go on
+                rows.append({"driver": name, "error": str(exc)[:200]})
+    else:
+        rows = fleet_or_exit().devices()
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    t = Table(title="devices")
+    cols = ("id", "device_class", "product_type", "os_version", "state", "battery", "thermal", "job_id",
+            "simulated")
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(r.get(c, "")) for c in cols])
+    console.print(t)
+
+
+@devices_app.command("release")
+def devices_release(device_id: str) -> None:
+    """Return a quarantined device to service."""
+    fleet = fleet_or_exit()
+    if not fleet.device(device_id):
+        raise fail(f"no device {device_id!r}")
+    fleet.release_quarantine(device_id)
+    console.print(f"device {device_id} released")
+
+
+@app.command()
+def demo(spec: Path = typer.Option(None, help="matrix spec (default: examples/host-quick.yaml)"),
+         timeout: float = typer.Option(1800)) -> None:
+    """Start everything needed, run a matrix end to end, print it, shut down."""
+    from orchestrator.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(spec, timeout))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Fleet operations over SSH: inventory, checks, bootstrap, service units, drain, harness builds."""

@@ -1,0 +1,408 @@
+"""The coordinator's domain: submit a run, dispatch attempts, record outcomes, retry,
+reap dead leases, cancel, finalise. Celery tasks in ``orchestrator.tasks`` are thin
+wrappers around these functions.
+
+Messages are never sent inside a database transaction: functions append them to an
+:class:`Outbox` and the caller sends it after the commit, so a worker can never receive
+an id whose row is not visible yet.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from device_inventory.fleet import Fleet
+from orchestrator import celery_app as capp
+from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.registry import registry
+from orchestrator.planning import plan
+from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
+from orchestrator.store.db import session as db_session
+from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
+
+MAX_ATTEMPTS = 3
+QUARANTINE_AFTER = 3
+# seconds before attempt n+1 is offered (exponential backoff, capped)
+RETRY_BACKOFF_S = (1, 5, 20, 60)
+GOLDEN_SEED = 1234
+EXPORTER_KEY = "bf:exporters"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class Message:
+    task: str
+    args: list[Any]
+    queue: str
+    priority: int = 5
+    countdown: float = 0
+
+
+@dataclass
+class Outbox:
+    messages: list[Message] = field(default_factory=list)
+
+    def send(self, app: Any = None) -> None:
+        app = app or capp.app
+        for m in self.messages:
+            app.send_task(m.task, args=m.args, queue=m.queue, priority=m.priority,
+                          countdown=m.countdown or None)
+        self.messages.clear()
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+# -- exporters ------------------------------------------------------------------------
+def exporters_alive(fleet: Fleet) -> set[str]:
+    import time
+
+    return {p for p, exp in fleet.r.zrangebyscore(EXPORTER_KEY, time.time(), "+inf", withscores=True)}
+
+
+def exporter_heartbeat(fleet: Fleet, platform: str, ttl: float = 30) -> None:
+    import time
+
+    fleet.r.zadd(EXPORTER_KEY, {platform: time.time() + ttl})
+
+
+def _export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:
+    """Which export queue lowers this backend, or why none can."""
+    backend = registry().resolve(backend_name)
+    if "linux" in backend.exporters:
+        return "linux", ""  # the coordinator stack always ships a Linux exporter
+    for platform in backend.exporters:
+        if platform in alive:
+            return platform, ""
+    need = " or ".join(backend.exporters)
+    return None, f"needs a {need} exporter (none is running)"
+
+
+# -- submit -----------------------------------------------------------------------------
+def _model_file(model: str, backend: str, key: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model}-{backend}")[:100]
+    return f"{stem}-{key[:8]}.pte"
+
+
+def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", trigger: str = "manual",
+           requested_by: str = "", meta: dict[str, Any] | None = None,
+           store: ArtifactStore | None = None) -> tuple[str, Outbox]:
+    """Create the run and its jobs; return the run id and the messages to send after commit."""
+    from orchestrator.export.pipeline import artifact_key
+
+    if trigger not in capp.PRIORITY:
+        raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
+    store = store or ArtifactStore()
+    the_plan = plan(spec)
+    alive = exporters_alive(fleet)
+    outbox = Outbox()
+    priority = capp.PRIORITY[trigger]
+    run_id = new_id()
+    with db_session() as s:
+        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
+                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
+                  summary={"not_applicable": the_plan.not_applicable})
+        s.add(run)
+        s.flush()
+        requests: dict[str, Any] = {}
+        for cell in the_plan.cells:
+            req = cell.export_request(spec.parameters.compute_units)
+            key = artifact_key(req)
+            requests[key] = req
+            job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
+                      device_class=cell.device_class, device_selector=cell.device_selector,
+                      input_resolution=cell.input_resolution, batch_size=cell.batch_size,
+                      iterations=spec.parameters.iterations, warmup=spec.parameters.warmup,
+                      repeat_index=cell.repeat_index, compute_units=spec.parameters.compute_units,
+                      timeout_s=spec.parameters.timeout_s, artifact_key=key, priority=priority)
+            if cell.blocked_reason:
+                job.state, job.reason, job.finished_at = "blocked", cell.blocked_reason, utcnow()
+            s.add(job)
+        s.flush()
+        for key, req in requests.items():
+            art = s.get(Artifact, key)
+            if art is None:
+                art = Artifact(key=key, model=req.model, backend=req.backend,
+                               input_resolution=req.input_resolution, batch_size=req.batch_size)
+                s.add(art)
+            if store.exists(key) and art.status != "ready":
+                _mark_artifact_ready(art, store.get(key, verify=False).meta)
+            if art.status == "ready":
+                _dispatch_waiting(s, key, fleet, outbox)
+                continue
+            platform, why = _export_route(req.backend, alive)
+            if platform is None:
+                _block_jobs(s, key, why)
+                continue
+            art.status = "pending"
+            for job in _jobs_for_artifact(s, key, ("queued",)):
+                check_job_transition(job.state, "exporting")
+                job.state = "exporting"
+            outbox.messages.append(Message("benchfarm.export", [key, _request_dict(req)],
+                                           capp.export_queue(platform), priority))
+        _finalize_if_done(s, run_id)
+    return run_id, outbox
+
+
+def _request_dict(req: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(req)
+
+
+def _jobs_for_artifact(s: Session, key: str, states: tuple[str, ...]) -> list[Job]:
+    return list(s.scalars(select(Job).where(Job.artifact_key == key, Job.state.in_(states))))
+
+
+def _block_jobs(s: Session, key: str, reason: str) -> None:
+    for job in _jobs_for_artifact(s, key, ("queued", "exporting")):
+        job.state, job.reason, job.finished_at = "blocked", reason, utcnow()
+
+
+def _mark_artifact_ready(art: Artifact, meta: dict[str, Any]) -> None:
+    art.status = "ready"
+    art.file_sha256 = meta.get("file_sha256", "")
+    art.size_bytes = int(meta.get("size_bytes", 0))
+    art.export_time_s = float(meta.get("export_time_s", 0.0))
+    art.info = {k: v for k, v in meta.items() if k not in ("recipe",)}
+
+
+# -- export outcome -------------------------------------------------------------------
+def export_done(key: str, outcome: str, meta: dict[str, Any], fleet: Fleet) -> Outbox:
+    """outcome: 'ok' | 'failed' (the model cannot be exported) | 'unavailable' (wrong exporter)."""
+    outbox = Outbox()
+    with db_session() as s:
+        art = s.get(Artifact, key)
+        if art is None:
+            return outbox
+        if outcome == "ok":
+            _mark_artifact_ready(art, meta)
+            _dispatch_waiting(s, key, fleet, outbox)
+        else:
+            art.status = "blocked" if outcome == "unavailable" else "failed"
+            art.reason = str(meta.get("error", ""))[:4000]
+            for job in _jobs_for_artifact(s, key, ("queued", "exporting")):
+                job.state = "blocked" if outcome == "unavailable" else "failed"
+                job.reason = f"export failed: {art.reason}" if outcome == "failed" else art.reason
+                job.finished_at = utcnow()
+        for run_id in {j.run_id for j in s.scalars(select(Job).where(Job.artifact_key == key))}:
+            _finalize_if_done(s, run_id)
+    return outbox
+
+
+# -- dispatch -----------------------------------------------------------------------------
+def _dispatch_waiting(s: Session, key: str, fleet: Fleet, outbox: Outbox) -> None:
+    for job in _jobs_for_artifact(s, key, ("queued", "exporting")):
+        dispatch(s, job, fleet, outbox)
+
+
+def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: float = 0) -> Attempt:
+    art = s.get(Artifact, job.artifact_key)
+    check_job_transition(job.state, "waiting-for-device")
+    job.state = "waiting-for-device"
+    job.queued_at = job.queued_at or utcnow()
+    job.attempt_count += 1
+    attempt = Attempt(id=new_id(), job_id=job.id, number=job.attempt_count)
+    s.add(attempt)
+    fleet.dispatch_attempt(attempt.id)
+    backend = registry().resolve(job.backend)
+    payload = {
+        "run_id": job.run_id, "job_id": job.id, "attempt_id": attempt.id, "artifact_key": job.artifact_key,
+        "model_file": _model_file(job.model, job.backend, job.artifact_key),
+        "model_sha256": art.file_sha256 if art else "", "backend": job.backend, "runtime": backend.runtime,
+        "compute_units": job.compute_units,
+        "input_shape": [job.batch_size, 3, job.input_resolution, job.input_resolution],
+        "input_resolution": job.input_resolution, "batch_size": job.batch_size,
+        "warmup": job.warmup, "iterations": job.iterations, "timeout_s": job.timeout_s,
+        "device_class": job.device_class, "device_selector": job.device_selector,
+        "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
+        if art else {},
+    }
+    outbox.messages.append(Message("benchfarm.run_job", [payload], capp.device_queue(job.device_class),
+                                   job.priority, countdown))
+    return attempt
+
+
+# -- agent reports --------------------------------------------------------------------------
+def attempt_started(payload: dict[str, Any]) -> bool:
+    with db_session() as s:
+        attempt = s.get(Attempt, payload["attempt_id"])
+        if attempt is None or attempt.state not in ATTEMPT_OPEN:
+            return False
+        attempt.state = "running"
+        attempt.device_id = payload.get("device_id", "")
+        attempt.host = payload.get("host", "")
+        attempt.lease_token = int(payload.get("lease_token", 0))
+        attempt.started_at = utcnow()
+        job = attempt.job
+        if job.state == "waiting-for-device":
+            job.state = "running"
+            job.started_at = job.started_at or utcnow()
+        return True
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    accepted: bool
+    reason: str = ""
+    retried: bool = False
+
+
+def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome, Outbox]:
+    """Record what an agent reports for one attempt. Exactly one result per job: a late
+    report from a fenced-off attempt, or a duplicate, is rejected and changes nothing."""
+    from agents.harness.contract import ContractError, validate_result
+    from orchestrator.stats import latency_stats
+
+    outbox = Outbox()
+    try:
+        with db_session() as s:
+            attempt = s.get(Attempt, payload["attempt_id"])
+            if attempt is None:
+                return RecordOutcome(False, "unknown attempt"), outbox
+            job = attempt.job
+            if attempt.state not in ATTEMPT_OPEN or job.state in JOB_TERMINAL:
+                return RecordOutcome(False, f"attempt is {attempt.state}, job is {job.state}: fenced off"), outbox
+            attempt.timeline = payload.get("timeline", [])
+            attempt.device_id = payload.get("device_id", attempt.device_id)
+            attempt.lease_token = int(payload.get("lease_token", attempt.lease_token))
+            attempt.finished_at = utcnow()
+            outcome = payload["outcome"]
+            doc = payload.get("result")
+            if outcome == "ok":
+                try:
+                    validate_result(doc)
+                    if (doc["job_id"], doc["attempt_id"]) != (job.id, attempt.id):
+                        raise ContractError("result document names another job/attempt")
+                except ContractError as exc:
+                    outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
+            if outcome == "ok":
+                st = latency_stats(doc["latencies_ms"])
+                s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
+                             device_id=attempt.device_id, device_model=doc["device"]["model"],
+                             os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
+                             median_ms=st.median, p10_ms=st.p10, p90_ms=st.p90, mean_ms=st.mean,
+                             peak_memory_bytes=doc["peak_memory_bytes"],
+                             energy_mj=doc.get("energy_mj_per_inference"), document=doc))
+                attempt.state = "succeeded"
+                job.state, job.finished_at, job.reason = "succeeded", utcnow(), ""
+                s.flush()  # the unique constraint speaks here, inside the transaction
+                retried = False
+            elif outcome == "model":
+                attempt.state = "model_failed"
+                attempt.error_category = payload.get("category", "")
+                attempt.error = payload.get("message", "")[:4000]
+                job.state, job.finished_at = "failed", utcnow()
+                job.reason = f"model failure ({attempt.error_category}): {attempt.error}"[:4000]
+                retried = False
+            else:
+                attempt.state = "infra_failed"
+                attempt.error_category = payload.get("category", "other")
+                attempt.error = payload.get("message", "")[:4000]
+                retried = _retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
+            _finalize_if_done(s, job.run_id)
+            return RecordOutcome(True, retried=retried), outbox
+    except IntegrityError:
+        return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _retry_or_fail(s: Session, job: Job, fleet: Fleet, outbox: Outbox, category: str, message: str) -> bool:
+    if job.attempt_count < MAX_ATTEMPTS:
+        delay = RETRY_BACKOFF_S[min(job.attempt_count - 1, len(RETRY_BACKOFF_S) - 1)]
+        dispatch(s, job, fleet, outbox, countdown=delay)
+        return True
+    job.state, job.finished_at = "failed", utcnow()
+    job.reason = f"infrastructure failure after {job.attempt_count} attempts ({category}): {message}"[:4000]
+    return False
+
+
+# -- lease reaping ----------------------------------------------------------------------------
+def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
+    """Requeue the jobs of every attempt whose device lease expired (agent dead, device lost)."""
+    outbox = Outbox()
+    fenced = []
+    for lease in fleet.reap_expired():
+        with db_session() as s:
+            attempt = s.get(Attempt, lease.attempt_id)
+            if attempt is None or attempt.state not in ATTEMPT_OPEN:
+                continue
+            attempt.state = "fenced"
+            attempt.error_category = "device_lost"
+            attempt.error = f"lease on {lease.device_id} expired (token {lease.token}): no heartbeat"
+            attempt.finished_at = utcnow()
+            job = attempt.job
+            if job.state not in JOB_TERMINAL:
+                _retry_or_fail(s, job, fleet, outbox, "device_lost", attempt.error)
+            _finalize_if_done(s, job.run_id)
+            fenced.append(attempt.id)
+    return fenced, outbox
+
+
+# -- cancel and finalise ---------------------------------------------------------------------
+def cancel(run_id: str, fleet: Fleet) -> int:
+    with db_session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        n = 0
+        for job in run.jobs:
+            if job.state in JOB_TERMINAL:
+                continue
+            for a in job.attempts:
+                if a.state in ATTEMPT_OPEN:
+                    a.state = "cancelled"
+                    fleet.cancel_attempt(a.id)
+            job.state, job.reason, job.finished_at = "cancelled", "run cancelled", utcnow()
+            n += 1
+        run.meta = dict(run.meta or {}, cancelled=True)
+        _finalize_if_done(s, run_id)
+        return n
+
+
+def _finalize_if_done(s: Session, run_id: str) -> bool:
+    """Finalise the run once, when its last job turns terminal (no Celery chords needed)."""
+    s.flush()
+    open_jobs = s.scalar(select(func.count()).select_from(Job).where(
+        Job.run_id == run_id, Job.state.not_in(JOB_TERMINAL)))
+    if open_jobs:
+        return False
+    states = list(s.scalars(select(Job.state).where(Job.run_id == run_id)))
+    run = s.get(Run, run_id)
+    status = run_status(states, cancelled=bool((run.meta or {}).get("cancelled")))
+    counts: dict[str, int] = {}
+    for st in states:
+        counts[st] = counts.get(st, 0) + 1
+    # compare-and-set: only one finaliser wins, whatever races
+    won = s.execute(update(Run).where(Run.id == run_id, Run.finalized.is_(False)).values(
+        finalized=True, status=status, finished_at=utcnow(),
+        summary=dict(run.summary or {}, jobs=counts, finalized_at=datetime.utcnow().isoformat()),
+    ).execution_options(synchronize_session=False)).rowcount
+    return won == 1
+
+
+def run_state(run_id: str) -> dict[str, Any]:
+    with db_session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        jobs = [{"id": j.id, "model": j.model, "backend": j.backend, "device_class": j.device_class,
+                 "input_resolution": j.input_resolution, "batch_size": j.batch_size, "repeat": j.repeat_index,
+                 "state": j.state, "reason": j.reason, "attempts": j.attempt_count} for j in run.jobs]
+        results = s.scalar(select(func.count()).select_from(Result).join(Job).where(Job.run_id == run_id))
+        return {"id": run.id, "name": run.name, "trigger": run.trigger, "status": run.status,
+                "finalized": run.finalized, "created_at": run.created_at.isoformat(),
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "summary": run.summary, "results": results, "jobs": jobs}

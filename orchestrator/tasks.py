@@ -1,0 +1,86 @@
+"""Celery tasks: thin wrappers over domain code (orchestrator.runs, the export pipeline,
+agents.runner). Payloads are JSON: ids and plain parameters, never objects.
+
+Heavy imports (torch, executorch) happen inside the task bodies so that a worker that
+only records results never loads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from device_inventory.fleet import Fleet
+from orchestrator import config
+from orchestrator.celery_app import COORDINATOR_QUEUE, app
+
+log = logging.getLogger("benchfarm.tasks")
+
+
+@lru_cache(maxsize=1)
+def _fleet() -> Fleet:
+    return Fleet.from_url(config.redis_url())
+
+
+@app.task(name="benchfarm.export", acks_late=True)
+def export(key: str, request: dict[str, Any]) -> None:
+    """Exporter queue: lower one artifact, then tell the coordinator."""
+    from orchestrator.export.lowering import ExporterUnavailable
+    from orchestrator.export.pipeline import ExportRequest, export_artifact
+
+    req = ExportRequest(**request)
+    try:
+        art, hit = export_artifact(req)
+        if art.key != key:
+            raise RuntimeError(f"exporter computed key {art.key}, coordinator expected {key}: "
+                               "exporter and coordinator run different versions")
+        outcome, meta = "ok", dict(art.meta, cache_hit=hit)
+    except ExporterUnavailable as exc:
+        outcome, meta = "unavailable", {"error": str(exc)}
+    except Exception as exc:  # an export failure is a property of the model: report it
+        log.exception("export of %s failed", key)
+        outcome, meta = "failed", {"error": f"{type(exc).__name__}: {exc}"}
+    app.send_task("benchfarm.export_done", args=[key, outcome, meta], queue=COORDINATOR_QUEUE, priority=0)
+
+
+@app.task(name="benchfarm.export_done", acks_late=True)
+def export_done(key: str, outcome: str, meta: dict[str, Any]) -> None:
+    from orchestrator import runs
+
+    runs.export_done(key, outcome, meta, _fleet()).send(app)
+
+
+@app.task(name="benchfarm.run_job", acks_late=True)
+def run_job(payload: dict[str, Any]) -> None:
+    """Device queue: executed by the device worker that owns one device."""
+    from agents.runner import execute
+
+    execute(payload)
+
+
+@app.task(name="benchfarm.attempt_started", acks_late=True)
+def attempt_started(payload: dict[str, Any]) -> None:
+    from orchestrator import runs
+
+    runs.attempt_started(payload)
+
+
+@app.task(name="benchfarm.record_attempt", acks_late=True)
+def record_attempt(payload: dict[str, Any]) -> None:
+    from orchestrator import runs
+
+    outcome, outbox = runs.record_attempt(payload, _fleet())
+    if not outcome.accepted:
+        log.warning("rejected report for attempt %s: %s", payload.get("attempt_id"), outcome.reason)
+    outbox.send(app)
+
+
+@app.task(name="benchfarm.reap", acks_late=True)
+def reap() -> None:
+    from orchestrator import runs
+
+    fenced, outbox = runs.reap(_fleet())
+    if fenced:
+        log.warning("reaped %d expired leases: %s", len(fenced), fenced)
+    outbox.send(app)

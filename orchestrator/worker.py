@@ -1,0 +1,59 @@
+"""The coordinator / exporter worker process (``benchfarm worker``).
+
+Besides consuming its queues it runs two housekeeping loops: the lease reaper (every
+few seconds, requeues jobs whose device stopped heartbeating) when it serves the
+coordinator queue, and an exporter heartbeat per ``export.<platform>`` queue it serves,
+so the coordinator knows which exporter platforms are alive (e.g. macOS for MPS).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+
+from device_inventory.fleet import Fleet
+from orchestrator import config, runs
+from orchestrator.celery_app import COORDINATOR_QUEUE, app
+
+log = logging.getLogger("benchfarm.worker")
+REAP_EVERY_S = 5.0
+_stop = threading.Event()
+
+
+def _housekeeping(queues: list[str]) -> None:
+    fleet = Fleet.from_url(config.redis_url())
+    platforms = [q.split(".", 1)[1] for q in queues if q.startswith("export.")]
+    while not _stop.wait(REAP_EVERY_S):
+        try:
+            for p in platforms:
+                runs.exporter_heartbeat(fleet, p, ttl=REAP_EVERY_S * 6)
+            if COORDINATOR_QUEUE in queues:
+                fenced, outbox = runs.reap(fleet)
+                if fenced:
+                    log.warning("reaped expired leases: %s", fenced)
+                outbox.send(app)
+        except Exception:
+            log.warning("housekeeping failed", exc_info=True)
+
+
+def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostname: str = "") -> None:
+    fleet = Fleet.from_url(config.redis_url())
+    for q in queues:
+        if q.startswith("export."):
+            runs.exporter_heartbeat(fleet, q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
+
+    @worker_ready.connect
+    def _ready(**_kw: object) -> None:
+        threading.Thread(target=_housekeeping, args=(queues,), daemon=True, name="housekeeping").start()
+
+    @worker_shutdown.connect
+    def _down(**_kw: object) -> None:
+        _stop.set()
+
+    argv = ["worker", f"--queues={','.join(queues)}", f"--pool={pool}", f"--concurrency={concurrency}",
+            "--loglevel=INFO", "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)
