@@ -72,6 +72,9 @@ def fmt_range(stats: Stats | None) -> str:
     if stats is None:
         return "—"
     d = _digits(stats.p10)
+    # A tight spread must not print as "8-8 ms": add a digit until the ends differ.
+    while d < 2 and f"{stats.p10:.{d}f}" == f"{stats.p90:.{d}f}":
+        d += 1
     return f"{stats.p10:.{d}f}-{stats.p90:.{d}f} ms"
 
 

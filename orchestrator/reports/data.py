@@ -120,7 +120,8 @@ def _failure_state(jobs: list[Job], results: dict[str, Result]) -> tuple[str, st
         if r is not None and (r.document or {}).get("status") == "error":
             err = (r.document or {}).get("error") or {}
             return "failed", f"{err.get('category', 'error')}: {err.get('message', '')}".strip()
-    for state in ("failed", "blocked", "cancelled", "running", "queued"):
+    # The most telling state wins: a failure explains the cell better than a pending repeat.
+    for state in ("failed", "blocked", "cancelled"):
         for j in jobs:
             if j.state == state:
                 return state, j.reason

@@ -72,8 +72,12 @@ def _class_order(class_id: str) -> tuple[int, str]:
     return (ids.index(class_id) if class_id in ids else len(ids), class_id)
 
 
+# The seed guide's row order; backends it does not list follow in registry order.
+SEED_BACKEND_ORDER = ("coreml", "mps", "xnnpack", "coreml-int8")
+
+
 def _backend_order(name: str) -> tuple[int, str]:
-    names = registry().names()
+    names = [*SEED_BACKEND_ORDER, *(n for n in registry().names() if n not in SEED_BACKEND_ORDER)]
     return (names.index(name) if name in names else len(names), name)
 
 
@@ -252,7 +256,8 @@ def quantization_table(analysed: Analysed) -> Table | None:
                 f"{fmt_ms(fmed) if fmed else fc.state} → {fmt_ms(qmed) if qmed else qc.state}",
                 _ratio(fmed, qmed),
             ])
-            row.values[-1] = "; ".join(x for x in (notes(fc), notes(qc)) if x)
+            parts = [p for n in (notes(fc), notes(qc)) for p in n.split("; ") if p]
+            row.values[-1] = "; ".join(dict.fromkeys(parts))
             row.simulated = fc.simulated or qc.simulated
             row.state = fc.state if fc.state != "ok" else qc.state
             t.rows.append(row)
