@@ -120,7 +120,10 @@ class ArtifactStore:
         expected = self.get(key, verify=False).meta.get("golden_sha256")
         if not expected:
             raise ArtifactError(f"artifact {key} has no golden output (a .pte source has no eager model)")
-        data = self.golden_path(key).read_bytes()
+        try:
+            data = self.golden_path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactCorrupted(f"artifact {key}: golden output recorded but missing") from None
         if hashlib.sha256(data).hexdigest() != expected:
             raise ArtifactCorrupted(f"artifact {key}: golden output does not match its recorded sha256")
         return json.loads(data)
