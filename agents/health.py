@@ -90,3 +90,18 @@ def thermal_from_ios(value: object) -> str:
         if word in THERMAL_ORDER:
             return word
     return "unknown"
+
+
+# iOS exposes no thermal state over lockdown; the battery gauge's temperature tracks it closely
+# enough to gate on (the harness records the real ProcessInfo.thermalState in the result).
+BATTERY_TEMPERATURE_STEPS_C = ((35.0, "nominal"), (40.0, "fair"), (45.0, "serious"))
+
+
+def thermal_from_battery_temperature(temperature_c: float | None) -> str:
+    """Estimate the thermal state from the battery temperature (unknown without a reading)."""
+    if temperature_c is None:
+        return "unknown"
+    for limit, state in BATTERY_TEMPERATURE_STEPS_C:
+        if temperature_c < limit:
+            return state
+    return "critical"

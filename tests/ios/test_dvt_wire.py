@@ -24,7 +24,7 @@ APP = "com.example.app"
 
 
 def _device() -> VirtualDevice:
-    dev = VirtualDevice(devid=7, product_type="iPhone14,5", product_version="16.7", name="wire")
+    dev = VirtualDevice(7, "iPhone14,5", "16.7", "wire")
     dev.install(APP, {"CFBundleExecutable": "App", "CFBundleShortVersionString": "1.0"})
     return dev
 

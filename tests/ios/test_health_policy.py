@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agents.health import HealthPolicy, cool_down_wait_s, evaluate, thermal_from_ios
+from agents.health import (
+    HealthPolicy,
+    cool_down_wait_s,
+    evaluate,
+    thermal_from_battery_temperature,
+    thermal_from_ios,
+)
 from agents.protocols import Health
 
 GB = 1024 ** 3
@@ -90,3 +96,9 @@ def test_cool_down_wait_is_bounded_by_remaining_budget():
                                       ("NSProcessInfoThermalStateFair", "fair"), (None, "unknown")])
 def test_thermal_from_ios(raw, word):
     assert thermal_from_ios(raw) == word
+
+
+@pytest.mark.parametrize("temp,word", [(None, "unknown"), (30.5, "nominal"), (35.5, "fair"),
+                                       (40.5, "serious"), (45.5, "critical")])
+def test_thermal_estimate_from_battery_temperature(temp, word):
+    assert thermal_from_battery_temperature(temp) == word
