@@ -41,12 +41,20 @@ class Verdict:
         return None if self.ratio is None else 100.0 * (self.ratio - 1.0)
 
 
+def _bootstrap_medians(x: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    # Sorting the resample matrix is ~3x faster than np.median(axis=1), which matters when
+    # trends compare every consecutive pair of nightly runs of every cell.
+    n = len(x)
+    s = np.sort(x[rng.integers(0, n, size=(resamples, n))], axis=1)
+    return s[:, n // 2] if n % 2 else (s[:, n // 2 - 1] + s[:, n // 2]) / 2
+
+
 def bootstrap_median_ratio_ci(
     baseline: np.ndarray, candidate: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95
 ) -> tuple[float, float]:
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    b = np.median(rng.choice(baseline, size=(resamples, len(baseline)), replace=True), axis=1)
-    c = np.median(rng.choice(candidate, size=(resamples, len(candidate)), replace=True), axis=1)
+    b = _bootstrap_medians(baseline, rng, resamples)
+    c = _bootstrap_medians(candidate, rng, resamples)
     ratios = c / np.where(b > 0, b, np.nan)
     lo, hi = np.nanpercentile(ratios, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)

@@ -1,39 +1,57 @@
-"""CSV: one row per cell with the raw statistics (numbers, not formatted strings)."""
+"""CSV and plain JSON: one record per cell with the raw statistics (numbers, not
+formatted strings), ``simulated`` as a field."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from typing import Any
 
 from orchestrator.reports.build import Report
 
-COLUMNS = ["run_id", "model", "backend", "device_class", "input_resolution", "batch_size", "state", "reason",
-           "simulated", "repeats", "repeats_ok", "iterations", "median_ms", "p10_ms", "p90_ms", "mean_ms", "cv",
-           "outliers", "preprocess_median_ms", "postprocess_median_ms", "total_median_ms", "load_time_ms",
-           "peak_memory_mb", "energy_mj_per_inference", "power", "model_size_bytes", "params", "accuracy",
-           "thermal_before", "thermal_after", "device_models", "os_versions", "budget_realtime_30fps",
-           "budget_standard_10fps", "budget_memory"]
+
+def _r(v: float | None, digits: int = 4) -> float | None:
+    return None if v is None else round(v, digits)
 
 
-def _num(v: float | None, digits: int = 4) -> str:
-    return "" if v is None else f"{v:.{digits}f}"
+def report_rows(report: Report) -> list[dict[str, Any]]:
+    rows = []
+    for c, s in report.analysed:
+        inf = s.inference
+        rows.append({
+            "run_id": report.run.id, **c.key._asdict(), "state": c.state, "reason": c.reason,
+            "simulated": c.simulated, "repeats": c.repeats, "repeats_ok": c.repeats_ok,
+            "iterations": inf.n if inf else 0,
+            "median_ms": _r(inf and inf.median), "p10_ms": _r(inf and inf.p10), "p90_ms": _r(inf and inf.p90),
+            "mean_ms": _r(inf and inf.mean), "cv": _r(inf and inf.cv, 5), "outliers": inf.outliers if inf else None,
+            "preprocess_median_ms": _r(s.preprocess and s.preprocess.median),
+            "postprocess_median_ms": _r(s.postprocess and s.postprocess.median),
+            "total_median_ms": _r(s.total and s.total.median), "load_time_ms": _r(s.load_time_ms),
+            "peak_memory_mb": _r(s.peak_memory_mb, 2), "energy_mj_per_inference": _r(s.energy_mj),
+            "power": s.power, "model_size_bytes": c.model_size_bytes, "params": c.params,
+            "accuracy": c.accuracy, "thermal_before": c.thermal_before, "thermal_after": c.thermal_after,
+            "device_models": c.device_models, "os_versions": c.os_versions,
+            **{f"budget_{b.budget.name.replace('-', '_')}": b.status for b in s.budgets},
+        })
+    return rows
+
+
+def report_json(report: Report) -> str:
+    doc = {"run": {"id": report.run.id, "name": report.run.name, "trigger": report.run.trigger,
+                   "status": report.run.status, "created_at": report.run.created_at.isoformat()},
+           "simulated": report.simulated, "cells": report_rows(report)}
+    return json.dumps(doc, indent=1) + "\n"
 
 
 def report_csv(report: Report) -> str:
+    rows = report_rows(report)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for c, s in report.analysed:
-        inf = s.inference
-        budgets = {b.budget.name: b.status for b in s.budgets}
-        w.writerow([
-            report.run.id, *c.key, c.state, c.reason, str(c.simulated).lower(), c.repeats, c.repeats_ok,
-            inf.n if inf else 0, _num(inf and inf.median), _num(inf and inf.p10), _num(inf and inf.p90),
-            _num(inf and inf.mean), _num(inf and inf.cv, 5), inf.outliers if inf else "",
-            _num(s.preprocess and s.preprocess.median), _num(s.postprocess and s.postprocess.median),
-            _num(s.total and s.total.median), _num(s.load_time_ms), _num(s.peak_memory_mb, 2),
-            _num(s.energy_mj), s.power, c.model_size_bytes or "", c.params or "", _num(c.accuracy, 2),
-            c.thermal_before or "", c.thermal_after or "", " ".join(c.device_models), " ".join(c.os_versions),
-            budgets.get("realtime-30fps", ""), budgets.get("standard-10fps", ""), budgets.get("memory", ""),
-        ])
+    if not rows:
+        return ""
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: (" ".join(v) if isinstance(v, list) else "" if v is None
+                        else str(v).lower() if isinstance(v, bool) else v) for k, v in row.items()})
     return buf.getvalue()

@@ -211,3 +211,14 @@ def load_nightly_history(session: Session, limit: int = 30, before: datetime | N
 
 def recent_runs(session: Session, limit: int = 50) -> list[Run]:
     return list(session.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)).all())
+
+
+def latest_run_per_class(session: Session) -> dict[str, str]:
+    """Device class -> id of the newest run that has jobs for it (the dashboard's matrix)."""
+    rows = session.execute(
+        select(Job.device_class, Run.id).join(Run, Run.id == Job.run_id).order_by(Run.created_at.desc())
+    ).all()
+    latest: dict[str, str] = {}
+    for cls, run_id in rows:
+        latest.setdefault(cls, run_id)
+    return latest

@@ -1,72 +1,50 @@
 """The device matrix: one table per device class, in the seed guide's layout
-(Backend | Model Size | Inference Time | Memory | Power)."""
+(Backend | Model Size | Inference Time | Memory | Power, then measured extras), for the
+terminal (rich) and for markdown. Failed / blocked cells are rows with their reason."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from rich.table import Table as RichTable
+from rich.text import Text
 from sqlalchemy.orm import Session
 
-from device_inventory.catalog import catalog
-from orchestrator.export.registry import UnknownBackend, registry
-from orchestrator.store.models import Artifact, Job, Result
+from orchestrator.reports.build import analyse_run
+from orchestrator.reports.data import load_run
+from orchestrator.reports.markdown import SIM_BANNER, table_markdown
+from orchestrator.reports.tables import SIMULATED, Table, device_tables
 
-SIM = "simulated"
-
-
-def _rows(session: Session, run_id: str) -> dict[str, list[list[str]]]:
-    jobs = session.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.device_class, Job.backend)).all()
-    results = {r.job_id: r for r in session.scalars(select(Result).join(Job).where(Job.run_id == run_id))}
-    arts = {a.key: a for a in session.scalars(select(Artifact).where(
-        Artifact.key.in_({j.artifact_key for j in jobs if j.artifact_key})))}
-    tables: dict[str, list[list[str]]] = {}
-    for j in jobs:
-        try:
-            backend = registry().resolve(j.backend).display
-        except UnknownBackend:
-            backend = j.backend
-        art = arts.get(j.artifact_key)
-        size = f"{art.size_bytes / 1e6:.1f} MB" if art and art.size_bytes else "—"
-        r = results.get(j.id)
-        if r:
-            tag = f" ({SIM})" if r.simulated else ""
-            inference = f"{r.p10_ms:.1f}-{r.p90_ms:.1f} ms (median {r.median_ms:.2f}){tag}"
-            memory = f"{r.peak_memory_bytes / 1e6:.0f} MB"
-            power = "n/a"
-        else:
-            inference = f"{j.state}: {j.reason}" if j.reason else j.state
-            memory = power = "—"
-        label = f"{j.model} @{j.input_resolution}" + (f" b{j.batch_size}" if j.batch_size > 1 else "")
-        tables.setdefault(j.device_class, []).append([backend, label, size, inference, memory, power])
-    return tables
+_STATE_STYLE = {"failed": "red", "blocked": "magenta", "cancelled": "dim", "partial": "yellow"}
 
 
-HEADER = ["Backend", "Model", "Model Size", "Inference Time", "Memory", "Power"]
+def _device_tables(session: Session, run_id: str) -> list[Table]:
+    return device_tables(analyse_run(load_run(session, run_id)))
 
 
-def render_matrix(session: Session, run_id: str) -> list:
-    """Rich tables, one per device class."""
-    from rich.table import Table
-
-    out = []
-    for cls, rows in _rows(session, run_id).items():
-        dc = catalog().classes.get(cls)
-        title = f"{dc.reference_device} ({dc.display})" if dc else cls
-        t = Table(title=title)
-        for h in HEADER:
-            t.add_column(h)
-        for row in rows:
-            t.add_row(*row)
-        out.append(t)
+def _rich_cell(text: str) -> Text:
+    if text.startswith("pass"):
+        return Text(text, style="green")
+    if text.startswith("fail"):
+        return Text(text, style="bold red")
+    out = Text(text)
+    out.highlight_words([SIMULATED], style="black on yellow")
     return out
 
 
+def rich_table(table: Table) -> RichTable:
+    t = RichTable(title=table.title + (f" [{SIMULATED}]" if table.simulated else ""), caption=table.note)
+    for col in table.columns:
+        t.add_column(col, overflow="fold")
+    for row in table.rows:
+        t.add_row(*(_rich_cell(v) for v in row.values), style=_STATE_STYLE.get(row.state))
+    return t
+
+
+def render_matrix(session: Session, run_id: str) -> list[RichTable]:
+    """Rich tables, one per device class."""
+    return [rich_table(t) for t in _device_tables(session, run_id)]
+
+
 def matrix_markdown(session: Session, run_id: str) -> str:
-    parts = []
-    for cls, rows in _rows(session, run_id).items():
-        dc = catalog().classes.get(cls)
-        parts.append(f"### {dc.reference_device} ({dc.display})" if dc else f"### {cls}")
-        parts.append("| " + " | ".join(HEADER) + " |")
-        parts.append("|" + "---|" * len(HEADER))
-        parts += ["| " + " | ".join(r) + " |" for r in rows]
-        parts.append("")
-    return "\n".join(parts)
+    tables = _device_tables(session, run_id)
+    banner = [SIM_BANNER, ""] if any(t.simulated for t in tables) else []
+    return "\n".join(banner + [table_markdown(t) for t in tables])
