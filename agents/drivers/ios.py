@@ -163,7 +163,7 @@ class IOSDriver:
     async def _readings(self, s: Session) -> Health:
         assert s.lockdown is not None
         problems: list[str] = []
-        async with DiagnosticsService(s.lockdown) as diag:
+        async with s.service("diagnostics_relay", DiagnosticsService(s.lockdown)) as diag:
             battery = await s.call("battery", diag.get_battery()) or {}
         level = battery.get("CurrentCapacity")
         temp = battery.get("Temperature")  # centi-degrees Celsius, as IOPMPowerSource reports it
@@ -172,7 +172,7 @@ class IOSDriver:
             s.lockdown.get_value("com.apple.security.mac.amfi", "DeveloperModeStatus")))
         if dev_mode is False:
             problems.append("developer mode is off (Settings > Privacy & Security > Developer Mode)")
-        async with AfcService(s.lockdown) as afc:
+        async with s.service("afc", AfcService(s.lockdown)) as afc:
             info = await s.call("storage", afc.get_device_info())
         free = info.get("FSFreeBytes")
         return Health(

@@ -40,7 +40,7 @@ async def ensure_harness(s: Session, ipa: IpaInfo, known_hash: str | None) -> bo
     """Install the harness unless the same build is already there (Lookup first). True if installed."""
     assert s.lockdown is not None
     async with s.step("install", bundle_id=ipa.bundle_id, version=ipa.version) as entry:
-        async with InstallationProxyService(s.lockdown) as iproxy:
+        async with s.service("installation_proxy", InstallationProxyService(s.lockdown), "install_failed") as iproxy:
             found = await s.call("lookup", iproxy.lookup({"BundleIDs": [ipa.bundle_id]}), "install_failed")
             reason = ipa.differs_from((found or {}).get(ipa.bundle_id), known_hash)
             entry["reason"] = reason or "same build installed"

@@ -118,7 +118,22 @@ class Session:
             self.lockdown = await self.call("lockdown", create_using_usbmux(
                 serial=self.udid, autopair=False, usbmux_address=self.target.usbmux_address,
                 pairing_records_cache_folder=self.target.pairing_records_dir))
+            if not self.lockdown.paired:
+                # autopair=False: the client connects anyway and only fails at the first service.
+                await self.close()
+                raise DriverError("not_paired", f"{self.udid} is not paired with this host "
+                                                "(unlock the device and trust this host)")
         return self.lockdown
+
+    @asynccontextmanager
+    async def service(self, what: str, svc: T, category: str = "device_lost") -> AsyncIterator[T]:
+        """Start a lockdown service (bounded) and close it afterwards."""
+        await self.call(f"start {what}", svc.connect(), category)  # type: ignore[attr-defined]
+        try:
+            yield svc
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(svc.close(), 5)  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         if self.lockdown is not None:
