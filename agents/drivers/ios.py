@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 import socket
 import tempfile
 import threading
@@ -93,6 +94,9 @@ class IOSDriver:
             raise DriverError("timeout", f"driver call exceeded {budget_s + OUTER_GRACE_S:.0f} s") from None
 
     def close(self) -> None:
+        if self._placeholder is not None:
+            shutil.rmtree(self._placeholder.path.parent, ignore_errors=True)
+            self._placeholder = None
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)

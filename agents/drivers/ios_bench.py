@@ -19,7 +19,7 @@ from pymobiledevice3.services.house_arrest import HouseArrestService
 from pymobiledevice3.services.installation_proxy import InstallationProxyService
 
 from agents.drivers.ios_ipa import HARNESS_BUNDLE_ID, IpaInfo
-from agents.drivers.ios_session import Session
+from agents.drivers.ios_session import Session, close_quietly
 from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, parse_result
 from agents.protocols import DriverError
 
@@ -59,8 +59,7 @@ async def container(s: Session):
     try:
         yield ha
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ha.close(), 5)
+        await close_quietly(ha)
 
 
 async def push_job(s: Session, job: dict[str, Any], model_path: Path) -> None:

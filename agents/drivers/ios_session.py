@@ -132,31 +132,30 @@ class Session:
         try:
             yield svc
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(svc.close(), 5)  # type: ignore[attr-defined]
+            await close_quietly(svc)
 
     async def close(self) -> None:
         if self.lockdown is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.lockdown.close(), 5)
+            await close_quietly(self.lockdown)
             self.lockdown = None
 
     @asynccontextmanager
     async def process_control(self) -> AsyncIterator[ProcessControl]:
         """DVT process control: over lockdown up to iOS 16, over an RSD tunnel from iOS 17."""
         assert self.lockdown is not None
-        if Version(self.lockdown.product_version).major >= RSD_MAJOR:
-            async with self._rsd() as rsd, DvtProvider(rsd) as dvt, ProcessControl(dvt) as pc:
-                yield pc
-            return
-        provider = DvtProvider(self.lockdown)
-        await self.call("dvt connect", provider.connect(), "launch_failed")
-        try:
-            async with ProcessControl(provider) as pc:
-                yield pc
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(provider.close(), 5)
+        async with contextlib.AsyncExitStack() as stack:
+            if Version(self.lockdown.product_version).major >= RSD_MAJOR:
+                provider = DvtProvider(await stack.enter_async_context(self._rsd()))
+            else:
+                provider = DvtProvider(self.lockdown)
+            # A real iOS <= 16 device refuses this service until a Developer Disk Image is mounted.
+            await self.call("dvt connect (Developer Disk Image mounted? Developer Mode on?)",
+                            provider.connect(), "launch_failed")
+            stack.push_async_callback(close_quietly, provider)
+            pc = ProcessControl(provider)
+            await self.call("processcontrol channel", pc.connect(), "launch_failed")
+            stack.push_async_callback(close_quietly, pc)
+            yield pc
 
     @asynccontextmanager
     async def _rsd(self) -> AsyncIterator[Any]:
@@ -175,8 +174,7 @@ class Session:
             try:
                 yield rsd
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(rsd.close(), 5)
+                await close_quietly(rsd)
             return
         from pymobiledevice3.remote.userspace_tunnel import UserspaceRsdTunnel
 
@@ -187,3 +185,9 @@ class Session:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(tunnel.aclose(), 10)
+
+
+async def close_quietly(obj: Any) -> None:
+    """Closing is best effort: the device may already be gone, which the caller has reported."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(obj.close(), 5)
