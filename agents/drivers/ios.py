@@ -55,11 +55,11 @@ POLL_INTERVAL_S = 0.5
 OUTER_GRACE_S = 30.0
 
 
-class IOSDriver:
+class IosDriver:
     name = "ios"
 
-    def __init__(self, harness_ipa: Path | None = None, usbmux_address: str | None = None,
-                 pairing_records_dir: Path | None = None, timeline: Timeline | None = None,
+    def __init__(self, harness_ipa: Path | str | None = None, usbmux_address: str | None = None,
+                 pairing_records_dir: Path | str | None = None, timeline: Timeline | None = None,
                  policy: HealthPolicy | None = None, call_timeout_s: float = CALL_TIMEOUT_S,
                  startup_allowance_s: float = STARTUP_ALLOWANCE_S, poll_interval_s: float = POLL_INTERVAL_S,
                  ios17_tunnel: str = "userspace", host: str | None = None):
@@ -69,7 +69,9 @@ class IOSDriver:
         ``timeline``: steps are recorded on it when given (settable per attempt)."""
         if ios17_tunnel not in ("userspace", "tunneld"):
             raise ValueError(f"ios17_tunnel must be 'userspace' or 'tunneld', got {ios17_tunnel!r}")
-        self.target = Target(usbmux_address, pairing_records_dir, call_timeout_s, ios17_tunnel)
+        # Options may arrive as JSON (BENCHFARM_DRIVER_OPTIONS): paths as strings.
+        pairs = Path(pairing_records_dir) if pairing_records_dir else None
+        self.target = Target(usbmux_address, pairs, float(call_timeout_s), ios17_tunnel)
         self.harness_ipa = Path(harness_ipa) if harness_ipa else None
         self.timeline = timeline
         self.policy = policy or HealthPolicy()
@@ -85,7 +87,7 @@ class IOSDriver:
     # -- sync facade ---------------------------------------------------------------------
     def _sync(self, coro: Coroutine[Any, Any, T], budget_s: float) -> T:
         if self._loop.is_closed():
-            raise RuntimeError("IOSDriver is closed")
+            raise RuntimeError("IosDriver is closed")
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return fut.result(budget_s + OUTER_GRACE_S)

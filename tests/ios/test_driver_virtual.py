@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.drivers.ios import IOSDriver
+from agents.drivers.ios import IosDriver
 from agents.drivers.ios_ipa import HARNESS_BUNDLE_ID, write_placeholder_ipa
 from agents.harness.contract import parse_result
 from agents.protocols import DriverError
@@ -33,7 +33,7 @@ def fleet():
 
 @pytest.fixture
 def driver(fleet, tmp_path):
-    drv = IOSDriver(harness_ipa=write_placeholder_ipa(tmp_path / "harness.ipa"),
+    drv = IosDriver(harness_ipa=write_placeholder_ipa(tmp_path / "harness.ipa"),
                     usbmux_address=fleet.usbmux_address, pairing_records_dir=tmp_path / "pairs",
                     timeline=Timeline(), startup_allowance_s=5.0, poll_interval_s=0.1, call_timeout_s=10.0)
     yield drv
@@ -106,7 +106,7 @@ def test_prepare_installs_once_and_pushes_files(driver, fleet, model, tmp_path):
     driver.prepare(dev, make_job(model, attempt="a2"), model)
     assert [s for s in driver.timeline.steps if s["step"] == "install"][-1]["reason"] == "same build installed"
 
-    newer = IOSDriver(harness_ipa=write_placeholder_ipa(tmp_path / "v2.ipa", version="0.0.2"),
+    newer = IosDriver(harness_ipa=write_placeholder_ipa(tmp_path / "v2.ipa", version="0.0.2"),
                       usbmux_address=fleet.usbmux_address, pairing_records_dir=tmp_path / "pairs",
                       timeline=Timeline())
     try:
