@@ -1,10 +1,12 @@
-"""Runs ON the remote host (``python3 - BASE_DIR < probe_script.py``) and prints one JSON object.
+"""Runs ON the remote host (``python3 - BASE_DIR [PATH...] < probe_script.py``), prints one JSON object.
 
 Standard library only and no syntax newer than Python 3.8: it executes under whatever
 interpreter the host has (macOS ships an old one), not under benchfarm's. One round trip
-gathers everything ``hosts check`` and ``hosts bootstrap`` need about the host.
+gathers everything ``hosts check`` and ``hosts bootstrap`` need about the host, including
+the sha256 of the given PATHs (None when missing), so bootstrap compares without downloading.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -48,6 +50,21 @@ def service_state(base, mode):
     return "not-installed", "no agent service installed"
 
 
+def _sha256(path):
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read(path):
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return ""
+
+
 def main():
     base = os.path.expanduser(sys.argv[1])
     mode = None
@@ -58,7 +75,9 @@ def main():
     state, detail = service_state(base, mode)
     venv_bf = os.path.join(base, "venv", "bin", "benchfarm")
     disk = shutil.disk_usage(base if os.path.isdir(base) else os.path.expanduser("~"))
-    systemd_code, _ = _run(["systemctl", "--user", "show-environment"]) if shutil.which("systemctl") else (1, "")
+    systemd_code = 1
+    if shutil.which("systemctl"):
+        systemd_code, _ = _run(["systemctl", "--user", "show-environment"])
     print(json.dumps({
         "time": time.time(),
         "python": platform.python_version(),
@@ -73,6 +92,9 @@ def main():
         "systemd_user": systemd_code == 0,
         "benchfarm": venv_bf if os.access(venv_bf, os.X_OK) else shutil.which("benchfarm"),
         "draining": os.path.exists(os.path.join(base, "DRAINING")),
+        "venv": os.access(os.path.join(base, "venv", "bin", "python"), os.X_OK),
+        "installed": _read(os.path.join(base, "installed.sha256")),
+        "hashes": {p: _sha256(p) for p in sys.argv[2:]},
     }))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import logging
 import os
 import posixpath
@@ -283,15 +282,3 @@ class Remote:
             except OSError:
                 pass
             raise
-
-    def sha256_files(self, paths: Sequence[str]) -> dict[str, str | None]:
-        """sha256 of remote files (None when missing), computed on the host, not transferred."""
-        script = ("import hashlib,json,sys\n"
-                  "def h(p):\n"
-                  "    try:\n"
-                  "        return hashlib.sha256(open(p,'rb').read()).hexdigest()\n"
-                  "    except OSError:\n"
-                  "        return None\n"
-                  "print(json.dumps({p: h(p) for p in sys.argv[1:]}))\n")
-        out = self.run([self.host.python, "-c", script, *paths], timeout=60).stdout
-        return json.loads(out)

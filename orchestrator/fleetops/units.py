@@ -61,7 +61,8 @@ while :; do
   $exec_start >>$log 2>&1 &
   child=$$!
   wait "$$child"
-  echo "$$(date -u +%Y-%m-%dT%H:%M:%SZ) agent exited with status $$?; restarting in 5s" >>$log
+  status=$$?
+  echo "$$(date -u +%Y-%m-%dT%H:%M:%SZ) agent exited with status $$status; restarting in 5s" >>$log
   sleep 5 &
   child=$$!
   wait "$$child"
@@ -142,7 +143,8 @@ def service_mode(host: Host, systemd_user: bool) -> str:
 
 
 def _path(host: Host, layout: Layout) -> str:
-    return ":".join([posixpath.join(layout.venv, "bin"), *host.env_path, "/usr/local/bin", "/usr/bin", "/bin"])
+    entries = [posixpath.join(layout.venv, "bin"), *host.env_path, "/usr/local/bin", "/usr/bin", "/bin"]
+    return ":".join(entries)
 
 
 def render_unit(host: Host, layout: Layout, mode: str) -> str:
@@ -178,7 +180,7 @@ def start_command(layout: Layout, mode: str) -> str:
         return f"launchctl bootout {target}/{LAUNCHD_LABEL} 2>/dev/null; launchctl bootstrap {target} {unit}"
     pidfile = shlex.quote(layout.pidfile)
     return (f"{stop_command(layout, mode)}; mkdir -p {shlex.quote(posixpath.dirname(layout.pidfile))} "
-            f"{shlex.quote(posixpath.dirname(layout.log))} && "
+            f"{shlex.quote(posixpath.dirname(layout.log))}; "
             f"setsid sh {unit} </dev/null >/dev/null 2>&1 & echo $! > {pidfile}")
 
 

@@ -1,0 +1,93 @@
+"""bootstrap against a real sshd host: wheel, venv, config, supervised agent; idempotent."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.fleetops.bootstrap import bootstrap, build_wheel
+from orchestrator.fleetops.checks import check_host
+from orchestrator.fleetops.errors import FleetOpsError
+from orchestrator.fleetops.ssh import Remote
+
+from .testhosts import FAST
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory) -> Path:
+    return build_wheel(REPO, tmp_path_factory.mktemp("wheel"))
+
+
+def _pid(base: Path) -> int:
+    return int((base / "run" / "agent.pid").read_text().strip())
+
+
+def test_wheel_carries_the_probe_and_no_tests(project_wheel):
+    names = zipfile.ZipFile(project_wheel).namelist()
+    assert "orchestrator/fleetops/probe_script.py" in names  # read with importlib.resources at run time
+    assert "device_inventory/catalog.yaml" in names
+    assert not any(n.startswith("tests/") for n in names)
+
+
+def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, tmp_path):
+    host = inventory.hosts[0]
+    base = Path(host.base_dir)
+    first = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/5",
+                      pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
+    assert first.service_mode == "supervised"  # no user systemd inside the test sshd
+    assert any("supervised background process" in n for n in first.notes)
+    assert {"uploaded wheel", "uploaded agent config", "uploaded service unit", "created venv",
+            "started agent"} <= set(first.changes)
+    assert first.service_state == "running"
+    config = base / "agent.yaml"
+    assert oct(config.stat().st_mode & 0o777) == "0o600", "the config holds the broker URL"
+    assert "redis://127.0.0.1:6379/5" in config.read_text() and "host: h0" in config.read_text()
+    assert (base / "venv" / "bin" / "benchfarm").exists()
+    pid = _pid(base)
+    os.kill(pid, 0)  # the supervisor runs (same machine as the test host)
+
+    second = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/5",
+                       pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
+    assert second.changes == [] and not second.changed
+    assert "no changes" in second.summary()
+    assert _pid(base) == pid, "an up-to-date host must not be restarted"
+
+    third = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/6",
+                      pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
+    assert third.changes == ["uploaded agent config", "restarted agent"]
+    assert _pid(base) != pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+    status = check_host(host, inventory.known_hosts, FAST)
+    assert status.ok and status.service == "running (supervised)"
+    assert "not installed" not in status.devices_note
+    if status.devices is not None:  # `benchfarm devices` ran from the bootstrapped venv
+        assert any(d.get("device_class") == "host-cpu" for d in status.devices)
+        assert status.missing_classes == []
+
+
+def test_bootstrap_refuses_platform_mismatch(inventory, project_wheel):
+    mac = inventory.hosts[1].model_copy(update={"platform": "macos"})
+    with pytest.raises(FleetOpsError, match="platform macos but the host runs Linux"):
+        bootstrap(mac, inventory.known_hosts, project_wheel, "redis://x", timeouts=FAST)
+    with Remote(mac, inventory.known_hosts, FAST) as r:
+        assert r.run(["ls", r.path()], check=False).exit_code != 0, "nothing written on refusal"
+
+
+def test_check_reports_benchfarm_not_installed(inventory):
+    host = inventory.hosts[2].model_copy(update={"env_path": []})
+    with Remote(host, inventory.known_hosts, FAST) as r:
+        # the login shell may put a system-wide benchfarm on PATH (e.g. ~/.bashrc with pyenv)
+        if r.run("command -v benchfarm", check=False).exit_code == 0:
+            pytest.skip("benchfarm is on the test host's PATH for ssh sessions")
+    status = check_host(host, inventory.known_hosts, FAST)
+    assert status.ok
+    assert status.devices is None and "benchfarm not installed" in status.devices_note
+    assert status.service == "not-installed (none)"
+    assert abs(status.clock_skew_s) < 1.0
