@@ -209,3 +209,21 @@ def test_stale_result_of_another_attempt_is_rejected(driver, fleet, model):
     other = dict(job, attempt_id="a-other")
     err = _expect("bad_result", driver.run, dev, other)
     assert "attempt_id" in str(err)
+
+
+@pytest.mark.parametrize("tunnel", ["tunneld", "userspace"])
+def test_ios17_goes_through_rsd_and_fails_cleanly_without_a_tunnel(fleet, model, tmp_path, tunnel):
+    """The RSD branch itself is verified on hardware only; here: it is chosen for iOS 17 and a
+    missing tunnel is a launch_failed naming the tunnel, not a hang or a raw exception."""
+    fleet.call(lambda s: s.add_device(VirtualDevice(3, "iPhone16,1", "17.4", "bench iOS17")))
+    drv = IosDriver(harness_ipa=write_placeholder_ipa(tmp_path / "h.ipa"), usbmux_address=fleet.usbmux_address,
+                    pairing_records_dir=tmp_path / "pairs", ios17_tunnel=tunnel, call_timeout_s=10.0)
+    try:
+        dev = device_of(drv, fleet, "bench iOS17")
+        assert dev.extra["dvt_path"] == "rsd"
+        job = make_job(model)
+        drv.prepare(dev, job, model)  # install and house_arrest stay on lockdown
+        err = _expect("launch_failed", drv.run, dev, job)
+        assert "tunnel" in str(err)
+    finally:
+        drv.close()
