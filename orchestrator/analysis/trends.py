@@ -1,9 +1,11 @@
 """Trends over nightly runs: per-cell history, change points, silent cells.
 
 Change points reuse the regression test on the raw iteration distributions: run *i*
-is a change point when it differs from run *i-1* (slower or faster, see
-:func:`compare_cells`) and the next run, if any, confirms the same direction against
-run *i-1*. One noisy night therefore does not raise a flag; a step that persists does.
+is a change point when it differs (slower or faster, see :func:`compare_cells`) from
+run *i-1* **and** from the pooled samples of the up-to-``WINDOW`` runs before it, and
+the next run, if any, differs from that pooled window in the same direction. So a
+one-night blip flags neither the blip nor the return from it; a step that persists is
+flagged once, on the night it happened.
 
 A *silent cell* is one that produced results in some nightly run but none in the
 last ``n`` nightly runs — ExecuTorch's dashboard let a device pool produce nothing
@@ -21,6 +23,7 @@ from orchestrator.analysis.regression import compare_cells
 from orchestrator.reports.data import CellKey, RunData
 
 SILENT_AFTER_RUNS = 3
+WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,21 @@ def cell_history(runs: list[RunData]) -> dict[CellKey, list[Point]]:
 
 
 def mark_change_points(points: list[Point], min_effect: float = 0.05) -> list[Point]:
-    measured = [i for i, p in enumerate(points) if p.latencies_ms]
-    out = list(points)
+    measured = [points[i] for i, p in enumerate(points) if p.latencies_ms]
+    changes: dict[str, str] = {}
     for pos in range(1, len(measured)):
-        prev, cur = points[measured[pos - 1]], points[measured[pos]]
-        verdict = compare_cells(prev.latencies_ms, cur.latencies_ms, min_effect).verdict
+        cur = measured[pos]
+        before = [x for p in measured[max(0, pos - WINDOW):pos] for x in p.latencies_ms]
+        verdict = compare_cells(measured[pos - 1].latencies_ms, cur.latencies_ms, min_effect).verdict
         if verdict not in ("slower", "faster"):
             continue
-        if pos + 1 < len(measured):
-            nxt = points[measured[pos + 1]]
-            if compare_cells(prev.latencies_ms, nxt.latencies_ms, min_effect).verdict != verdict:
-                continue  # a one-night blip, not a step
-        out[measured[pos]] = Point(**{**cur.__dict__, "change": verdict})
-    return out
+        if compare_cells(before, cur.latencies_ms, min_effect).verdict != verdict:
+            continue  # the previous night was the odd one out
+        if pos + 1 < len(measured) and compare_cells(before, measured[pos + 1].latencies_ms,
+                                                     min_effect).verdict != verdict:
+            continue  # a one-night blip, not a step
+        changes[cur.run_id] = verdict
+    return [Point(**{**p.__dict__, "change": changes[p.run_id]}) if p.run_id in changes else p for p in points]
 
 
 @dataclass(frozen=True)

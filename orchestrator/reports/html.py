@@ -10,7 +10,14 @@ from html import escape
 from orchestrator.reports.build import Report
 from orchestrator.reports.markdown import VERDICT_ICON, cell_label
 from orchestrator.reports.svg import box_plot, trend_plot
-from orchestrator.reports.tables import SIMULATED, Table, backend_display, device_title
+from orchestrator.reports.tables import (
+    SIMULATED,
+    Table,
+    backend_display,
+    backend_order,
+    class_order,
+    device_title,
+)
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -44,7 +51,9 @@ def _distribution_plots(report: Report) -> list[str]:
     for cell, _ in report.analysed:
         by_class[cell.key.device_class].append(cell)
     plots = []
-    for cls, cells in by_class.items():
+    for cls in sorted(by_class, key=class_order):
+        cells = sorted(by_class[cls], key=lambda c: (c.key.model, backend_order(c.key.backend),
+                                                     -c.key.input_resolution))
         multi = len({(c.key.model, c.key.input_resolution) for c in cells}) > 1
         series = [(backend_display(c.key.backend)
                    + (f" · {c.key.model} @{c.key.input_resolution}" if multi else "")

@@ -67,7 +67,7 @@ def device_title(class_id: str) -> str:
     return dc.reference_device if dc.display in dc.reference_device else f"{dc.reference_device} ({dc.display})"
 
 
-def _class_order(class_id: str) -> tuple[int, str]:
+def class_order(class_id: str) -> tuple[int, str]:
     ids = list(catalog().classes)
     return (ids.index(class_id) if class_id in ids else len(ids), class_id)
 
@@ -76,14 +76,14 @@ def _class_order(class_id: str) -> tuple[int, str]:
 SEED_BACKEND_ORDER = ("coreml", "mps", "xnnpack", "coreml-int8")
 
 
-def _backend_order(name: str) -> tuple[int, str]:
+def backend_order(name: str) -> tuple[int, str]:
     names = [*SEED_BACKEND_ORDER, *(n for n in registry().names() if n not in SEED_BACKEND_ORDER)]
     return (names.index(name) if name in names else len(names), name)
 
 
 def _sort_key(pair: tuple[Cell, CellStats]) -> tuple:
     k = pair[0].key
-    return (k.model, _backend_order(k.backend), -k.input_resolution, k.batch_size)
+    return (k.model, backend_order(k.backend), -k.input_resolution, k.batch_size)
 
 
 def notes(cell: Cell) -> str:
@@ -125,7 +125,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
     for pair in analysed:
         by_class[pair[0].key.device_class].append(pair)
     tables = []
-    for cls in sorted(by_class, key=_class_order):
+    for cls in sorted(by_class, key=class_order):
         pairs = sorted(by_class[cls], key=_sort_key)
         multi_model = len({c.key.model for c, _ in pairs}) > 1
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
@@ -171,7 +171,7 @@ def resolution_tables(analysed: Analysed) -> list[Table]:
     groups = _grouped(analysed, lambda k: (k.device_class, k.model, k.backend, k.batch_size))
     tables = []
     for (cls, model, backend, batch), pairs in sorted(
-            groups.items(), key=lambda g: (_class_order(g[0][0]), g[0][1], _backend_order(g[0][2]), g[0][3])):
+            groups.items(), key=lambda g: (class_order(g[0][0]), g[0][1], backend_order(g[0][2]), g[0][3])):
         if len({c.key.input_resolution for c, _ in pairs}) < 2:
             continue
         t = Table(_slug("resolution", cls, model, backend, batch), "resolution",
@@ -201,7 +201,7 @@ def architecture_tables(analysed: Analysed) -> list[Table]:
     groups = _grouped(analysed, lambda k: (k.device_class, k.backend))
     tables = []
     for (cls, backend), pairs in sorted(groups.items(),
-                                        key=lambda g: (_class_order(g[0][0]), _backend_order(g[0][1]))):
+                                        key=lambda g: (class_order(g[0][0]), backend_order(g[0][1]))):
         ref = _reference_resolution(pairs)
         pairs = [p for p in pairs if p[0].key.input_resolution == ref and p[0].key.batch_size == 1]
         if len({c.key.model for c, _ in pairs}) < 2:
@@ -241,7 +241,7 @@ def quantization_table(analysed: Analysed) -> Table | None:
     t = Table("quantization", "quantization", "Quantization impact",
               ["Device", "Model", "Float → quantized", "Model Size", "Size ratio", "Inference",
                "Speed ratio", "Notes"])
-    for key in sorted(index, key=lambda k: (_class_order(k.device_class), k.model, k.input_resolution)):
+    for key in sorted(index, key=lambda k: (class_order(k.device_class), k.model, k.input_resolution)):
         for fname, qname in quantized_pairs():
             if key.backend != fname or (qkey := key._replace(backend=qname)) not in index:
                 continue
