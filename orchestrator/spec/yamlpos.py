@@ -64,7 +64,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
+        # an error at end of stream points past the last line; name the last line instead
+        line = min(mark.line + 1, max(1, len(text.splitlines()))) if mark else 1
         raise SpecError([f"{source}:{line}: invalid YAML: {exc.problem or exc}"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{source}:1: invalid YAML: {exc}"]) from None

@@ -1,0 +1,115 @@
+"""Shared fixtures: real Redis, a real database file, a private artifact store, and
+helpers to run real benchfarm processes (workers, agents) as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+REDIS_BASE = os.environ.get("BENCHFARM_TEST_REDIS", "redis://127.0.0.1:6379")
+# Redis DB 1 belongs to the core integration tests; other suites use their own numbers.
+CORE_REDIS_DB = 1
+
+
+def redis_or_skip(db: int) -> str:
+    url = f"{REDIS_BASE}/{db}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact store for the whole session: each model is exported at most once."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture
+def bf_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point this process and its children at a private DB file, Redis DB and store."""
+    url = redis_or_skip(CORE_REDIS_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = {
+        "REDIS_URL": url,
+        "BENCHFARM_HOME": str(tmp_path / "home"),
+        "BENCHFARM_ARTIFACTS": str(shared_artifacts),
+        "BENCHFARM_DB": str(tmp_path / "benchfarm.db"),
+    }
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        _reset_postgres(env["DATABASE_URL"])
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from orchestrator.celery_app import app
+
+    monkeypatch.setattr(app.conf, "broker_url", url)
+    yield dict(os.environ)
+    client.flushdb()
+
+
+def _reset_postgres(url: str) -> None:
+    from orchestrator.store.db import engine
+    from orchestrator.store.models import Base
+
+    eng = engine(url)
+    Base.metadata.drop_all(eng)
+    Base.metadata.create_all(eng)
+
+
+class Procs:
+    """Child processes started by a test; all are killed (process group) at teardown."""
+
+    def __init__(self, env: dict[str, str], logdir: Path):
+        self.env, self.logdir, self.procs = env, logdir, []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *args], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.logdir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for _, p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for _, p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@pytest.fixture
+def procs(bf_env: dict[str, str], tmp_path: Path) -> Iterator[Procs]:
+    p = Procs(bf_env, tmp_path)
+    yield p
+    p.stop_all()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
