@@ -206,6 +206,11 @@ def undrain_cmd(host: str, inventory: InventoryOpt = DEFAULT_INVENTORY, known_ho
     _drain_cmd(host, inventory, known_hosts, redis_url, True, connect_timeout, retries)
 
 
+@harness_app.callback()
+def _harness() -> None:
+    """Build the iOS harness app on a macOS host (keeps ``harness`` a command group)."""
+
+
 @harness_app.command()
 def build(host: Annotated[str, typer.Option("--host", help="a macOS host with role harness-builder")],
           source: Annotated[Path, typer.Option(help="XcodeGen harness source")] = Path("agents/harness/ios"),
