@@ -79,6 +79,7 @@ class IosDriver:
         self.poll_interval_s = poll_interval_s
         self.host = host or socket.gethostname()
         self._installed: dict[str, str] = {}  # udid -> build hash this driver installed
+        self._known: dict[str, DeviceInfo] = {}  # udid -> description, while attached and paired
         self._placeholder: IpaInfo | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ios-driver-loop", daemon=True)
@@ -122,19 +123,30 @@ class IosDriver:
             return []
         # A device on USB and Wi-Fi is listed twice; USB is the one benchmarks may use.
         serials = sorted({d.serial for d in muxed if d.connection_type == "USB"})
-        found = []
-        for udid in serials:
-            try:
-                found.append(await self._describe(udid))
-            except (DriverError, UnknownProductType) as exc:
-                log.warning("skipping %s: %s", udid, exc)
-        return found
+        # The agent rediscovers every few seconds: a paired device that stayed attached keeps its
+        # description (no lockdown session); one that left is forgotten, so a replug re-reads it.
+        self._known = {u: d for u, d in self._known.items() if u in serials}
+        fresh = [u for u in serials if u not in self._known]
+        results = await asyncio.gather(*(self._describe(u) for u in fresh), return_exceptions=True)
+        found: dict[str, DeviceInfo] = {}
+        for udid, res in zip(fresh, results, strict=True):
+            if isinstance(res, DeviceInfo):
+                found[udid] = res
+                if res.extra["paired"]:
+                    self._known[udid] = res
+            elif isinstance(res, DriverError | UnknownProductType):
+                log.warning("skipping %s: %s", udid, res)
+            else:
+                raise res
+        return [found.get(u) or self._known[u] for u in serials if u in found or u in self._known]
 
     async def _describe(self, udid: str) -> DeviceInfo:
-        s = await self._session(udid)
+        # An untrusted device is still listed (paired=False): health() then says why it cannot
+        # be used, instead of the device silently missing from the fleet.
+        s = Session(udid, self.target, self.timeline)
         try:
-            assert s.lockdown is not None
-            v = s.lockdown.all_values
+            ld = await s.connect(require_paired=False)
+            v, paired = ld.all_values, ld.paired
         finally:
             await s.close()
         ptype = v["ProductType"]
@@ -145,6 +157,7 @@ class IosDriver:
             os_version=v.get("ProductVersion", "?"), chip=cls.chip, host=self.host, driver=self.name,
             simulated=v.get(SIMULATED_KEY) is True,
             extra={"build": v.get("BuildVersion"), "marketing_name": catalog().product(ptype).name,
+                   "paired": paired,
                    "dvt_path": "rsd" if int(v.get("ProductVersion", "0").split(".")[0]) >= 17 else "lockdown"},
         )
 

@@ -95,14 +95,12 @@ class Session:
         self.timeline = timeline or Timeline()
         self.lockdown: LockdownClient | None = None
 
-    async def call(self, what: str, aw: Awaitable[T], category: str = "device_lost",
+    async def call(self, what: str, aw: Awaitable[T], category: str = "other",
                    timeout: float | None = None) -> T:
         """Await one device operation with a timeout; failures become DriverErrors."""
         try:
             return await asyncio.wait_for(aw, timeout or self.target.call_timeout_s)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             if isinstance(exc, TimeoutError):
                 raise DriverError("timeout", f"{what}: no answer from {self.udid} within "
                                              f"{timeout or self.target.call_timeout_s:.0f} s") from None
@@ -113,12 +111,14 @@ class Session:
         with self.timeline.step(name, udid=self.udid, **args) as entry:
             yield entry
 
-    async def connect(self) -> LockdownClient:
+    async def connect(self, require_paired: bool = True) -> LockdownClient:
+        """Lockdown client for the device; ``require_paired=False`` still reads the values an
+        unpaired device answers (ProductType, ProductVersion, UniqueDeviceID, DeviceName)."""
         async with self.step("lockdown"):
             self.lockdown = await self.call("lockdown", create_using_usbmux(
                 serial=self.udid, autopair=False, usbmux_address=self.target.usbmux_address,
                 pairing_records_cache_folder=self.target.pairing_records_dir))
-            if not self.lockdown.paired:
+            if require_paired and not self.lockdown.paired:
                 # autopair=False: the client connects anyway and only fails at the first service.
                 await self.close()
                 raise DriverError("not_paired", f"{self.udid} is not paired with this host "
@@ -126,7 +126,7 @@ class Session:
         return self.lockdown
 
     @asynccontextmanager
-    async def service(self, what: str, svc: T, category: str = "device_lost") -> AsyncIterator[T]:
+    async def service(self, what: str, svc: T, category: str = "other") -> AsyncIterator[T]:
         """Start a lockdown service (bounded) and close it afterwards."""
         await self.call(f"start {what}", svc.connect(), category)  # type: ignore[attr-defined]
         try:

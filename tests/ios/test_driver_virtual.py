@@ -164,7 +164,15 @@ def test_unplug_during_run_is_device_lost(driver, fleet, model):
 
 def test_not_paired(driver, fleet, model):
     dev = device_of(driver, fleet, "bench A15")
+    assert dev.extra["paired"] is True
     fleet.inject_fault(dev.id, "not_paired")
+    # a paired device that stays attached keeps its cached description; a replug re-reads it
+    assert device_of(driver, fleet, "bench A15").extra["paired"] is True
+    fleet.unplug(dev.id)
+    assert all(d.id != dev.id for d in driver.discover())
+    fleet.plug(dev.id)
+    listed = device_of(driver, fleet, "bench A15")  # still discovered, flagged
+    assert (listed.id, listed.product_type, listed.extra["paired"]) == (dev.id, "iPhone14,5", False)
     _expect("not_paired", driver.prepare, dev, make_job(model), model)
     h = driver.health(dev)
     assert (h.ok, h.action) == (False, "release") and "not_paired" in h.problems[0]
