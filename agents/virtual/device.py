@@ -234,13 +234,14 @@ class VirtualDevice:
         return False if self.faults.active("low_battery") else self.charging
 
     def thermal_state(self) -> str:
-        from agents.virtual.perf_model import model  # the thresholds are data (perf_model.yaml)
+        from agents.virtual.perf_model import model, worst  # the thresholds are data (perf_model.yaml)
 
-        state = model().thermal.state(self.current_heat())
+        return worst(model().thermal.state(self.current_heat()), self.thermal_floor())
+
+    def thermal_floor(self) -> str:
+        """The state a thermal fault holds the device at, at least."""
         fault = self.faults.active("thermal")
-        if fault and _THERMAL_ORDER[fault.params["state"]] > _THERMAL_ORDER[state]:
-            state = fault.params["state"]
-        return state
+        return fault.params["state"] if fault else "nominal"
 
     def current_heat(self) -> float:
         from agents.virtual.perf_model import model
@@ -338,9 +339,6 @@ class VirtualDevice:
             "apps": sorted(self.apps), "processes": [
                 {"pid": p.pid, "bundle_id": p.bundle_id} for p in self.processes.values()],
         }
-
-
-_THERMAL_ORDER = {"nominal": 0, "fair": 1, "serious": 2, "critical": 3}
 
 
 def _call(cb: Callable[..., Any], *args: Any) -> None:

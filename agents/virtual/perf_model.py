@@ -163,9 +163,16 @@ def device_factor(udid: str, m: PerfModel) -> float:
     return math.exp(random.Random(udid).gauss(0.0, m.noise.device_sigma))
 
 
+def worst(*states: str) -> str:
+    return max(states, key=THERMAL_STATES.index)
+
+
 def simulate(m: PerfModel, chip_id: str, work: Workload, heat_s: float, rng: random.Random,
-             factor: float = 1.0) -> Run | None:
-    """Simulate one run; None when the chip has no model for the backend (unsupported)."""
+             factor: float = 1.0, floor: str = "nominal") -> Run | None:
+    """Simulate one run; None when the chip has no model for the backend (unsupported).
+
+    ``floor`` is the least thermal state the device is in whatever its heat (a thermal fault).
+    """
     entry = m.entry(chip_id, work.backend)
     if entry is None:
         return None
@@ -190,7 +197,7 @@ def simulate(m: PerfModel, chip_id: str, work: Workload, heat_s: float, rng: ran
     elapsed = m.overhead_s + run.load_ms / 1000
     for i in range(total):
         ms = median * float(noise[i]) * (1 + warm.extra * math.exp(-i / warm.decay_iterations))
-        ms *= mult[m.thermal.state(heat_s)]
+        ms *= mult[worst(m.thermal.state(heat_s), floor)]
         heat_s += ms / 1000 * heat_rate
         elapsed += ms / 1000
         (run.warmup_ms if i < work.warmup else run.latencies_ms).append(round(ms, 4))

@@ -50,6 +50,9 @@ class FleetHandle:
     def call(self, fn: Callable[[VirtualFleetServer], T], timeout: float = 30.0) -> T:
         """Run ``fn(server)`` on the server's loop (awaiting it if it returns an awaitable)."""
 
+        if self.loop.is_running() and asyncio._get_running_loop() is self.loop:
+            raise RuntimeError("FleetHandle.call from the server's own loop would deadlock: use the server directly")
+
         async def run() -> Any:
             result = fn(self.server)
             return await result if inspect.isawaitable(result) else result

@@ -80,14 +80,16 @@ class UsbmuxClient:
             if kind == "Connect":
                 await self.connect(request, tag)
                 return
+            if kind == "ListDevices":
+                self.writer.write(wire.usbmux_frame(self.server.device_list_plist(), tag))
+                await self.writer.drain()
+                continue
             await self.send(self.simple(kind, request), tag)
 
     def simple(self, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         srv = self.server
         if kind == "ReadBUID":
             return {"BUID": srv.buid}
-        if kind == "ListDevices":
-            return {"DeviceList": [attached_event(d) for d in srv.attached_devices()]}
         device = srv.devices.get(request.get("PairRecordID", ""))
         if kind == "ReadPairRecord":
             if device is None or not device.paired or device.pair_record is None:

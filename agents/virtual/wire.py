@@ -40,7 +40,11 @@ async def read_usbmux(reader: asyncio.StreamReader) -> tuple[int, int, int, byte
 
 
 def usbmux_plist(payload: dict[str, Any], tag: int) -> bytes:
-    body = plistlib.dumps(payload)
+    return usbmux_frame(plistlib.dumps(payload), tag)
+
+
+def usbmux_frame(body: bytes, tag: int) -> bytes:
+    """A usbmux plist frame around an already encoded plist."""
     return USBMUX_HEADER.pack(USBMUX_HEADER.size + len(body), USBMUX_VERSION_PLIST, USBMUX_MESSAGE_PLIST, tag) + body
 
 

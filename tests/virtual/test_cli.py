@@ -33,3 +33,28 @@ def test_lockdown_info(fleet: FleetHandle) -> None:
     assert info["ProductType"] == "iPhone16,1"
     assert info["ProductVersion"] == "16.6"
     assert info["HardwareModel"] == "D83AP"
+
+
+def test_apps_list(fleet: FleetHandle, tmp_path) -> None:
+    from agents.virtual.device import HARNESS_BUNDLE_ID
+
+    udid = fleet.udids[1]
+    fleet.call(lambda s: s.device(udid).install(HARNESS_BUNDLE_ID, {"CFBundleVersion": "7"}))
+    out = pmd("apps", "list", "--udid", udid)
+    assert out.returncode == 0, out.stderr
+    apps = json.loads(out.stdout)
+    assert apps[HARNESS_BUNDLE_ID]["CFBundleVersion"] == "7"
+    assert apps["com.apple.mobilesafari"]["ApplicationType"] == "System"
+    user = json.loads(pmd("apps", "list", "--type", "User", "--udid", udid).stdout)
+    assert list(user) == [HARNESS_BUNDLE_ID]
+
+
+def test_afc_ls(fleet: FleetHandle) -> None:
+    udid = fleet.udids[2]
+    fleet.call(lambda s: s.device(udid).media.write("Downloads/notes/a.txt", b"x"))
+    out = pmd("afc", "ls", "/", "--udid", udid)
+    assert out.returncode == 0, out.stderr
+    assert {"/DCIM", "/Downloads", "/PublicStaging"} <= set(out.stdout.split())
+    out = pmd("afc", "ls", "-r", "/Downloads", "--udid", udid)
+    assert out.returncode == 0, out.stderr
+    assert "/Downloads/notes/a.txt" in out.stdout.split()
