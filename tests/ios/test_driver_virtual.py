@@ -75,11 +75,18 @@ def test_discovery_reads_lockdown_values_and_catalog_class(driver, fleet):
     assert found[a17.id].chip == "A17 Pro"
 
 
-def test_discovered_virtual_devices_are_flagged_simulated(driver, fleet):
+def test_virtual_devices_are_flagged_simulated_and_get_the_placeholder(fleet, model, tmp_path):
     if SIMULATED_KEY not in VirtualDevice(9, "iPhone14,5", "16.1", "probe").lockdown_values():
         pytest.xfail(f"the virtual lockdown does not expose {SIMULATED_KEY} yet (requested from agents/virtual)")
-    found = driver.discover()
-    assert found and all(d.simulated for d in found)
+    drv = IosDriver(usbmux_address=fleet.usbmux_address, pairing_records_dir=tmp_path / "pairs")  # no .ipa
+    try:
+        found = drv.discover()
+        assert found and all(d.simulated for d in found)
+        job = make_job(model)
+        drv.prepare(found[0], job, model)  # installs the built-in placeholder
+        assert parse_result(drv.run(found[0], job))["simulated"] is True
+    finally:
+        drv.close()
 
 
 def test_health_readings_and_faults(driver, fleet):
