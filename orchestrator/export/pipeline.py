@@ -12,6 +12,7 @@ real calibration set and are never reported from these artifacts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from orchestrator.export import analysis, golden, lowering, zoo
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
 from orchestrator.export.registry import Backend, registry
-from orchestrator.export.sources import Source, build_model, check_pte, fingerprint
+from orchestrator.export.sources import BadSource, Source, build_model, check_pte, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,16 @@ def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any],
     return program.buffer, meta, gold
 
 
-def _produce(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any], dict[str, Any] | None]:
+def _produce(req: ExportRequest, backend: Backend,
+             rec: dict[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, Any] | None]:
     source = Source.parse(req.source)
-    if source.is_program:
-        data = check_pte(Path(source.ref)).read_bytes()
-        return data, {"params": None, "flops": None, "macs": None, "delegation": None,
-                      "declared_backend": backend.name}, None
-    return _lower(req, backend)
+    if not source.is_program:
+        return _lower(req, backend)
+    data = check_pte(Path(source.ref)).read_bytes()
+    if hashlib.sha256(data).hexdigest() != rec["pte_sha256"]:
+        raise BadSource(f"pte source {source.ref} changed while it was being stored; try again")
+    return data, {"params": None, "flops": None, "macs": None, "delegation": None,
+                  "declared_backend": backend.name}, None
 
 
 def export_artifact(req: ExportRequest, store: ArtifactStore | None = None, redis_client: Any = None,
@@ -143,18 +147,19 @@ def export_artifact(req: ExportRequest, store: ArtifactStore | None = None, redi
         ok, reason = lowering.exporter_can_lower(backend)
         if not ok:
             raise lowering.ExporterUnavailable(f"{backend.name}: {reason}")
-    key = artifact_key(req)
+    rec = recipe(req)
+    key = recipe_key(rec)
     hit = _cached(store, key)
     if hit is not None:
         return hit, True
     if redis_client is None:
-        return _export_into(store, key, req, backend), False
+        return _export_into(store, key, rec, req, backend), False
     with export_lock(redis_client, key, ready=lambda: store.exists(key), wait_s=lock_wait_s):
         # re-check under the lock: the previous holder may have finished just before we got it
         hit = _cached(store, key)
         if hit is not None:
             return hit, True
-        return _export_into(store, key, req, backend), False
+        return _export_into(store, key, rec, req, backend), False
 
 
 def _cached(store: ArtifactStore, key: str) -> StoredArtifact | None:
@@ -168,12 +173,13 @@ def _cached(store: ArtifactStore, key: str) -> StoredArtifact | None:
         return None
 
 
-def _export_into(store: ArtifactStore, key: str, req: ExportRequest, backend: Backend) -> StoredArtifact:
+def _export_into(store: ArtifactStore, key: str, rec: dict[str, Any], req: ExportRequest,
+                 backend: Backend) -> StoredArtifact:
     started = time.perf_counter()
-    data, info, gold = _produce(req, backend)
+    data, info, gold = _produce(req, backend, rec)
     meta = {
         "request": asdict(req),
-        "recipe": recipe(req),
+        "recipe": rec,
         "backend": backend.name,
         "backend_display": backend.display,
         "input_shape": req.input_shape(),

@@ -68,8 +68,8 @@ def build_model(source: Source) -> torch.nn.Module:
             factory = getattr(import_module(mod), attr)
         except (ImportError, AttributeError) as exc:
             raise BadSource(f"cannot import {source.ref!r}: {exc}") from None
-        torch.manual_seed(zoo.WEIGHTS_SEED)
-        model = factory()
+        with zoo.seeded_init():
+            model = factory()
         if not isinstance(model, torch.nn.Module):
             raise BadSource(f"{source.ref!r} returned {type(model).__name__}, not a torch.nn.Module")
         return model.eval()

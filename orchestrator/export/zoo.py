@@ -7,13 +7,30 @@ depend on weight values and nothing may be downloaded at run time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 WEIGHTS_SEED = 20240601
+_SEED_LOCK = threading.Lock()
+
+
+@contextmanager
+def seeded_init() -> Iterator[None]:
+    """Draw initial weights from a freshly seeded RNG.
+
+    Weights come from torch's global RNG: the lock keeps two threads that build models at
+    once (concurrent export requests) from interleaving their draws, which would give one
+    of them different weights and so a different artifact key; ``fork_rng`` gives the
+    caller its RNG state back.
+    """
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHTS_SEED)
+        yield
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -220,9 +237,10 @@ ZOO: dict[str, ZooEntry] = {
 
 def build(name: str) -> nn.Module:
     """Instantiate a zoo model in eval mode with deterministic random weights."""
-    entry = ZOO[name]
-    torch.manual_seed(WEIGHTS_SEED)
-    return entry.factory().eval()
+    if name not in ZOO:
+        raise KeyError(f"unknown zoo model {name!r} (known: {', '.join(ZOO)})")
+    with seeded_init():
+        return ZOO[name].factory().eval()
 
 
 def param_count(model: nn.Module) -> int:

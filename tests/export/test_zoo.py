@@ -37,3 +37,14 @@ def test_cost_scales_with_input() -> None:
     small = model_cost(model, torch.zeros(1, 3, 64, 64))["macs"]
     assert model_cost(model, torch.zeros(2, 3, 64, 64))["macs"] == pytest.approx(2 * small, rel=0.01)
     assert model_cost(model, torch.zeros(1, 3, 128, 128))["macs"] > 3.5 * small
+
+
+def test_concurrent_builds_get_identical_weights() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        dicts = list(pool.map(lambda _: zoo.build("tiny_cnn").state_dict(), range(4)))
+    assert all(torch.equal(d[k], dicts[0][k]) for d in dicts[1:] for k in d)
+    state = torch.random.get_rng_state()
+    zoo.build("tiny_cnn")
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left alone

@@ -1,0 +1,43 @@
+"""`benchfarm export SPEC`, through a real typer app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from orchestrator.cli.export import export_command
+
+from .conftest import TINY_RES
+
+app = typer.Typer()
+app.command()(export_command)
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(app, args, env={"COLUMNS": "220"})
+
+
+def test_export_prints_a_table_with_hits_and_macos_cells(tmp_path: Path, store, tiny_xnnpack) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""name: cli
+models: [tiny_cnn]
+backends: [xnnpack, mps]
+devices: [A17-Pro]
+parameters: {{input_resolution: [{TINY_RES}]}}
+""")
+    result = _invoke([str(spec), "--artifacts", str(store.root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    xnn = next(line for line in lines if "xnnpack" in line and "tiny_cnn" in line)
+    assert "hit" in xnn and "100%" in xnn and f"{tiny_xnnpack[0].meta['size_bytes'] / 1e6:.2f}" in xnn
+    assert any("mps" in line and "needs a macOS exporter" in line for line in lines)
+
+
+def test_bad_spec_names_file_and_line(tmp_path: Path, store) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: bad\nmodels: [tiny_cnn]\nbackends: [xnnpack, MSP]\ndevices: [A17-Pro]\n")
+    result = _invoke([str(spec), "--artifacts", str(store.root)])
+    assert result.exit_code == 2
+    assert "bad.yaml:3: backends[1]: unknown backend 'MSP'" in result.output
