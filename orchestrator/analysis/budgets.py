@@ -106,16 +106,21 @@ class BudgetResult:
             return "n/a"
         if self.status == "fail":
             worst = min((c for c in self.checks if c.status == "fail"), key=lambda c: c.margin_pct or 0)
-            return f"fail ({worst.metric} {_fmt_margin(worst)})"
+            return f"fail ({_fmt_margin(worst)})"
         tightest = min((c for c in self.checks if c.status == "pass"), key=lambda c: c.margin_pct or 0)
-        note = f"; {', '.join(self.unmeasured)} not measured" if self.unmeasured else ""
-        return f"pass ({tightest.metric} {_fmt_margin(tightest)}{note})"
+        note = f"; {', '.join(map(_short, self.unmeasured))} not measured" if self.unmeasured else ""
+        return f"pass ({_fmt_margin(tightest)}{note})"
+
+
+def _short(metric: str) -> str:
+    return metric.removesuffix("_ms").removesuffix("_mb").replace("_", " ")
 
 
 def _fmt_margin(c: Check) -> str:
+    """``inference 2.5 ms over`` — the metric and how far it is from its limit."""
     unit = "MB" if c.metric.endswith("_mb") else "ms"
     m = c.margin or 0.0
-    return f"{abs(m):.1f} {unit} {'under' if m >= 0 else 'over'}"
+    return f"{_short(c.metric)} {abs(m):.1f} {unit} {'under' if m >= 0 else 'over'}"
 
 
 def check_budget(budget: Budget, values: dict[str, float | None]) -> BudgetResult:

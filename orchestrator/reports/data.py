@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from orchestrator.store.models import Artifact, Job, Result, Run
 
-# Worst-first, so a cell's thermal state is the worst any repeat saw.
-THERMAL_ORDER = ("critical", "serious", "fair", "nominal", "unknown")
+# Worst-first, so a cell's thermal state is the worst any repeat saw; "unknown" (the host
+# driver cannot read it) counts as not reported.
+THERMAL_ORDER = ("critical", "serious", "fair", "nominal")
 
 
 class RunNotFound(LookupError):

@@ -131,12 +131,12 @@ def device_tables(analysed: Analysed) -> list[Table]:
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
         cols = (["Model"] if multi_model else []) + (["Input"] if multi_input else []) + [
             "Backend", "Model Size", "Inference Time", "Memory", "Power",
-            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Notes"]
+            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Memory budget", "Notes"]
         t = Table(_slug("device", cls), "device", device_title(cls), cols)
         for c, s in pairs:
             lead = ([c.key.model] if multi_model else []) + (
                 [f"{c.key.input_resolution}×{c.key.input_resolution} b{c.key.batch_size}"] if multi_input else [])
-            rt, std = s.budget("realtime-30fps"), s.budget("standard-10fps")
+            budgets = [s.budget(name) for name in ("realtime-30fps", "standard-10fps", "memory")]
             thermal = f"{c.thermal_before}→{c.thermal_after}" if c.thermal_before else DASH
             t.rows.append(_row(c, s, lead + [
                 backend_display(c.key.backend),
@@ -148,8 +148,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
                 f"{100 * s.inference.cv:.1f}%" if s.inference else DASH,
                 fmt_ms(s.load_time_ms),
                 thermal,
-                rt.summary() if rt else DASH,
-                std.summary() if std else DASH,
+                *(b.summary() if b else DASH for b in budgets),
             ]))
         models = sorted({c.key.model for c, _ in pairs})
         res = sorted({c.key.input_resolution for c, _ in pairs}, reverse=True)

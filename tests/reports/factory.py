@@ -39,7 +39,8 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
              iterations: int = 50, repeats: int = 1, seed: int = 0, state: str = "succeeded", reason: str = "",
              simulated: bool = False, memory_mb: float = 45.0, energy_mj: float | None = None,
              preprocess: float | None = None, postprocess: float | None = None, size_mb: float = 12.0,
-             params: int | None = 2_542_856, accuracy: float | None = None, batch: int = 1) -> list[Job]:
+             params: int | None = 2_542_856, accuracy: float | None = None, batch: int = 1,
+             thermal: tuple[str, str] = ("nominal", "fair")) -> list[Job]:
     """One cell: ``repeats`` jobs; with results (state succeeded) or failed/blocked with ``reason``."""
     rng = np.random.default_rng(seed)
     key = add_artifact(s, model, backend, res, size_mb, params, accuracy)
@@ -65,7 +66,7 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
                        "os_version": os_version},
             "backend": backend, "status": "ok", "load_time_ms": 120.0, "latencies_ms": [float(x) for x in lat],
             "peak_memory_bytes": int(memory_mb * MB), "energy_mj_per_inference": energy_mj,
-            "thermal_before": "nominal", "thermal_after": "fair",
+            "thermal_before": thermal[0], "thermal_after": thermal[1],
             "started_at": "2026-11-01T02:00:00Z", "finished_at": "2026-11-01T02:01:00Z",
         }
         for field, value in (("preprocess_ms", preprocess), ("postprocess_ms", postprocess)):

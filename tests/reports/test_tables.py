@@ -41,13 +41,17 @@ def test_per_device_backend_tables(session: Session) -> None:
     # a blocked backend is a row with its reason, not a missing row
     assert rows["MPS"]["Inference Time"] == "blocked"
     assert rows["MPS"]["Notes"] == "blocked: needs a macOS exporter"
-    assert rows["XNNPACK"]["30 FPS budget"].startswith("fail (inference_ms")
+    assert rows["XNNPACK"]["30 FPS budget"].startswith("fail (inference ")
     assert rows["CoreML"]["30 FPS budget"].startswith("pass")
+    assert rows["CoreML"]["Memory budget"] == "pass (peak memory 155.0 MB under)"
+    assert coreml["Thermal"] == "nominal→fair"
     host = tables["device-host-cpu"]
     failed = next(r for r in host.rows if r.values[0] == "tiny_cnn")
     assert failed.state == "failed" and "Missing operator aten::foo" in failed.values[-1]
     assert not any("simulated" in r.values[-1] for r in host.rows)  # host rows are measurements
-    assert next(r for r in host.rows if r.values[0] == "resnet18").values[host.columns.index("Power")] == "n/a"
+    resnet = dict(zip(host.columns, next(r for r in host.rows if r.values[0] == "resnet18").values, strict=True))
+    assert resnet["Power"] == "n/a"
+    assert resnet["30 FPS budget"].startswith("fail (inference") and resnet["10 FPS budget"].startswith("pass")
 
 
 def test_resolution_sweep(session: Session) -> None:
@@ -100,6 +104,15 @@ def test_repeats_are_pooled(session: Session) -> None:
     add_cell(session, run, "m", "xnnpack", "host-cpu", latencies=[[10.0] * 20, [20.0] * 20], repeats=2)
     cell = load_run(session, run.id).cells[0]
     assert cell.repeats == cell.repeats_ok == 2 and len(cell.latencies_ms) == 40
+
+
+def test_thermal_is_worst_seen_and_unknown_is_not_reported(session: Session) -> None:
+    run = add_run(session)
+    add_cell(session, run, "m", "xnnpack", "host-cpu", thermal=("unknown", "unknown"))
+    add_cell(session, run, "m", "coreml", "A17-Pro", thermal=("nominal", "serious"), simulated=True)
+    tables = _tables(session, run.id)
+    assert _rows(tables["device-host-cpu"])["XNNPACK"]["Thermal"] == "—"
+    assert _rows(tables["device-a17-pro"])["CoreML"]["Thermal"] == "nominal→serious"
 
 
 def test_partial_cell_keeps_results_and_reason(session: Session) -> None:
