@@ -117,15 +117,13 @@ def compare_command(
     fail_on_slower: bool = typer.Option(False, "--fail-on-slower", help="exit 2 if any cell is slower"),
 ) -> None:
     """Verdict per cell (faster / slower / within noise) as a markdown table for a PR comment."""
-    from orchestrator.analysis.compare import compare_runs
-    from orchestrator.reports.data import load_run
-    from orchestrator.reports.markdown import verdict_markdown
+    from orchestrator.reports.markdown import pr_verdict_markdown
 
     try:
         with session() as s:
-            comparisons = compare_runs(load_run(s, base_run), load_run(s, new_run), min_effect)
+            text, comparisons = pr_verdict_markdown(s, base_run, new_run, min_effect)
     except RunNotFound as exc:
         raise _fail(str(exc)) from None
-    _write(verdict_markdown(comparisons, f"Baseline `{base_run}`", f"`{new_run}`"), None)
+    _write(text, None)
     if fail_on_slower and any(c.verdict.verdict == "slower" for c in comparisons):
         raise typer.Exit(2)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from orchestrator.analysis.compare import CellComparison
+from sqlalchemy.orm import Session
+
+from orchestrator.analysis.compare import CellComparison, compare_runs
 from orchestrator.analysis.stats import fmt_ms, summarize
 from orchestrator.reports.build import Report
-from orchestrator.reports.data import Cell, CellKey
+from orchestrator.reports.data import Cell, CellKey, load_run
 from orchestrator.reports.tables import SIMULATED, Table, backend_display, device_title
 
 SIM_BANNER = (f"> **{SIMULATED}**: rows marked *{SIMULATED}* come from virtual devices; their numbers "
@@ -63,6 +65,14 @@ def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "B
     if any(c.simulated for c in comparisons):
         out += "\n" + SIM_BANNER + "\n"
     return out
+
+
+def pr_verdict_markdown(session: Session, base_run_id: str, new_run_id: str,
+                        min_effect: float = 0.05) -> tuple[str, list[CellComparison]]:
+    """The PR comment's table for two stored runs, and the comparisons behind it
+    (raises :class:`~orchestrator.reports.data.RunNotFound`)."""
+    comparisons = compare_runs(load_run(session, base_run_id), load_run(session, new_run_id), min_effect)
+    return verdict_markdown(comparisons, f"Baseline `{base_run_id}`", f"`{new_run_id}`"), comparisons
 
 
 def report_markdown(report: Report) -> str:
