@@ -76,8 +76,7 @@ def test_discovery_reads_lockdown_values_and_catalog_class(driver, fleet):
 
 
 def test_virtual_devices_are_flagged_simulated_and_get_the_placeholder(fleet, model, tmp_path):
-    if SIMULATED_KEY not in VirtualDevice(9, "iPhone14,5", "16.1", "probe").lockdown_values():
-        pytest.xfail(f"the virtual lockdown does not expose {SIMULATED_KEY} yet (requested from agents/virtual)")
+    assert VirtualDevice(9, "iPhone14,5", "16.1", "probe").lockdown_values()[SIMULATED_KEY] is True
     drv = IosDriver(usbmux_address=fleet.usbmux_address, pairing_records_dir=tmp_path / "pairs")  # no .ipa
     try:
         found = drv.discover()
