@@ -7,7 +7,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from orchestrator.cli.hosts import hosts_app
 from orchestrator.fleetops.bootstrap import bootstrap, build_wheel
 from orchestrator.fleetops.checks import check_host
 from orchestrator.fleetops.errors import FleetOpsError
@@ -51,10 +53,13 @@ def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, 
     pid = _pid(base)
     os.kill(pid, 0)  # the supervisor runs (same machine as the test host)
 
-    second = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/5",
-                       pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
-    assert second.changes == [] and not second.changed
-    assert "no changes" in second.summary()
+    # second run through the CLI, with the same wheel and settings
+    second = CliRunner().invoke(hosts_app, [
+        "bootstrap", "h0", "-i", str(tmp_path / "hosts.yaml"), "--wheel", str(project_wheel),
+        "--pip-args", "--no-deps", "--system-site-packages", "--redis-url", "redis://127.0.0.1:6379/5"])
+    assert second.exit_code == 0, second.output
+    assert "h0: no changes: wheel, config and unit up to date; agent running (supervised)" in \
+        " ".join(second.stdout.split())
     assert _pid(base) == pid, "an up-to-date host must not be restarted"
 
     third = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/6",

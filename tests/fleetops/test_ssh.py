@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
+from orchestrator.fleetops.checks import probe
 from orchestrator.fleetops.errors import (
     AuthFailed,
     CommandFailed,
@@ -29,7 +32,7 @@ def test_run_put_and_hash(inventory):
         assert (res.exit_code, res.stdout, res.stderr) == (0, "out\n", "err\n")
         target = r.path("sub", "dir", "file.txt")
         r.put_bytes(b"hello", target, 0o600)
-        hashes = r.sha256_files([target, r.path("missing")])
+        hashes = probe(r, [target, r.path("missing")])["hashes"]  # hashed on the host
         assert hashes[target] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         assert hashes[r.path("missing")] is None
         assert r.run(["stat", "-c", "%a", target]).stdout.strip() == "600"
@@ -134,8 +137,25 @@ def test_stream_stops_on_event(inventory):
     assert b"tick" in b"".join(chunks)
 
 
-def _keygen_fingerprint(pub) -> str:
-    import subprocess
+def test_encrypted_key_passphrase_from_env_and_never_logged(ssh_env, tmp_path, monkeypatch, caplog):
+    secret = "s3cret-Passphrase-42"
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", secret, "-f", str(key)], check=True,
+                   timeout=30)
+    authorized = ssh_env["root"] / "authorized_keys"
+    authorized.write_text(authorized.read_text() + (tmp_path / "locked.pub").read_text())
+    inv = write_inventory(tmp_path / "hosts.yaml", ssh_env["known_hosts"],
+                          [host_entry("h", ssh_env["hosts"][0], key, tmp_path,
+                                      passphrase_env="BF_TEST_PASS")])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AuthFailed, match=r"encrypted; set \$BF_TEST_PASS"):
+        Remote(inv.hosts[0], inv.known_hosts, FAST).connect()
+    monkeypatch.setenv("BF_TEST_PASS", secret)
+    with Remote(inv.hosts[0], inv.known_hosts, FAST) as r:
+        assert r.run("echo ok").stdout == "ok\n"
+    assert secret not in caplog.text
 
+
+def _keygen_fingerprint(pub) -> str:
     out = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True).stdout
     return out.split()[1]
