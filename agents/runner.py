@@ -142,6 +142,7 @@ def execute(payload: dict[str, Any]) -> None:
         job = job_document(payload, lease.token)
         with timeline.step("prepare"):
             ctx.driver.prepare(dev, job, model_path)
+        ctx.fleet.mark_busy(lease)
         with timeline.step("run"):
             raw = ctx.driver.run(dev, job)
         with timeline.step("validate"):

@@ -15,6 +15,9 @@ Keys (prefix ``bf:``):
   fence:<id>              monotonically increasing fencing token (INCR)
   attempt:<attempt_id>    hash: state (dispatched|claimed|fenced|done|cancelled), device, token
   failures:<id>           consecutive infrastructure failures
+  device-events           stream of every device state change (device, class, state, reason,
+                          at); the coordinator copies it into the database, where capacity
+                          reporting reads device state intervals
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ import redis
 
 DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
 P = "bf:"
+EVENTS = f"{P}device-events"
+# the stream is a buffer until the coordinator drains it into the database
+EVENTS_MAXLEN = 200_000
 # An attempt record outlives any plausible benchmark; it only has to answer "was this
 # attempt fenced off?" when a late result or a redelivered message arrives.
 ATTEMPT_TTL_S = 7 * 24 * 3600
 
 _ACQUIRE = """
--- KEYS: device hash, lease hash, leases zset, fence counter, attempt hash
--- ARGV: attempt_id, job_id, expiry, device_id, now
+-- KEYS: device hash, lease hash, leases zset, fence counter, attempt hash, events stream
+-- ARGV: attempt_id, job_id, expiry, device_id, now, events maxlen
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'available' then return {-1, state or 'unknown'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-2, 'leased'} end
@@ -45,24 +51,30 @@ redis.call('HSET', KEYS[2], 'attempt_id', ARGV[1], 'job_id', ARGV[2], 'token', t
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'state', 'leased', 'attempt_id', ARGV[1], 'job_id', ARGV[2])
 redis.call('HSET', KEYS[5], 'state', 'claimed', 'device', ARGV[4], 'token', token)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'device', ARGV[4], 'state', 'leased',
+           'attempt', ARGV[1], 'at', ARGV[5])
 return {token, 'ok'}
 """
 
 _RELEASE = """
--- KEYS: device hash, lease hash, leases zset, attempt hash; ARGV: token, device_id, attempt_state
+-- KEYS: device hash, lease hash, leases zset, attempt hash, events stream
+-- ARGV: token, device_id, attempt_state, now, events maxlen
 local token = redis.call('HGET', KEYS[2], 'token')
 if token ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'leased' or state == 'busy' then redis.call('HSET', KEYS[1], 'state', 'available') end
+if state == 'leased' or state == 'busy' then
+  redis.call('HSET', KEYS[1], 'state', 'available')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'device', ARGV[2], 'state', 'available', 'at', ARGV[4])
+end
 redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
 redis.call('HSET', KEYS[4], 'state', ARGV[3])
 return 1
 """
 
 _REAP_ONE = """
--- KEYS: device hash, lease hash, leases zset, attempt prefix; ARGV: device_id, now
+-- KEYS: device hash, lease hash, leases zset, attempt prefix, events stream; ARGV: device_id, now, maxlen
 local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[2]) then return nil end
 local attempt = redis.call('HGET', KEYS[2], 'attempt_id')
@@ -72,6 +84,8 @@ redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'offline')
 redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'device', ARGV[1], 'state', 'offline',
+           'reason', 'lease expired', 'at', ARGV[2])
 if attempt then redis.call('HSET', KEYS[4] .. attempt, 'state', 'fenced') end
 return {attempt or '', job or '', token or '0'}
 """
@@ -112,24 +126,30 @@ class Fleet:
                                         socket_connect_timeout=5))
 
     # -- devices ---------------------------------------------------------------
+    def _event(self, pipe: Any, device_id: str, state: str, reason: str = "") -> None:
+        pipe.xadd(EVENTS, {"device": device_id, "state": state, "reason": reason, "at": str(time.time())},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
+
     def register(self, device_id: str, info: dict[str, Any], heartbeat_ttl: float = 30.0) -> None:
         """Add or refresh a device; keeps quarantine/maintenance across agent restarts."""
         key = f"{P}device:{device_id}"
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in info.items()}
+        previous = self.r.hget(key, "state")
         with self.r.pipeline() as pipe:
             pipe.sadd(f"{P}devices", device_id)
             pipe.hset(key, mapping=flat)
-            pipe.hsetnx(key, "state", "available")
             pipe.zadd(f"{P}heartbeats", {device_id: time.time() + heartbeat_ttl})
+            if previous is None or (previous == "offline" and not self.r.exists(f"{P}lease:{device_id}")):
+                pipe.hset(key, "state", "available")
+                self._event(pipe, device_id, "available", "registered")
             pipe.execute()
-        if self.r.hget(key, "state") == "offline" and not self.r.exists(f"{P}lease:{device_id}"):
-            self.r.hset(key, "state", "available")
 
     def unregister(self, device_id: str) -> None:
         """A device was unplugged: it stays known (history) but goes offline."""
         with self.r.pipeline() as pipe:
             pipe.hset(f"{P}device:{device_id}", "state", "offline")
             pipe.zrem(f"{P}heartbeats", device_id)
+            self._event(pipe, device_id, "offline", "unregistered")
             pipe.execute()
 
     def heartbeat(self, device_id: str, ttl: float, lease_ttl: float | None = None,
@@ -147,8 +167,11 @@ class Fleet:
     def set_state(self, device_id: str, state: str, reason: str = "") -> None:
         if state not in DEVICE_STATES:
             raise ValueError(f"unknown device state {state!r} (known: {', '.join(DEVICE_STATES)})")
-        self.r.hset(f"{P}device:{device_id}", mapping={"state": state, "state_reason": reason,
-                                                        "state_since": str(time.time())})
+        with self.r.pipeline() as pipe:
+            pipe.hset(f"{P}device:{device_id}", mapping={"state": state, "state_reason": reason,
+                                                          "state_since": str(time.time())})
+            self._event(pipe, device_id, state, reason)
+            pipe.execute()
 
     def device(self, device_id: str) -> dict[str, str]:
         return self.r.hgetall(f"{P}device:{device_id}")
@@ -185,8 +208,8 @@ class Fleet:
         not already claimed by a redelivered copy of the same message)."""
         token, msg = self._acquire(
             keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases",
-                  f"{P}fence:{device_id}", f"{P}attempt:{attempt_id}"],
-            args=[attempt_id, job_id, time.time() + ttl, device_id, time.time()],
+                  f"{P}fence:{device_id}", f"{P}attempt:{attempt_id}", EVENTS],
+            args=[attempt_id, job_id, time.time() + ttl, device_id, time.time(), EVENTS_MAXLEN],
         )
         if int(token) < 0:
             raise LeaseRefused(f"device {device_id} / attempt {attempt_id}: {msg}")
@@ -196,9 +219,23 @@ class Fleet:
         """Give the device back; False when the lease was already reaped (fenced off)."""
         return bool(self._release(
             keys=[f"{P}device:{lease.device_id}", f"{P}lease:{lease.device_id}", f"{P}leases",
-                  f"{P}attempt:{lease.attempt_id}"],
-            args=[str(lease.token), lease.device_id, attempt_state],
+                  f"{P}attempt:{lease.attempt_id}", EVENTS],
+            args=[str(lease.token), lease.device_id, attempt_state, time.time(), EVENTS_MAXLEN],
         ))
+
+    def mark_busy(self, lease: Lease) -> bool:
+        """The leased device started the benchmark itself (busy time is what capacity counts)."""
+        if not self.lease_valid(lease):
+            return False
+        with self.r.pipeline() as pipe:
+            pipe.hset(f"{P}device:{lease.device_id}", "state", "busy")
+            self._event(pipe, lease.device_id, "busy", lease.attempt_id)
+            pipe.execute()
+        return True
+
+    def read_events(self, after: str = "0", count: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        return [(eid, fields) for eid, fields in self.r.xrange(EVENTS, min=f"({after}" if after != "0" else "-",
+                                                                 count=count)]
 
     def lease_valid(self, lease: Lease) -> bool:
         return self.r.hget(f"{P}lease:{lease.device_id}", "token") == str(lease.token)
@@ -212,8 +249,8 @@ class Fleet:
         reaped = []
         for device_id in self.r.zrangebyscore(f"{P}leases", 0, now):
             out = self._reap_one(
-                keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases", f"{P}attempt:"],
-                args=[device_id, now],
+                keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases", f"{P}attempt:", EVENTS],
+                args=[device_id, now, EVENTS_MAXLEN],
             )
             if out:
                 reaped.append(ReapedLease(device_id, out[0], out[1], int(out[2])))

@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutdown
 from device_inventory.fleet import Fleet
 from orchestrator import config, runs
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
+from orchestrator.history import drain_device_events
 
 log = logging.getLogger("benchfarm.worker")
 REAP_EVERY_S = 5.0
@@ -30,6 +31,7 @@ def _housekeeping(queues: list[str]) -> None:
             for p in platforms:
                 runs.exporter_heartbeat(fleet, p, ttl=REAP_EVERY_S * 6)
             if COORDINATOR_QUEUE in queues:
+                drain_device_events(fleet)
                 fenced, outbox = runs.reap(fleet)
                 if fenced:
                     log.warning("reaped expired leases: %s", fenced)

@@ -121,3 +121,16 @@ class Result(Base):
     energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated result document
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeviceEvent(Base):
+    """One device state change, copied from the fleet's Redis stream (capacity history)."""
+
+    __tablename__ = "device_events"
+    stream_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # idempotent copy
+    device_id: Mapped[str] = mapped_column(String(128), index=True)
+    device_class: Mapped[str] = mapped_column(String(64), default="", index=True)
+    host: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)

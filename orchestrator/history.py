@@ -1,0 +1,41 @@
+"""Copy the fleet's device-event stream (Redis) into the database, idempotently.
+
+Agents change device states in Redis only; capacity reporting needs the history in
+SQL. The stream id is the primary key, so a copy interrupted half-way and repeated
+inserts nothing twice; the cursor only moves after the commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from device_inventory.fleet import Fleet, P
+from orchestrator.store.db import session
+from orchestrator.store.models import DeviceEvent
+
+CURSOR_KEY = f"{P}device-events:cursor"
+
+
+def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
+    copied = 0
+    while True:
+        cursor = fleet.r.get(CURSOR_KEY) or "0"
+        events = fleet.read_events(cursor, batch)
+        if not events:
+            return copied
+        infos: dict[str, dict[str, str]] = {}
+        with session() as s:
+            known = set(s.scalars(select(DeviceEvent.stream_id).where(
+                DeviceEvent.stream_id.in_([eid for eid, _ in events]))))
+            for eid, f in events:
+                if eid in known:
+                    continue
+                dev = f.get("device", "")
+                info = infos.setdefault(dev, fleet.device(dev))
+                s.add(DeviceEvent(stream_id=eid, device_id=dev, device_class=info.get("device_class", ""),
+                                  host=info.get("host", ""), state=f.get("state", ""), reason=f.get("reason", ""),
+                                  at=datetime.fromtimestamp(float(f.get("at", "0")), UTC).replace(tzinfo=None)))
+                copied += 1
+        fleet.r.set(CURSOR_KEY, events[-1][0])

@@ -1,0 +1,95 @@
+"""Fleet state in real Redis: leases with fencing tokens, reaping, quarantine, events."""
+
+import time
+
+import pytest
+
+from device_inventory.fleet import EVENTS, Fleet, LeaseRefused
+from tests.conftest import redis_or_skip
+
+
+@pytest.fixture
+def fleet():
+    f = Fleet.from_url(redis_or_skip(1))
+    f.r.flushdb()
+    f.register("d1", {"device_class": "A15", "host": "h"})
+    yield f
+    f.r.flushdb()
+
+
+def test_lease_is_exclusive_and_tokens_increase(fleet):
+    fleet.dispatch_attempt("a1")
+    fleet.dispatch_attempt("a2")
+    lease = fleet.acquire("d1", "a1", "j1", ttl=30)
+    assert fleet.device("d1")["state"] == "leased"
+    with pytest.raises(LeaseRefused):
+        fleet.acquire("d1", "a2", "j2", ttl=30)
+    assert fleet.release(lease)
+    lease2 = fleet.acquire("d1", "a2", "j2", ttl=30)
+    assert lease2.token > lease.token
+    assert fleet.attempt_state("a1") == "done" and fleet.attempt_state("a2") == "claimed"
+
+
+def test_a_redelivered_or_cancelled_attempt_cannot_be_leased_twice(fleet):
+    fleet.dispatch_attempt("a1")
+    fleet.release(fleet.acquire("d1", "a1", "j1", ttl=30))
+    with pytest.raises(LeaseRefused, match="done"):
+        fleet.acquire("d1", "a1", "j1", ttl=30)
+    fleet.dispatch_attempt("a3")
+    fleet.cancel_attempt("a3")
+    with pytest.raises(LeaseRefused, match="cancelled"):
+        fleet.acquire("d1", "a3", "j3", ttl=30)
+
+
+def test_expired_lease_is_reaped_and_the_late_holder_is_fenced(fleet):
+    fleet.dispatch_attempt("a1")
+    lease = fleet.acquire("d1", "a1", "j1", ttl=0.2)
+    time.sleep(0.3)
+    reaped = fleet.reap_expired()
+    fleet.heartbeat("d1", ttl=30, lease_ttl=30)  # too late: XX must not resurrect the lease
+    assert [(r.device_id, r.attempt_id, r.job_id, r.token) for r in reaped] == [("d1", "a1", "j1", lease.token)]
+    assert fleet.attempt_state("a1") == "fenced"
+    assert fleet.device("d1")["state"] == "offline"
+    assert not fleet.release(lease)  # the fenced-off holder cannot release someone else's lease
+    assert fleet.r.zcard("bf:leases") == 0 and fleet.reap_expired() == []
+
+
+def test_heartbeat_keeps_a_lease_alive(fleet):
+    fleet.dispatch_attempt("a1")
+    fleet.acquire("d1", "a1", "j1", ttl=0.5)
+    for _ in range(4):
+        time.sleep(0.2)
+        fleet.heartbeat("d1", ttl=30, lease_ttl=0.5)
+    assert fleet.reap_expired() == []
+
+
+def test_quarantine_after_consecutive_infra_failures_and_release(fleet):
+    assert not fleet.record_outcome("d1", True, 3)
+    assert not fleet.record_outcome("d1", False, 3)  # a success resets the count
+    assert not fleet.record_outcome("d1", True, 3)
+    assert not fleet.record_outcome("d1", True, 3)
+    assert fleet.record_outcome("d1", True, 3)
+    assert fleet.device("d1")["state"] == "quarantined"
+    fleet.dispatch_attempt("a1")
+    with pytest.raises(LeaseRefused, match="quarantined"):
+        fleet.acquire("d1", "a1", "j1", ttl=30)
+    fleet.release_quarantine("d1")
+    assert fleet.device("d1")["state"] == "available"
+    # re-registering (agent restart) keeps a quarantine
+    fleet.set_state("d1", "quarantined", "test")
+    fleet.register("d1", {"device_class": "A15"})
+    assert fleet.device("d1")["state"] == "quarantined"
+    with pytest.raises(ValueError, match="unknown device state"):
+        fleet.set_state("d1", "sleepy")
+
+
+def test_every_state_change_lands_in_the_event_stream(fleet):
+    fleet.dispatch_attempt("a1")
+    lease = fleet.acquire("d1", "a1", "j1", ttl=30)
+    assert fleet.mark_busy(lease)
+    fleet.release(lease)
+    fleet.unregister("d1")
+    states = [f["state"] for _, f in fleet.r.xrange(EVENTS)]
+    assert states == ["available", "leased", "busy", "available", "offline"]
+    first, *_ = fleet.read_events()
+    assert [e for e, _ in fleet.read_events(first[0])][0] != first[0]
