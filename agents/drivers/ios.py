@@ -204,7 +204,8 @@ class IosDriver:
     def prepare(self, device: DeviceInfo, job: dict[str, Any], model_path: Path) -> None:
         validate_job(job)
         model_path = Path(model_path)
-        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        with model_path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
         if digest != job["model_sha256"]:
             raise ValueError(f"{model_path}: sha256 {digest} does not match job field model_sha256")
         ipa = self._harness_for(device)

@@ -1,6 +1,6 @@
 """The benchmark steps of the iOS driver, async: install, push, launch, wait, pull, kill, clean.
 
-Each function takes a connected ``Session``; ``agents.drivers.ios.IOSDriver`` owns the
+Each function takes a connected ``Session``; ``agents.drivers.ios.IosDriver`` owns the
 event loop, the sessions and the sync facade. Paths are inside the harness container as
 house_arrest vends it (``VendDocuments``: rooted at the container, ``Documents/`` inside).
 """
@@ -64,16 +64,17 @@ async def container(s: Session):
 
 async def push_job(s: Session, job: dict[str, Any], model_path: Path) -> None:
     """Put the model and job.json into Documents/, removing any result of an earlier attempt."""
-    data = model_path.read_bytes()
+    size = model_path.stat().st_size
     async with container(s) as ha:
         await s.call("remove stale result", ha.rm_single(f"{DOCS}/{RESULT_FILE}", force=True), "transfer_failed")
-        async with s.step("push_model", bytes=len(data)):
+        async with s.step("push_model", bytes=size):
             remote = f"{DOCS}/{job['model_file']}"
-            await s.call("push model", ha.set_file_contents(remote, data), "transfer_failed",
-                         timeout=transfer_timeout(len(data)))
-            size = int((await s.call("stat model", ha.stat(remote), "transfer_failed"))["st_size"])
-            if size != len(data):
-                raise DriverError("transfer_failed", f"pushed {len(data)} bytes of the model, device has {size}")
+            # push() streams in chunks: a model of hundreds of MB never sits in memory whole.
+            await s.call("push model", ha.push(str(model_path), remote, progress_bar=False), "transfer_failed",
+                         timeout=transfer_timeout(size))
+            pushed = int((await s.call("stat model", ha.stat(remote), "transfer_failed"))["st_size"])
+            if pushed != size:
+                raise DriverError("transfer_failed", f"pushed {size} bytes of the model, device has {pushed}")
         async with s.step("push_job"):
             await s.call("push job", ha.set_file_contents(f"{DOCS}/{JOB_FILE}", json.dumps(job).encode()),
                          "transfer_failed")
