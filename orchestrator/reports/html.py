@@ -8,7 +8,7 @@ from collections import defaultdict
 from html import escape
 
 from orchestrator.reports.build import Report
-from orchestrator.reports.markdown import VERDICT_ICON, cell_label
+from orchestrator.reports.markdown import VERDICT_ICON, cell_label, side_summary
 from orchestrator.reports.svg import box_plot, trend_plot
 from orchestrator.reports.tables import (
     SIMULATED,
@@ -65,8 +65,8 @@ def _distribution_plots(report: Report) -> list[str]:
 def _trend_plots(report: Report) -> list[str]:
     plots = []
     for key, points in report.history.items():
-        if len(points) < 2:
-            continue
+        if len(points) < 2 or not any(p.median_ms is not None for p in points):
+            continue  # never measured: the tables and silent-cell alerts say why
         data = [(p.created_at, p.p10_ms, p.median_ms, p.p90_ms, p.change) for p in points]
         sim = f" ({SIMULATED})" if any(p.simulated for p in points) else ""
         plots.append(trend_plot(f"Nightly median — {cell_label(key)}{sim}", data))
@@ -79,9 +79,11 @@ def _verdicts(report: Report) -> str:
         v = comp.verdict
         change = comp.note if v.ratio is None else f"{v.change_pct:+.1f}%"
         sim = f' <span class="badge sim">{SIMULATED}</span>' if comp.simulated else ""
-        rows.append(f"<tr><td>{escape(cell_label(comp.key))}{sim}</td><td>{escape(change or '—')}</td>"
+        rows.append(f"<tr><td>{escape(cell_label(comp.key))}{sim}</td><td>{escape(side_summary(comp.baseline))}"
+                    f"</td><td>{escape(side_summary(comp.candidate))}</td><td>{escape(change or '—')}</td>"
                     f'<td class="{v.verdict.split()[0]}">{escape(VERDICT_ICON[v.verdict])}</td></tr>')
-    return ("<table><thead><tr><th>Cell</th><th>Change</th><th>Verdict</th></tr></thead><tbody>"
+    return ("<table><thead><tr><th>Cell</th><th>Baseline</th><th>This run</th><th>Change</th><th>Verdict</th>"
+            "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
 

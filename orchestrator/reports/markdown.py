@@ -35,7 +35,8 @@ def cell_label(key: CellKey) -> str:
             f"{key.input_resolution}×{key.input_resolution}" + (f" b{key.batch_size}" if key.batch_size > 1 else ""))
 
 
-def _side(cell: Cell | None) -> str:
+def side_summary(cell: Cell | None) -> str:
+    """One side of a comparison: median and p10-p90, or the cell's state."""
     if cell is None:
         return "—"
     stats = summarize(cell.latencies_ms)
@@ -57,8 +58,8 @@ def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "B
             change = f"{v.change_pct:+.1f}%"
             if v.ci:
                 change += f" (95% CI {v.ci[0]:.2f}-{v.ci[1]:.2f}×, p={v.p_value:.2g})"
-        lines.append(f"| {_cell(label)} | {_side(comp.baseline)} | {_side(comp.candidate)} | {_cell(change)} | "
-                     f"{VERDICT_ICON[v.verdict]} |")
+        lines.append(f"| {_cell(label)} | {side_summary(comp.baseline)} | {side_summary(comp.candidate)} | "
+                     f"{_cell(change)} | {VERDICT_ICON[v.verdict]} |")
     counts = {k: sum(c.verdict.verdict == k for c in comparisons) for k in VERDICT_ICON}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     out = "\n".join(lines) + f"\n\n**Summary:** {summary or 'no cells'}.\n"

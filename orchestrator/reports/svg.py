@@ -13,9 +13,9 @@ from html import escape
 
 import numpy as np
 
-WIDTH = 640
+WIDTH = 900
 ROW_H = 26
-LABEL_W = 190
+LABEL_W = 300
 PAD = 12
 COLOURS = {"sim": "#b58900", "real": "#268bd2", "change": "#dc322f", "grid": "#ddd", "text": "#333"}
 
@@ -114,9 +114,9 @@ def trend_plot(title: str, points: Sequence[tuple[datetime, float | None, float 
         colour = COLOURS["change"] if change else COLOURS["real"]
         parts.append(f'<circle cx="{x(i):.1f}" cy="{y(med):.1f}" r="{5 if change else 3}" fill="{colour}">'
                      f'<title>{label}: median {med:.2f} ms{" — " + change if change else ""}</title></circle>')
-    if points:
-        for i in sorted({0, len(points) - 1}):
-            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" font-size="10" text-anchor="middle">'
+    if points:  # first and last dates, anchored inwards so neither is clipped
+        for i, anchor in sorted({(0, "start"), (len(points) - 1, "end")}):
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" font-size="10" text-anchor="{anchor}">'
                          f'{points[i][0]:%Y-%m-%d}</text>')
     parts.append("</svg>")
     return "".join(parts)

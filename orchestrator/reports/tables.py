@@ -64,6 +64,8 @@ def device_title(class_id: str) -> str:
     dc = catalog().classes.get(class_id)
     if dc is None:
         return class_id
+    if dc.kind == "host":
+        return dc.display
     return dc.reference_device if dc.display in dc.reference_device else f"{dc.reference_device} ({dc.display})"
 
 
