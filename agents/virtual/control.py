@@ -34,7 +34,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from agents.virtual import wire
+from agents.virtual.device import VirtualDevice
 from agents.virtual.faults import FAULT_KINDS, Chaos
+from agents.virtual.fleet import DeviceSpec
 
 if TYPE_CHECKING:
     from agents.virtual.server import VirtualFleetServer
@@ -122,11 +124,7 @@ class ControlServer:
 
     def cmd_add_device(self, product_type: str, ios: str, name: str | None = None, tls: bool = True,
                        host: str = "virtual") -> dict[str, Any]:
-        from agents.virtual.fleet import DeviceSpec
-
-        spec = DeviceSpec(product_type=product_type, ios=ios, name=name, tls=tls)
-        from agents.virtual.device import VirtualDevice
-
+        spec = DeviceSpec(product_type=product_type, ios=ios, name=name, tls=tls)  # validates type and iOS
         device = VirtualDevice(len(self.server.devices) + 1, spec.product_type, spec.ios,
                                spec.name or f"virtual {product_type} #{len(self.server.devices) + 1}",
                                host=host, tls=tls)

@@ -44,6 +44,8 @@ from device_inventory.catalog import catalog
 HARNESS_BUNDLE_ID = "dev.benchfarm.harness"
 LOCKDOWN_PORT = 62078
 SIGKILL, SIGSEGV = 9, 11
+DISK_BYTES = 128 * 10**9
+SYSTEM_BYTES = 12 * 10**9  # what iOS itself takes
 THERMAL_TEMPERATURE_C = {"nominal": 30.5, "fair": 35.5, "serious": 40.5, "critical": 45.5}
 
 log = logging.getLogger("agents.virtual.device")
@@ -173,6 +175,8 @@ class VirtualDevice:
         return {
             "ActivationState": "Activated",
             "BasebandVersion": "1.00.00",
+            # Not an Apple key: tells a driver that this device's numbers are a simulation.
+            "BenchfarmSimulated": True,
             "BluetoothAddress": _mac(self.ecid, 1),
             "BuildVersion": f"{major + 4}{chr(ord('A') + minor % 26)}{50 + minor * 5}",  # 16.6 -> 20G80
             "CPUArchitecture": "arm64e",
@@ -213,10 +217,9 @@ class VirtualDevice:
                 "HasBattery": True,
             }
         if domain == "com.apple.disk_usage":
-            used = self.media.total_bytes() + sum(a.container.total_bytes() for a in self.apps.values())
-            total = 128 * 10**9
-            return {"TotalDiskCapacity": total, "TotalDataCapacity": total - 12 * 10**9,
-                    "TotalDataAvailable": total - 12 * 10**9 - used, "AmountDataAvailable": total - 12 * 10**9 - used}
+            free = self.free_bytes()
+            return {"TotalDiskCapacity": DISK_BYTES, "TotalDataCapacity": DISK_BYTES - SYSTEM_BYTES,
+                    "TotalDataAvailable": free, "AmountDataAvailable": free}
         if domain == "com.apple.security.mac.amfi":
             return {"DeveloperModeStatus": True}
         if domain == "com.apple.international":
@@ -224,6 +227,10 @@ class VirtualDevice:
         if domain == "com.apple.mobile.wireless_lockdown":
             return {"EnableWifiConnections": False}
         return None
+
+    def free_bytes(self) -> int:
+        used = self.media.total_bytes() + sum(a.container.total_bytes() for a in self.apps.values())
+        return DISK_BYTES - SYSTEM_BYTES - used
 
     # -- battery and thermal ------------------------------------------------------------
     def current_battery_level(self) -> float:

@@ -26,14 +26,14 @@ class FsError(Exception):
         super().__init__(message)
 
 
-def _now_ns() -> int:
+def now_ns() -> int:
     return time.time_ns()
 
 
 @dataclass
 class Node:
-    birth_ns: int = field(default_factory=_now_ns)
-    mtime_ns: int = field(default_factory=_now_ns)
+    birth_ns: int = field(default_factory=now_ns)
+    mtime_ns: int = field(default_factory=now_ns)
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Tree:
             child = node.children.get(part)
             if child is None:
                 child = node.children[part] = Dir()
-                node.mtime_ns = _now_ns()
+                node.mtime_ns = now_ns()
             elif not isinstance(child, Dir):
                 raise FsError(FsError.EXISTS, f"{path}: a file is in the way")
             node = child
@@ -107,13 +107,13 @@ class Tree:
                 raise
             parent, name = self._parent(path)
             node = parent.children[name] = File()
-            parent.mtime_ns = _now_ns()
+            parent.mtime_ns = now_ns()
         if isinstance(node, Dir):
             raise FsError(FsError.IS_DIR, f"{path}: is a directory")
         assert isinstance(node, File)
         if truncate:
             node.data = bytearray()
-            node.mtime_ns = _now_ns()
+            node.mtime_ns = now_ns()
         return node
 
     def read(self, path: str) -> bytes:
@@ -143,7 +143,7 @@ class Tree:
         if isinstance(node, Dir) and node.children and not recursive:
             raise FsError(FsError.NOT_EMPTY, f"{path}: directory not empty")
         del parent.children[name]
-        parent.mtime_ns = _now_ns()
+        parent.mtime_ns = now_ns()
 
     def rename(self, src: str, dst: str) -> None:
         sparent, sname = self._parent(src)
@@ -153,7 +153,7 @@ class Tree:
         dparent, dname = self._parent(dst)
         del sparent.children[sname]
         dparent.children[dname] = node
-        sparent.mtime_ns = dparent.mtime_ns = _now_ns()
+        sparent.mtime_ns = dparent.mtime_ns = now_ns()
 
     def stat(self, path: str) -> dict[str, str]:
         """GET_FILE_INFO keys, all the ones pymobiledevice3's ``AfcService.stat`` reads."""

@@ -128,3 +128,11 @@ def test_unix_socket_listen(tmp_path: Path, client_home: Path) -> None:
 def test_handle_refuses_calls_from_the_loop(one_device: FleetHandle) -> None:
     with pytest.raises(RuntimeError, match="deadlock"):
         one_device.call(lambda s: one_device.call(lambda _: None))
+
+
+def test_fleet_file_faults_apply_at_start(client_home: Path) -> None:
+    with running_fleet(ROOT / "examples" / "virtual-fleet.yaml", host="vhost-b") as fleet:
+        (udid,) = fleet.udids
+        kinds = {f["kind"]: f for f in fleet.device(udid)["faults"]}
+        assert kinds["harness_crash"]["count"] == 1 and kinds["slow_afc"]["params"]["delay_s"] == 0.05
+        assert fleet.device(udid)["name"] == "flaky iPhone 13"

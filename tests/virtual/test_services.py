@@ -171,3 +171,21 @@ def test_listen_reports_unplug_and_replug(one_device: FleetHandle) -> None:
             await mux.close()
 
     asyncio.run(scenario())
+
+
+def test_many_clients_at_once(fleet: FleetHandle, client_home: Path) -> None:
+    """Sessions to every device in parallel, several AFC connections each: one event loop serves all."""
+    payload = os.urandom(200_000)
+
+    async def one(udid: str, n: int) -> bytes:
+        ld = await lockdown(udid, client_home)
+        async with AfcService(ld) as afc:
+            await afc.set_file_contents(f"/Downloads/{n}.bin", payload)
+            data = await afc.get_file_contents(f"/Downloads/{n}.bin")
+        await ld.close()
+        return data
+
+    async def scenario() -> list[bytes]:
+        return await asyncio.gather(*(one(u, n) for u in fleet.udids for n in range(4)))
+
+    assert all(d == payload for d in asyncio.run(scenario()))

@@ -14,8 +14,8 @@ import struct
 from typing import Any
 
 from agents.virtual import wire
-from agents.virtual.device import AppNotInstalledError, VirtualDevice
-from agents.virtual.vfs import File, FsError, Tree
+from agents.virtual.device import DISK_BYTES, AppNotInstalledError, VirtualDevice
+from agents.virtual.vfs import File, FsError, Tree, now_ns
 
 MAGIC = b"CFA6LPAA"
 HEADER = struct.Struct("<8sQQQQ")
@@ -99,9 +99,8 @@ class AfcSession:
         return DATA, b"".join(f"{k}\x00{v}\x00".encode() for k, v in info.items())
 
     def _device_info(self, _payload: bytes) -> tuple[int, bytes]:
-        total = 128 * 10**9
-        info = {"Model": self.device.product_type, "FSTotalBytes": total,
-                "FSFreeBytes": total - self.device.media.total_bytes(), "FSBlockSize": 4096}
+        info = {"Model": self.device.product_type, "FSTotalBytes": DISK_BYTES,
+                "FSFreeBytes": self.device.free_bytes(), "FSBlockSize": 4096}
         return DATA, b"".join(f"{k}\x00{v}\x00".encode() for k, v in info.items())
 
     def _open(self, payload: bytes) -> tuple[int, bytes]:
@@ -139,7 +138,7 @@ class AfcSession:
             h.node.data.extend(b"\x00" * (end - len(h.node.data)))
         h.node.data[h.pos : end] = data
         h.pos = end
-        h.node.mtime_ns = _now_ns()
+        h.node.mtime_ns = now_ns()
 
     def _seek(self, payload: bytes) -> None:
         h = self._handle(payload)
@@ -172,12 +171,6 @@ class AfcSession:
     def _set_time(self, payload: bytes) -> None:
         (mtime,) = struct.unpack_from("<Q", payload)
         self.tree.lookup(_cstrings(payload[8:])[0]).mtime_ns = mtime
-
-
-def _now_ns() -> int:
-    import time
-
-    return time.time_ns()
 
 
 _OPS: dict[int, Any] = {
