@@ -11,7 +11,7 @@ loader, which should stay light.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +155,19 @@ def exporter_can_lower(backend: Backend | str, platform: str | None = None) -> t
             return False, (f"{b.display} partitioner ({part.module}) is missing from this exporter's "
                            "executorch; it needs an exporter with that backend built in")
     return True, ""
+
+
+def choose_exporter(backend: Backend | str, available: Iterable[str]) -> tuple[str | None, str]:
+    """Which of the ``available`` exporter platforms (those with live ``export.<platform>``
+    workers, in order of preference) should lower ``backend``: ``(platform, "")``, or
+    ``(None, reason)`` for the coordinator to show in the cell."""
+    reason = "no exporter platform available"
+    for platform in available:
+        ok, why = exporter_can_lower(backend, platform)
+        if ok:
+            return platform, ""
+        reason = why
+    return None, reason
 
 
 def partitioners_for(backend: Backend, options: dict[str, Any]) -> list[Any]:

@@ -69,3 +69,12 @@ def test_compute_units_only_key_backends_that_declare_them() -> None:
         "compute_units": "cpu_and_ne"}
     with pytest.raises(ValueError, match="compute_units='gpu'"):
         recipe(ExportRequest("m", "zoo:tiny_cnn", "coreml", 64, 1, "gpu"))
+
+
+def test_choose_exporter_routes_to_a_platform_that_can_lower() -> None:
+    from orchestrator.export.lowering import choose_exporter
+
+    assert choose_exporter("coreml", ["linux", "macos"]) == ("linux", "")
+    assert choose_exporter("mps", ["linux"]) == (None, "needs a macOS exporter")
+    assert choose_exporter("metal", ["linux", "macos"]) == ("macos", "")
+    assert choose_exporter("xnnpack", [])[0] is None
