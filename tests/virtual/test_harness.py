@@ -67,6 +67,20 @@ def test_model_is_calibrated_on_the_seed_tables(chip: str, backend: str, size: f
     assert low <= _median(chip, backend, int(size)) <= high
 
 
+@pytest.mark.parametrize("chip", ["A17-Pro", "A15", "M2"])
+def test_energy_maps_back_to_the_seed_power_labels(chip: str) -> None:
+    """The reports turn mJ into the seed's labels; a simulated seed row must land on its own label."""
+    from orchestrator.analysis.budgets import power_label
+
+    m = model()
+    for backend, entry in m.chips[chip].backends.items():
+        size = int(m.backends[backend].reference_pte_mb * 1e6)
+        work = Workload(backend, size, 224, 1, warmup=5, iterations=300, timeout_s=1e9)
+        run = simulate(m, chip, work, heat_s=0.0, rng=random.Random(5), factor=1.03)
+        assert run is not None
+        assert power_label(run.energy_mj) == entry.power, (chip, backend, run.energy_mj)
+
+
 def test_cost_scales_with_size_pixels_and_batch() -> None:
     base = _median("A17-Pro", "xnnpack", REF)
     assert _median("A17-Pro", "xnnpack", REF * 2) == pytest.approx(2 * base, rel=0.08)
