@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.spec.yamlpos import load_validated
 
-ROLES = ("agent", "exporter", "harness-builder")
+Role = Literal["agent", "exporter", "harness-builder"]
 # Where a host keeps its venv, wheels, config, logs and drain marker, relative to the
 # login user's home unless absolute. One directory makes a host easy to wipe.
 DEFAULT_BASE_DIR = "~/.benchfarm"
@@ -47,7 +47,7 @@ class Host(_Strict):
     # never sits in the inventory (which is committed) nor in any log line.
     passphrase_env: str | None = None
     platform: Literal["macos", "linux"]
-    roles: list[Literal["agent", "exporter", "harness-builder"]] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1)
     device_classes: list[ClassName] = []
     labels: dict[str, str] = {}
     base_dir: str = DEFAULT_BASE_DIR

@@ -15,7 +15,7 @@ from orchestrator.fleetops.checks import check_host
 from orchestrator.fleetops.errors import FleetOpsError
 from orchestrator.fleetops.ssh import Remote
 
-from .testhosts import FAST
+from .testhosts import FAST, PYTHON
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,12 +85,15 @@ def test_bootstrap_refuses_platform_mismatch(inventory, project_wheel):
         assert r.run(["ls", r.path()], check=False).exit_code != 0, "nothing written on refusal"
 
 
-def test_check_reports_benchfarm_not_installed(inventory):
-    host = inventory.hosts[2].model_copy(update={"env_path": []})
-    with Remote(host, inventory.known_hosts, FAST) as r:
-        # the login shell may put a system-wide benchfarm on PATH (e.g. ~/.bashrc with pyenv)
-        if r.run("command -v benchfarm", check=False).exit_code == 0:
-            pytest.skip("benchfarm is on the test host's PATH for ssh sessions")
+def test_check_reports_benchfarm_not_installed(inventory, tmp_path):
+    # The login shell may put a development benchfarm on PATH (~/.bashrc with pyenv here):
+    # run the probe through an interpreter wrapper with a plain PATH, as a bare host has.
+    wrapper = tmp_path / "python-plain-path"
+    wrapper.write_text(f"#!/bin/sh\nPATH=/usr/bin:/bin exec {PYTHON} \"$@\"\n")
+    wrapper.chmod(0o755)
+    host = inventory.hosts[2].model_copy(update={"env_path": [], "python": str(wrapper)})
+    if any(os.access(f"{d}/benchfarm", os.X_OK) for d in ("/usr/bin", "/bin")):
+        pytest.skip("benchfarm is installed system-wide on the test host")
     status = check_host(host, inventory.known_hosts, FAST)
     assert status.ok
     assert status.devices is None and "benchfarm not installed" in status.devices_note
