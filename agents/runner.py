@@ -140,6 +140,8 @@ def execute(payload: dict[str, Any]) -> None:
         with timeline.step("fetch_artifact", key=payload["artifact_key"]):
             model_path = ctx.store.get(payload["artifact_key"]).path
         job = job_document(payload, lease.token)
+        if hasattr(ctx.driver, "timeline"):
+            ctx.driver.timeline = timeline  # the driver records its own steps (push, launch, pull...)
         with timeline.step("prepare"):
             ctx.driver.prepare(dev, job, model_path)
         ctx.fleet.mark_busy(lease)

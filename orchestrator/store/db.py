@@ -14,9 +14,13 @@ from orchestrator import config
 from orchestrator.store.models import Base
 
 
-@lru_cache(maxsize=4)
 def engine(url: str | None = None) -> Engine:
-    url = url or config.database_url()
+    # resolved before the cache: the configured URL may change (tests, demo)
+    return _engine(url or config.database_url())
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30})
 

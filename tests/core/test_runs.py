@@ -1,0 +1,221 @@
+"""The coordinator's domain with a real database and real Redis, no worker: state
+transitions, exactly-one result, fencing, retry vs fail, cancellation, finalise-once."""
+
+import threading
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from device_inventory.fleet import Fleet
+from orchestrator import runs
+from orchestrator.spec.matrix import loads_spec
+from orchestrator.states import InvalidTransition, check_job_transition
+from orchestrator.store.db import session
+from orchestrator.store.models import Artifact, Attempt, Job, Result, Run
+
+SPEC = """\
+name: unit
+models: [tiny_cnn]
+backends: [xnnpack, mps]
+devices: [A15]
+parameters: {input_resolution: [64], iterations: 3, warmup: 0}
+"""
+
+
+@pytest.fixture
+def fleet(bf_env):
+    return Fleet.from_url(bf_env["REDIS_URL"])
+
+
+def submit(fleet, text=SPEC, trigger="manual"):
+    run_id, outbox = runs.submit(loads_spec(text), text, fleet, trigger=trigger)
+    return run_id, outbox
+
+
+def make_ready(run_id):
+    """Pretend the exporter finished: mark the xnnpack artifact ready via the real callback."""
+    with session() as s:
+        keys = {j.artifact_key for j in s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack"))}
+    return keys
+
+
+def queued(fleet, queue):
+    return sum(fleet.r.llen(k) for k in fleet.r.keys(f"{queue}*") if fleet.r.type(k) == b"list"
+               or fleet.r.type(k) == "list")
+
+
+def result_doc(job, attempt, **over):
+    doc = {"schema_version": 1, "job_id": job, "attempt_id": attempt, "attempt_token": 1, "simulated": True,
+           "producer": {"name": "virtual-harness", "version": "1"},
+           "device": {"model": "iPhone14,5", "os": "iOS", "os_version": "16.6"}, "backend": "xnnpack",
+           "status": "ok", "load_time_ms": 5.0, "latencies_ms": [10.0, 11.0, 12.0], "peak_memory_bytes": 5 * 10**7,
+           "started_at": "2026-11-25T10:00:00+00:00", "finished_at": "2026-11-25T10:00:01+00:00"}
+    doc.update(over)
+    return doc
+
+
+def dispatch_ready(fleet, run_id):
+    """Run the export callback for the run's xnnpack artifact and return its (job, attempt)."""
+    [key] = make_ready(run_id)
+    outbox = runs.export_done(key, "ok", {"file_sha256": "a" * 64, "size_bytes": 123, "export_time_s": 1.0}, fleet)
+    with session() as s:
+        job = s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack")).one()
+        attempt = s.scalars(select(Attempt).where(Attempt.job_id == job.id)).one()
+        return job.id, attempt.id, outbox
+
+
+def test_transitions():
+    check_job_transition("queued", "exporting")
+    check_job_transition("running", "waiting-for-device")
+    for bad in [("succeeded", "running"), ("queued", "running"), ("failed", "queued"), ("blocked", "queued")]:
+        with pytest.raises(InvalidTransition):
+            check_job_transition(*bad)
+
+
+def test_submit_routes_exports_and_blocks_backends_without_an_exporter(fleet):
+    run_id, outbox = submit(fleet)
+    with session() as s:
+        jobs = {j.backend: j for j in s.scalars(select(Job).where(Job.run_id == run_id))}
+    assert jobs["xnnpack"].state == "exporting"
+    assert jobs["mps"].state == "blocked" and "needs a macos exporter" in jobs["mps"].reason
+    assert [m.queue for m in outbox.messages] == ["export.linux"]
+    # with a macOS exporter alive, MPS is routed to it instead
+    runs.exporter_heartbeat(fleet, "macos")
+    run2, outbox2 = submit(fleet)
+    assert sorted(m.queue for m in outbox2.messages) == ["export.linux", "export.macos"]
+
+
+def test_record_exactly_once_and_fencing(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, outbox = dispatch_ready(fleet, run_id)
+    assert [m.queue for m in outbox.messages] == ["device.A15"]
+    assert fleet.attempt_state(attempt_id) == "dispatched"
+    assert runs.attempt_started({"attempt_id": attempt_id, "device_id": "d1", "lease_token": 1})
+    report = {"attempt_id": attempt_id, "job_id": job_id, "device_id": "d1", "lease_token": 1, "outcome": "ok",
+              "result": result_doc(job_id, attempt_id)}
+    ok, _ = runs.record_attempt(report, fleet)
+    assert ok.accepted
+    again, _ = runs.record_attempt(report, fleet)  # Celery redelivered the report
+    assert not again.accepted
+    with session() as s:
+        assert len(s.scalars(select(Result).where(Result.job_id == job_id)).all()) == 1
+        r = s.scalars(select(Result)).one()
+        assert r.simulated and r.median_ms == 11.0
+        run = s.get(Run, run_id)
+        # xnnpack succeeded, mps blocked: the run is finalised as partial
+        assert run.finalized and run.status == "partial"
+
+
+def test_a_corrupt_document_is_an_infrastructure_failure_and_is_retried(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    bad = result_doc(job_id, attempt_id, latencies_ms=[])
+    out, outbox = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok", "result": bad},
+                                      fleet)
+    assert out.accepted and out.retried
+    assert outbox.messages[0].countdown > 0  # backoff
+    with session() as s:
+        attempts = s.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)).all()
+        assert [a.state for a in attempts] == ["infra_failed", "dispatched"]
+        assert attempts[0].error_category == "bad_result" and "latencies_ms" in attempts[0].error
+        assert s.scalars(select(Result)).all() == []
+
+
+def test_infra_failures_retry_up_to_the_limit_then_fail(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    for _ in range(runs.MAX_ATTEMPTS):
+        out, _ = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "infra",
+                                      "category": "device_lost", "message": "unplugged"}, fleet)
+        assert out.accepted
+        with session() as s:
+            last = s.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number.desc())).first()
+            attempt_id = last.id
+    with session() as s:
+        job = s.get(Job, job_id)
+        assert job.state == "failed" and job.attempt_count == runs.MAX_ATTEMPTS
+        assert "infrastructure failure after 3 attempts (device_lost)" in job.reason
+
+
+def test_model_failures_fail_at_once(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    out, outbox = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "model",
+                                       "category": "unsupported_op", "message": "aten::foo"}, fleet)
+    assert out.accepted and not out.retried and not outbox.messages
+    with session() as s:
+        job = s.get(Job, job_id)
+        assert job.state == "failed" and "unsupported_op" in job.reason and job.attempt_count == 1
+
+
+def test_reaped_lease_fences_the_attempt_and_rejects_its_late_result(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    fleet.register("d1", {"device_class": "A15"})
+    fleet.acquire("d1", attempt_id, job_id, ttl=-1)  # already expired
+    runs.attempt_started({"attempt_id": attempt_id, "device_id": "d1", "lease_token": 1})
+    fenced, outbox = runs.reap(fleet)
+    assert fenced == [attempt_id] and outbox.messages[0].queue == "device.A15"
+    late, _ = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok",
+                                   "result": result_doc(job_id, attempt_id)}, fleet)
+    assert not late.accepted and "fenced" in late.reason
+    with session() as s:
+        assert s.scalars(select(Result)).all() == []
+        assert s.get(Attempt, attempt_id).state == "fenced"
+
+
+def test_cancel_drops_queued_work_and_finalises_once(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    assert runs.cancel(run_id, fleet) == 1
+    assert fleet.attempt_state(attempt_id) == "cancelled"
+    with session() as s:
+        run = s.get(Run, run_id)
+        assert run.finalized and run.status == "cancelled"
+        finished = run.finished_at
+    late, _ = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok",
+                                   "result": result_doc(job_id, attempt_id)}, fleet)
+    assert not late.accepted
+    with session() as s:
+        assert s.get(Run, run_id).finished_at == finished
+    with pytest.raises(runs.RunNotFound):
+        runs.cancel("nope", fleet)
+
+
+def test_concurrent_finalisers_finalise_once(fleet):
+    run_id, _ = submit(fleet)
+    with session() as s:
+        for j in s.scalars(select(Job).where(Job.run_id == run_id)):
+            j.state = "failed"
+        s.get(Run, run_id).finalized = False
+    wins = []
+    barrier = threading.Barrier(4)
+
+    def finalise():
+        barrier.wait()
+        with session() as s:
+            wins.append(runs._finalize_if_done(s, run_id))
+
+    threads = [threading.Thread(target=finalise) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+
+
+def test_priorities_put_pr_work_ahead_in_the_broker(fleet, bf_env):
+    nightly, out_n = submit(fleet, trigger="nightly")
+    pr, out_p = submit(fleet, trigger="pr")
+    assert out_p.messages[0].priority < out_n.messages[0].priority
+    with pytest.raises(ValueError, match="unknown trigger"):
+        submit(fleet, trigger="whenever")
+    client = redis.Redis.from_url(bf_env["REDIS_URL"])
+    out_n.send()
+    out_p.send()
+    # kombu's Redis transport keeps one list per priority step: export.linux:0 (PR) is served before :6
+    assert client.llen("export.linux") + client.llen("export.linux:0") >= 1
+    assert client.llen("export.linux:6") >= 1
+    with session() as s:
+        assert s.scalars(select(Artifact)).all()
