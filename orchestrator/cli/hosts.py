@@ -217,6 +217,7 @@ def build(host: Annotated[str, typer.Option("--host", help="a macOS host with ro
           project: Annotated[str, typer.Option(help="Xcode project name")] = "BenchfarmHarness",
           scheme: Annotated[str, typer.Option(help="Xcode scheme")] = "BenchfarmHarness",
           store: Annotated[Path | None, typer.Option(help="default $BENCHFARM_ARTIFACTS/harness")] = None,
+          team_id: Annotated[str | None, typer.Option(help="Apple team id (DEVELOPMENT_TEAM)")] = None,
           inventory: InventoryOpt = DEFAULT_INVENTORY, known_hosts: KnownHostsOpt = None,
           connect_timeout: ConnectOpt = 10.0, command_timeout: CommandOpt = 3600.0,
           retries: RetriesOpt = 1) -> None:
@@ -226,7 +227,8 @@ def build(host: Annotated[str, typer.Option("--host", help="a macOS host with ro
     ctx = _Ctx(inventory, known_hosts, connect_timeout, command_timeout, retries)
     try:
         result = build_harness(ctx.host(host), ctx.known_hosts, source,
-                               store or config.artifacts_dir() / "harness", project, scheme, ctx.timeouts)
+                               store or config.artifacts_dir() / "harness", project, scheme, team_id,
+                               ctx.timeouts)
     except FleetOpsError as exc:
         raise fail(str(exc)) from None
     console.print(f"harness {result.sha256} ({result.size} bytes) -> {result.path}", highlight=False)

@@ -19,6 +19,7 @@ import os
 import plistlib
 import posixpath
 import shlex
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -42,17 +43,39 @@ class HarnessBuild:
     size: int
     host: str
     scheme: str
+    build_hash: str
     built_at: float
 
 
-def build_commands(src: str, project: str, scheme: str, export_options: str) -> list[list[str]]:
-    """The remote build, one argv per step (each runs with ``cd src``)."""
+def source_revision(source: Path) -> str:
+    """What the app reports as ``BenchfarmBuildHash``: the git commit (``+dirty`` with local
+    edits), or a digest of the files when the source is not in a git checkout."""
+    try:
+        head = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--", "."],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and not _SKIP & set(p.parts)):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    return "tree-" + digest.hexdigest()[:16]
+
+
+def build_commands(src: str, project: str, scheme: str, export_options: str, build_hash: str,
+                   team_id: str | None = None) -> list[list[str]]:
+    """The remote build, one argv per step (each runs with ``cd src``); as in the harness README."""
     archive = posixpath.join(src, "build", f"{scheme}.xcarchive")
+    settings = [f"BENCHFARM_BUILD_HASH={build_hash}", *([f"DEVELOPMENT_TEAM={team_id}"] if team_id else [])]
     return [
         ["xcodegen", "generate", "--spec", "project.yml"],
+        ["xcodebuild", "-resolvePackageDependencies", "-project", f"{project}.xcodeproj", "-scheme", scheme],
         ["xcodebuild", "-project", f"{project}.xcodeproj", "-scheme", scheme, "-configuration", "Release",
-         "-destination", "generic/platform=iOS", "-archivePath", archive, "-allowProvisioningUpdates",
-         "archive"],
+         "-destination", "generic/platform=iOS", "-archivePath", archive, *settings,
+         "-allowProvisioningUpdates", "archive"],
         ["xcodebuild", "-exportArchive", "-archivePath", archive, "-exportPath",
          posixpath.join(src, "build", "export"), "-exportOptionsPlist", export_options,
          "-allowProvisioningUpdates"],
@@ -97,11 +120,13 @@ def fetch_to_store(remote: Remote, remote_path: str, store: Path) -> tuple[str, 
 
 
 def build_harness(host: Host, known_hosts: str, source: Path, store: Path, project: str = "BenchfarmHarness",
-                  scheme: str = "BenchfarmHarness", timeouts: Timeouts | None = None) -> HarnessBuild:
+                  scheme: str = "BenchfarmHarness", team_id: str | None = None,
+                  timeouts: Timeouts | None = None) -> HarnessBuild:
     if "harness-builder" not in host.roles:
         raise FleetOpsError(host.name, f"has roles {host.roles}, not 'harness-builder'")
     if not (source / "project.yml").is_file():
         raise FleetOpsError("localhost", f"{source}/project.yml not found: not an XcodeGen source dir")
+    build_hash = source_revision(source)
     with Remote(host, known_hosts, timeouts) as remote:
         src = remote.path("harness", "src")
         remote.run(["rm", "-rf", src])  # a stale file from an older checkout must not leak into the build
@@ -109,14 +134,14 @@ def build_harness(host: Host, known_hosts: str, source: Path, store: Path, proje
         export_options = "ExportOptions.plist"
         if not (source / export_options).is_file():
             remote.put_bytes(plistlib.dumps(DEFAULT_EXPORT_OPTIONS), posixpath.join(src, export_options))
-        for argv in build_commands(src, project, scheme, export_options):
+        for argv in build_commands(src, project, scheme, export_options, build_hash, team_id):
             remote.run(f"cd {shlex.quote(src)} && {shlex.join(argv)}", timeout=BUILD_TIMEOUT_S)
         export_dir = posixpath.join(src, "build", "export")
         ipas = [n for n in remote.sftp.listdir(export_dir) if n.endswith(".ipa")]
         if len(ipas) != 1:
             raise FleetOpsError(host.name, f"expected one .ipa in {export_dir}, found {ipas or 'none'}")
         sha, path, size = fetch_to_store(remote, posixpath.join(export_dir, ipas[0]), store)
-    build = HarnessBuild(sha, str(path), size, host.name, scheme, time.time())
+    build = HarnessBuild(sha, str(path), size, host.name, scheme, build_hash, time.time())
     meta = store / f"{sha}.json"
     tmp = meta.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(asdict(build), indent=2, sort_keys=True))

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.hosts import harness_app
 from orchestrator.fleetops.errors import FleetOpsError
-from orchestrator.fleetops.harness import build_harness
+from orchestrator.fleetops.harness import build_harness, source_revision
 
 from .testhosts import FAST, PYTHON, host_entry, write_inventory
 
@@ -72,7 +72,8 @@ def source(tmp_path) -> Path:
 def test_build_fetches_ipa_into_content_addressed_store(mac, source, tmp_path):
     store = tmp_path / "artifacts" / "harness"
     result = CliRunner().invoke(harness_app, ["build", "--host", "mac", "--source", str(source), "--store",
-                                              str(store), "-i", str(tmp_path / "hosts.yaml")],
+                                              str(store), "-i", str(tmp_path / "hosts.yaml"),
+                                              "--team-id", "ABCDE12345"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     expected = b"name: BenchfarmHarness\nprint(\"harness\")\n"
@@ -84,11 +85,17 @@ def test_build_fetches_ipa_into_content_addressed_store(mac, source, tmp_path):
     assert [p.name for p in store.iterdir() if p.name.startswith(".incoming")] == []
 
     calls = (tmp_path / "tools.log").read_text().splitlines()
+    revision = source_revision(source)
+    assert revision.startswith("tree-")  # tmp source is not in a git checkout
+    assert meta["build_hash"] == revision
     assert calls[0] == "xcodegen generate --spec project.yml"
-    assert calls[1].startswith("xcodebuild -project BenchfarmHarness.xcodeproj -scheme BenchfarmHarness "
+    assert calls[1] == "xcodebuild -resolvePackageDependencies -project BenchfarmHarness.xcodeproj " \
+                       "-scheme BenchfarmHarness"
+    assert calls[2].startswith("xcodebuild -project BenchfarmHarness.xcodeproj -scheme BenchfarmHarness "
                                "-configuration Release -destination generic/platform=iOS")
-    assert calls[1].endswith(" archive")
-    assert "-exportArchive" in calls[2] and "-exportOptionsPlist ExportOptions.plist" in calls[2]
+    assert f"BENCHFARM_BUILD_HASH={revision} DEVELOPMENT_TEAM=ABCDE12345" in calls[2]
+    assert calls[2].endswith(" archive")
+    assert "-exportArchive" in calls[3] and "-exportOptionsPlist ExportOptions.plist" in calls[3]
     remote_src = tmp_path / "macbase" / "harness" / "src"
     options = plistlib.loads((remote_src / "ExportOptions.plist").read_bytes())
     assert options["method"] == "development"
