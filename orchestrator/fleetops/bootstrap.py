@@ -85,7 +85,7 @@ def bootstrap(host: Host, known_hosts: str, wheel: Path, redis_url: str, pip_arg
     with Remote(host, known_hosts, timeouts) as remote:
         layout = units.Layout(remote.path(), remote.home)
         modes = ["launchd"] if host.platform == "macos" else ["systemd", "supervised"]
-        fixed = [f"{layout.base}/wheels/{wheel.name}", layout.config, layout.service_json]
+        fixed = [f"{layout.base}/wheels/{wheel.name}", layout.env_file, layout.launcher, layout.service_json]
         # one round trip: host facts plus the hashes of everything bootstrap may write
         facts = probe(remote, [*fixed, *(layout.unit_path(m) for m in modes)])
         if (facts["system"] == "Darwin") != (host.platform == "macos"):
@@ -98,7 +98,8 @@ def bootstrap(host: Host, known_hosts: str, wheel: Path, redis_url: str, pip_arg
                                 "background process with a pid file (not restarted after a reboot)")
         files = {
             fixed[0]: (None, 0o644, "wheel"),
-            layout.config: (units.agent_config(host, layout, redis_url).encode(), 0o600, "agent config"),
+            layout.env_file: (units.agent_env(host, layout, redis_url).encode(), 0o600, "agent config"),
+            layout.launcher: (units.render_launcher(host, layout).encode(), 0o755, "agent launcher"),
             layout.unit_path(mode): (units.render_unit(host, layout, mode).encode(), 0o755, "service unit"),
             layout.service_json: (json.dumps({"mode": mode}).encode(), 0o644, "service mode"),
         }

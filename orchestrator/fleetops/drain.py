@@ -31,8 +31,10 @@ class DrainReport:
 
 
 def host_devices(fleet: Fleet, host: Host) -> list[dict[str, str]]:
-    """Devices the agent on ``host`` registered (it records its inventory name or hostname)."""
-    return [d for d in fleet.devices() if d.get("host") in (host.name, host.hostname)]
+    """Devices the agent on ``host`` registered: bootstrap names the agent after the inventory
+    entry (``agent`` field); ``host`` is what a driver may report (hostname)."""
+    names = (host.name, host.hostname)
+    return [d for d in fleet.devices() if d.get("agent") in names or d.get("host") in names]
 
 
 def drain(host: Host, known_hosts: str, fleet: Fleet, timeouts: Timeouts | None = None) -> DrainReport:

@@ -1,4 +1,9 @@
-"""What bootstrap writes on a host: the agent config and the service definition.
+"""What bootstrap writes on a host: the agent's environment, its launcher and the service.
+
+The service runs ``bin/run-agent.sh``, which loads ``agent.env`` (mode 0600: it holds the
+broker URL, which may carry a password, so it is in no unit file and on no command line)
+and execs ``benchfarm agent --name <host> --driver ...``, drivers chosen from the kinds of
+the host's expected device classes.
 
 Three ways to keep the agent running, picked per host:
 - ``systemd``: a user unit, on Linux hosts where ``systemctl --user`` answers;
@@ -14,14 +19,14 @@ host already has it.
 
 from __future__ import annotations
 
+import json
 import plistlib
 import posixpath
 import shlex
 from dataclasses import dataclass
 from string import Template
 
-import yaml
-
+from device_inventory.catalog import catalog
 from orchestrator.fleetops.inventory import Host
 
 UNIT_NAME = "benchfarm-agent.service"
@@ -70,6 +75,16 @@ done
 """)
 
 
+_LAUNCHER = Template("""\
+#!/bin/sh
+# Written by `benchfarm hosts bootstrap`; local edits are overwritten.
+set -a
+. $env_file
+set +a
+exec $exec_agent
+""")
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where things live on one host (all absolute, resolved against its home dir)."""
@@ -86,8 +101,12 @@ class Layout:
         return posixpath.join(self.venv, "bin", "benchfarm")
 
     @property
-    def config(self) -> str:
-        return posixpath.join(self.base, "agent.yaml")
+    def env_file(self) -> str:
+        return posixpath.join(self.base, "agent.env")
+
+    @property
+    def launcher(self) -> str:
+        return posixpath.join(self.base, "bin", "run-agent.sh")
 
     @property
     def log(self) -> str:
@@ -117,23 +136,31 @@ class Layout:
         return posixpath.join(self.base, "bin", "supervise.sh")
 
 
-def agent_argv(layout: Layout) -> list[str]:
-    return [layout.benchfarm, "agent", "--config", layout.config]
+def agent_argv(host: Host, layout: Layout) -> list[str]:
+    """``benchfarm agent`` for this host: the ios driver for phone/tablet classes, the host
+    driver for ``host-cpu`` (and when no class is declared, as the agent itself defaults)."""
+    kinds = {catalog().classes[c].kind for c in host.device_classes} or {"host"}
+    drivers = [arg for kind in sorted(kinds) for arg in ("--driver", kind)]
+    return [layout.benchfarm, "agent", "--name", host.name, *drivers]
 
 
-def agent_config(host: Host, layout: Layout, redis_url: str) -> str:
-    """The agent's config file. It holds the broker URL (maybe with a password): mode 0600."""
-    doc = {
-        "host": host.name,
-        "redis_url": redis_url,
-        "device_classes": list(host.device_classes),
-        "labels": dict(host.labels),
-        "roles": list(host.roles),
-        "drain_marker": layout.drain_marker,
-        "log_file": layout.log,
+def agent_env(host: Host, layout: Layout, redis_url: str) -> str:
+    """``agent.env``: sourced by the launcher. Mode 0600 (the broker URL may hold a password)."""
+    env = {
+        "REDIS_URL": redis_url,
+        "BENCHFARM_AGENT_NAME": host.name,
+        "BENCHFARM_DRAIN_MARKER": layout.drain_marker,
+        "BENCHFARM_DEVICE_CLASSES": ",".join(host.device_classes),
+        "BENCHFARM_HOST_LABELS": json.dumps(host.labels, sort_keys=True),
     }
-    return "# Written by `benchfarm hosts bootstrap`; local edits are overwritten.\n" + yaml.safe_dump(
-        doc, sort_keys=True)
+    lines = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+    header = "# Written by `benchfarm hosts bootstrap`; local edits are overwritten."
+    return "\n".join([header, *lines]) + "\n"
+
+
+def render_launcher(host: Host, layout: Layout) -> str:
+    return _LAUNCHER.substitute(env_file=shlex.quote(layout.env_file),
+                                exec_agent=shlex.join(agent_argv(host, layout)))
 
 
 def service_mode(host: Host, systemd_user: bool) -> str:
@@ -148,7 +175,7 @@ def _path(host: Host, layout: Layout) -> str:
 
 
 def render_unit(host: Host, layout: Layout, mode: str) -> str:
-    argv = agent_argv(layout)
+    argv = ["/bin/sh", layout.launcher]
     if mode == "launchd":
         plist = {
             "Label": LAUNCHD_LABEL,

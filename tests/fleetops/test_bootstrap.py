@@ -46,9 +46,10 @@ def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, 
     assert {"uploaded wheel", "uploaded agent config", "uploaded service unit", "created venv",
             "started agent"} <= set(first.changes)
     assert first.service_state == "running"
-    config = base / "agent.yaml"
+    config = base / "agent.env"
     assert oct(config.stat().st_mode & 0o777) == "0o600", "the config holds the broker URL"
-    assert "redis://127.0.0.1:6379/5" in config.read_text() and "host: h0" in config.read_text()
+    assert "REDIS_URL=redis://127.0.0.1:6379/5\n" in config.read_text()
+    assert "BENCHFARM_AGENT_NAME=h0\n" in config.read_text()
     assert (base / "venv" / "bin" / "benchfarm").exists()
     pid = _pid(base)
     os.kill(pid, 0)  # the supervisor runs (same machine as the test host)
@@ -62,7 +63,8 @@ def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, 
         " ".join(second.stdout.split())
     assert _pid(base) == pid, "an up-to-date host must not be restarted"
 
-    third = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/6",
+    # a different URL for the same Redis DB (5 is this suite's): the config changes
+    third = bootstrap(host, inventory.known_hosts, project_wheel, "redis://localhost:6379/5",
                       pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
     assert third.changes == ["uploaded agent config", "restarted agent"]
     assert _pid(base) != pid

@@ -118,9 +118,11 @@ def fleet():
 
 def test_drain_and_undrain(inventory, tmp_path, fleet):
     inv = str(tmp_path / "hosts.yaml")
-    for dev in ("d-leased", "d-idle", "d-operator"):
-        fleet.register(dev, {"class": "A15", "host": "h0"}, heartbeat_ttl=60)
-    fleet.register("d-elsewhere", {"class": "A15", "host": "h1"}, heartbeat_ttl=60)
+    # the agent bootstrap starts is named after the inventory entry; drivers may report "host"
+    for dev in ("d-leased", "d-operator"):
+        fleet.register(dev, {"class": "A15", "agent": "h0"}, heartbeat_ttl=60)
+    fleet.register("d-idle", {"class": "A15", "host": "h0"}, heartbeat_ttl=60)
+    fleet.register("d-elsewhere", {"class": "A15", "agent": "h1"}, heartbeat_ttl=60)
     fleet.set_state("d-operator", "maintenance", "battery swap")
     fleet.dispatch_attempt("att-1")
     lease = fleet.acquire("d-leased", "att-1", "job-1", ttl=60)

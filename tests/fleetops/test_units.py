@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
 
 from orchestrator.fleetops import units
 from orchestrator.fleetops.inventory import Host
@@ -15,8 +14,7 @@ from orchestrator.fleetops.inventory import Host
 HOST = Host(name="mac-1", hostname="mac-1.lab", user="bench", platform="macos", roles=["agent"],
             device_classes=["a17"], labels={"rack": "a"}, env_path=["/opt/homebrew/bin"])
 LAYOUT = units.Layout(base="/Users/bench/.benchfarm", home="/Users/bench")
-ARGV = ["/Users/bench/.benchfarm/venv/bin/benchfarm", "agent", "--config",
-        "/Users/bench/.benchfarm/agent.yaml"]
+ARGV = ["/bin/sh", "/Users/bench/.benchfarm/bin/run-agent.sh"]
 
 
 def test_launchd_plist():
@@ -43,18 +41,32 @@ def test_systemd_unit():
 def test_shell_lines_parse(mode):
     scripts = [units.start_command(LAYOUT, mode), units.stop_command(LAYOUT, mode)]
     if mode == "supervised":
-        scripts.append(units.render_unit(HOST, LAYOUT, mode))
+        scripts += [units.render_unit(HOST, LAYOUT, mode), units.render_launcher(HOST, LAYOUT)]
     for script in scripts:
         proc = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True, timeout=10)
         assert proc.returncode == 0, f"{script}\n{proc.stderr}"
 
 
-def test_service_mode_and_agent_config():
+def test_service_mode():
     linux = HOST.model_copy(update={"platform": "linux"})
     assert units.service_mode(HOST, systemd_user=True) == "launchd"
     assert units.service_mode(linux, systemd_user=True) == "systemd"
     assert units.service_mode(linux, systemd_user=False) == "supervised"
-    doc = yaml.safe_load(units.agent_config(HOST, LAYOUT, "redis://:pw@redis:6379/0"))
-    assert doc == {"host": "mac-1", "redis_url": "redis://:pw@redis:6379/0", "device_classes": ["A17-Pro"],
-                   "labels": {"rack": "a"}, "roles": ["agent"], "drain_marker": LAYOUT.drain_marker,
-                   "log_file": LAYOUT.log}
+
+
+def test_launcher_sources_env_and_picks_drivers(tmp_path):
+    bench = f"{LAYOUT.venv}/bin/benchfarm"
+    assert units.agent_argv(HOST, LAYOUT) == [bench, "agent", "--name", "mac-1", "--driver", "ios"]
+    mixed = HOST.model_copy(update={"device_classes": ["A15", "host-cpu"]})
+    assert units.agent_argv(mixed, LAYOUT)[4:] == ["--driver", "host", "--driver", "ios"]
+    bare = HOST.model_copy(update={"device_classes": []})
+    assert units.agent_argv(bare, LAYOUT)[4:] == ["--driver", "host"]
+    # the env file is valid sh and round-trips values with shell metacharacters
+    env = tmp_path / "agent.env"
+    env.write_text(units.agent_env(HOST, LAYOUT, "redis://:p$w d'q@redis:6379/0"))
+    out = subprocess.run(["sh", "-c", f". {env}; printf '%s|%s|%s' \"$REDIS_URL\" \"$BENCHFARM_AGENT_NAME\" "
+                          "\"$BENCHFARM_HOST_LABELS\""], capture_output=True, text=True, timeout=10).stdout
+    assert out == "redis://:p$w d'q@redis:6379/0|mac-1|{\"rack\": \"a\"}"
+    launcher = units.render_launcher(HOST, LAYOUT)
+    assert f". {LAYOUT.env_file}\n" in launcher and launcher.endswith(f"exec {bench} agent --name mac-1 "
+                                                                      "--driver ios\n")
