@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -24,15 +25,25 @@ def _op_name(node: torch.fx.Node) -> str:
     return str(getattr(node.target, "__name__", node.target))
 
 
-def delegation_breakdown(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
+def delegation_breakdown(graph_module: torch.fx.GraphModule,
+                         user_inputs: Collection[str] | None = None) -> dict[str, Any]:
     """Count operators inside delegates vs left to the portable runtime.
 
-    ``graph_module`` is the edge program's graph after ``to_edge_transform_and_lower``.
+    ``graph_module`` is the edge program's graph after ``to_edge_transform_and_lower``;
+    ``user_inputs`` are the names of its user-input placeholders (the graph signature's
+    ``user_inputs``). Given them, undelegated ops that depend only on constants (e.g. the
+    0-d ``_to_dim_order_copy`` of a Hardsigmoid's scalar constants, two per MobileNetV3
+    squeeze-excitation block) are reported as ``constant_ops_outside`` instead of diluting
+    the ratio: they are not the model's work.
     """
     delegated = 0
     subgraphs = 0
     outside: Counter[str] = Counter()
+    constant_only = 0
+    on_data_path: set[str] = set(user_inputs or ())
     for node in graph_module.graph.nodes:
+        if user_inputs is None or any(a.name in on_data_path for a in node.all_input_nodes):
+            on_data_path.add(node.name)
         if node.op == "get_attr" and node.name.startswith("lowered_module"):
             lowered = getattr(graph_module, str(node.target))
             subgraphs += 1
@@ -40,7 +51,10 @@ def delegation_breakdown(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
                              if n.op == "call_function" and n.target not in _PLUMBING)
         elif node.op == "call_function" and node.target not in _PLUMBING \
                 and "executorch_call_delegate" not in _op_name(node):
-            outside[_op_name(node)] += 1
+            if node.name in on_data_path:
+                outside[_op_name(node)] += 1
+            else:
+                constant_only += 1
     total = delegated + sum(outside.values())
     return {
         "delegated_ops": delegated,
@@ -48,6 +62,7 @@ def delegation_breakdown(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
         "delegated_ratio": round(delegated / total, 4) if total else 0.0,
         "delegate_subgraphs": subgraphs,
         "non_delegated_by_op": dict(outside.most_common(20)),
+        "constant_ops_outside": constant_only,
     }
 
 

@@ -33,7 +33,7 @@ from orchestrator.export.sources import BadSource, Source, build_model, check_pt
 log = logging.getLogger(__name__)
 
 # Bump when the export procedure changes in a way the other recipe fields do not capture.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 CALIBRATION_SEED = 7
 CALIBRATION_BATCHES = 8
 GOLDEN_SEED = 1234
@@ -110,7 +110,8 @@ def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any],
     quantized = lowering.quantize(backend, model, example, lambda: calibration_set(shape))
     exported = torch.export.export(quantized, example, strict=False)
     edge = to_edge_transform_and_lower(exported, partitioner=partitioners)
-    delegation = analysis.delegation_breakdown(edge.exported_program().graph_module)
+    lowered = edge.exported_program()
+    delegation = analysis.delegation_breakdown(lowered.graph_module, lowered.graph_signature.user_inputs)
     program = edge.to_executorch()
     meta = {"params": zoo.param_count(model), **cost, "delegation": delegation}
     if backend.lowering.get("quantizer"):
