@@ -120,7 +120,9 @@ def agent(driver: list[str] = typer.Option(["host"], help="drivers to use: host,
             drivers["ios"] = {"usbmux_address": usbmux} if usbmux else {}
         else:
             raise fail(f"unknown driver {d!r} (known: host, ios)", code=2)
-    cfg = AgentConfig(name=name or socket.gethostname(), drivers=drivers, lease_ttl_s=lease_ttl)
+    # three heartbeats per lease TTL: one lost heartbeat never costs a lease
+    cfg = AgentConfig(name=name or socket.gethostname(), drivers=drivers, lease_ttl_s=lease_ttl,
+                      heartbeat_s=min(5.0, lease_ttl / 3))
     Agent(cfg, fleet_or_exit()).run()
 
 
