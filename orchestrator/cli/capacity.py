@@ -1,0 +1,138 @@
+"""``benchfarm capacity``: utilisation, waits, backlog and devices needed; ``capacity plan``:
+what-if makespan of a matrix on a given fleet."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import console, fail
+
+capacity_app = typer.Typer(help="Capacity: utilisation, queue waits, backlog, devices needed.",
+                           invoke_without_command=True)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``90s``, ``5m``, ``6h``, ``7d``, ``1h30m`` -> seconds; anything else is a clear error."""
+    s = text.strip().lower()
+    parts = _DURATION.findall(s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise fail(f"{option} {text!r} is not a duration like 90s, 5m, 6h, 7d or 1h30m", code=2)
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise fail(f"{option} {text!r} must be longer than zero", code=2)
+    return seconds
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _secs(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.0f}s" if x < 600 else f"{x / 60:.0f}m" if x < 7200 else f"{x / 3600:.1f}h"
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    t = Table(title=f"capacity over the last {_secs(report['window_s'])} (live state: {report['live_source']})")
+    for col in ("class", "devices", "states now", "util", "occupancy", "queued", "backlog", "drain ETA",
+                "PR wait p50/p95", "nightly wait p50/p95", "service", "nightly makespan", "needed"):
+        t.add_column(col)
+    for cls, c in report["classes"].items():
+        w = c["waits"]
+        pr, nightly = w.get("pr", {}), w.get("nightly", {})
+        latest = c["nightly"]["latest"] or {}
+        need = c["devices_needed"]
+        nightly_need = "window too short" if need["nightly"] is None else str(need["nightly"])
+        t.add_row(cls, f'{c["devices"]["in_service"]}/{c["devices"]["total"]}',
+                  " ".join(f"{k}={v}" for k, v in c["devices"]["by_state"].items()),
+                  _pct(c["utilisation"]), _pct(c["occupancy"]), str(c["queue_depth"]["total"]),
+                  str(c["backlog_jobs"]), _secs(c["drain_eta_s"]),
+                  f'{_secs(pr.get("p50_s"))}/{_secs(pr.get("p95_s"))}',
+                  f'{_secs(nightly.get("p50_s"))}/{_secs(nightly.get("p95_s"))}',
+                  _secs(c["service"]["mean_s"]),
+                  f'{_secs(latest.get("makespan_s"))} / {_secs(c["nightly"]["window_s"])}',
+                  f'{need["total"]} (pr {need["pr_wait"]}, nightly {nightly_need}, +{need["add"]})')
+    console.print(t)
+    if report["hosts"]:
+        h = Table(title="per host")
+        for col in ("host", "devices", "util", "occupancy"):
+            h.add_column(col)
+        for host, v in report["hosts"].items():
+            h.add_row(host, str(v["devices"]), _pct(v["utilisation"]), _pct(v["occupancy"]))
+        console.print(h)
+    console.print(f"[dim]{report['model_note']}; targets: PR wait p95 ≤ "
+                  f"{_secs(report['targets']['pr_wait_p95_s'])}, nightly ≤ "
+                  f"{_secs(report['targets']['nightly_makespan_s'])}[/]")
+
+
+@capacity_app.callback()
+def capacity(ctx: typer.Context,
+             window: str = typer.Option("7d", "--window", help="history to look at: 90s, 5m, 6h, 7d ..."),
+             device_class: str = typer.Option("", "--class", help="only this device class"),
+             target_pr_wait: str = typer.Option("5m", "--target-pr-wait", help="PR queue-wait p95 target"),
+             target_nightly: str = typer.Option("6h", "--target-nightly", help="nightly run window"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per device class: devices by state, utilisation, queue depth, waits, drain ETA, devices needed."""
+    if ctx.invoked_subcommand:
+        return
+    from device_inventory.catalog import UnknownDeviceClass, catalog
+    from orchestrator.capacity.report import Targets, capacity_report
+
+    cls = None
+    if device_class:
+        try:
+            cls = catalog().resolve_class(device_class).id
+        except UnknownDeviceClass as exc:
+            raise fail(f"--class: {exc}", code=2) from None
+    targets = Targets(pr_wait_p95_s=parse_duration(target_pr_wait, "--target-pr-wait"),
+                      nightly_makespan_s=parse_duration(target_nightly, "--target-nightly"))
+    report = capacity_report(parse_duration(window, "--window"), cls, targets)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_report(report)
+
+
+@capacity_app.command("plan")
+def plan_cmd(spec: Path,
+             devices: str = typer.Option(..., "--devices", help="fleet to assume, e.g. A17-Pro=4,A15=2"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Estimate the makespan of SPEC's matrix on a fleet of the given size."""
+    from orchestrator.capacity.whatif import DevicesSpecError, parse_devices, plan_makespan
+    from orchestrator.spec.matrix import load_spec
+    from orchestrator.spec.yamlpos import SpecError
+
+    try:
+        fleet = parse_devices(devices)
+        result = plan_makespan(load_spec(spec), fleet)
+    except (SpecError, DevicesSpecError) as exc:
+        raise fail(str(exc), code=2) from None
+    if as_json:
+        print(json.dumps(result))
+        return
+    t = Table(title=f"what-if: {result['spec']} on {devices}")
+    for col in ("model", "backend", "class", "res", "batch", "rep", "est. time", "source"):
+        t.add_column(col)
+    for r in result["cells"]:
+        t.add_row(r["model"], r["backend"], r["device_class"], str(r["input_resolution"]), str(r["batch_size"]),
+                  str(r["repeat"]), _secs(r["service_s"]), r["source"])
+    console.print(t)
+    for cls, c in result["classes"].items():
+        console.print(f"{cls}: {c['jobs']} jobs on {c['devices']} devices, makespan ≈ {_secs(c['makespan_s'])} "
+                      f"(bounds {_secs(c['bound_lower_s'])}–{_secs(c['bound_upper_s'])})")
+    console.print(f"[bold]makespan ≈ {_secs(result['makespan_s'])}[/]")
+    if result["seed_cells"]:
+        console.print(f"[yellow]{result['seed_cells']} cells have no history: their times are seed estimates "
+                      "(simulated), not measurements[/]")
+    if result["unknown_cells"]:
+        console.print(f"[yellow]{result['unknown_cells']} cells have neither history nor seed figures and are "
+                      "left out of the makespan[/]")
