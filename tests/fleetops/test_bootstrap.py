@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from device_inventory.fleet import Fleet
 from orchestrator.cli.hosts import hosts_app
 from orchestrator.fleetops.bootstrap import bootstrap, build_wheel
 from orchestrator.fleetops.checks import check_host
 from orchestrator.fleetops.errors import FleetOpsError
 from orchestrator.fleetops.ssh import Remote
 
-from .testhosts import FAST, PYTHON
+from .testhosts import FAST, PYTHON, REDIS_URL, fresh_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +41,8 @@ def test_wheel_carries_the_probe_and_no_tests(project_wheel):
 def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, tmp_path):
     host = inventory.hosts[0]
     base = Path(host.base_dir)
-    first = bootstrap(host, inventory.known_hosts, project_wheel, "redis://127.0.0.1:6379/5",
+    fleet = fresh_fleet()
+    first = bootstrap(host, inventory.known_hosts, project_wheel, REDIS_URL,
                       pip_args=["--no-deps"], system_site_packages=True, timeouts=FAST)
     assert first.service_mode == "supervised"  # no user systemd inside the test sshd
     assert any("supervised background process" in n for n in first.notes)
@@ -53,6 +56,7 @@ def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, 
     assert (base / "venv" / "bin" / "benchfarm").exists()
     pid = _pid(base)
     os.kill(pid, 0)  # the supervisor runs (same machine as the test host)
+    _wait_for_agent_device(fleet, "h0", base)
 
     # second run through the CLI, with the same wheel and settings
     second = CliRunner().invoke(hosts_app, [
@@ -77,6 +81,20 @@ def test_bootstrap_then_idempotent_then_config_change(inventory, project_wheel, 
     if status.devices is not None:  # `benchfarm devices` ran from the bootstrapped venv
         assert any(d.get("device_class") == "host-cpu" for d in status.devices)
         assert status.missing_classes == []
+
+
+def _wait_for_agent_device(fleet: Fleet | None, agent: str, base: Path, timeout: float = 90) -> None:
+    """The bootstrapped agent itself registers its host-CPU device in Redis (DB 5)."""
+    if fleet is None:
+        return  # bootstrap is still verified above; the agent just has no broker to talk to
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(d.get("agent") == agent for d in fleet.devices()):
+            return
+        time.sleep(0.5)
+    log = base / "logs" / "agent.log"
+    pytest.fail(f"agent {agent} registered no device in {timeout}s; log:\n"
+                f"{log.read_text()[-2000:] if log.exists() else '(none)'}")
 
 
 def test_bootstrap_refuses_platform_mismatch(inventory, project_wheel):

@@ -9,16 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from typer.testing import CliRunner
 
-from device_inventory.fleet import Fleet, LeaseRefused
+from device_inventory.fleet import LeaseRefused
 from orchestrator.cli.hosts import hosts_app
 from orchestrator.fleetops.ssh import Remote
 
-from .testhosts import FAST, host_entry, write_inventory
+from .testhosts import FAST, REDIS_URL, fresh_fleet, host_entry, write_inventory
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
 runner = CliRunner()
 
 
@@ -105,15 +103,11 @@ def test_logs_tail_and_follow(inventory, tmp_path):
 
 @pytest.fixture
 def fleet():
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=2,
-                                  socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
-    client.flushdb()
-    yield Fleet(client)
-    client.flushdb()
+    fleet = fresh_fleet()
+    if fleet is None:
+        pytest.skip(f"Redis at {REDIS_URL} does not answer")
+    yield fleet
+    fleet.r.flushdb()
 
 
 def test_drain_and_undrain(inventory, tmp_path, fleet):

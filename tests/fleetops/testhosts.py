@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import yaml
 
+from device_inventory.fleet import Fleet
 from orchestrator.fleetops.inventory import Inventory, load_inventory
 from orchestrator.fleetops.ssh import Timeouts
 
@@ -28,6 +30,18 @@ SSHD = "/usr/sbin/sshd"
 # answers in milliseconds.
 FAST = Timeouts(connect=2.0, auth=5.0, command=60.0, retries=1, backoff=0.1)
 PYTHON = os.path.realpath(sys.executable)
+REDIS_URL = "redis://127.0.0.1:6379/5"  # this suite's Redis DB; only this one is flushed
+
+
+def fresh_fleet() -> Fleet | None:
+    """A Fleet on an emptied DB 5, or None when no Redis answers."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=2,
+                                  socket_timeout=5)
+    try:
+        client.flushdb()
+    except redis.RedisError:
+        return None
+    return Fleet(client)
 
 
 def sshd_missing_reason() -> str | None:
