@@ -1,0 +1,109 @@
+"""The FastAPI application: ``create_app()``; served by ``benchfarm api`` (uvicorn).
+
+Routes: ``/runs`` (submit, list, get, matrix, cancel), ``/runs/pte`` (upload), ``/devices``,
+``/capacity``, ``/health``, ``/openapi.json`` + ``/docs``. Auth: see :mod:`orchestrator.api.auth`
+(writes need a bearer token, reads are open). Optional parts — the ``/ui`` dashboard and
+the capacity metrics exposition — are mounted when their modules import, so the API
+works whichever of them exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from device_inventory.fleet import Fleet
+from orchestrator import config
+from orchestrator.api import runs, uploads
+from orchestrator.export.sources import BadSource
+from orchestrator.spec.yamlpos import SpecError
+from orchestrator.store import db
+
+log = logging.getLogger("benchfarm.api")
+
+
+def _spec_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SpecError)
+    return JSONResponse({"detail": str(exc), "problems": exc.problems}, status_code=422)
+
+
+def _bad_input(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def _optional_routers(app: FastAPI) -> None:
+    """Mount the dashboard and the metrics exposition when their owners have shipped them."""
+    for module, what in (("orchestrator.reports.ui", "/ui dashboard"),
+                         ("orchestrator.capacity.metrics", "capacity metrics")):
+        try:
+            router = __import__(module, fromlist=["router"]).router
+        except (ImportError, AttributeError) as exc:
+            log.info("%s not mounted: %s", what, exc)
+            continue
+        app.include_router(router)
+        log.info("%s mounted from %s", what, module)
+
+
+def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) -> FastAPI:
+    app = FastAPI(title="benchfarm", version="1",
+                  description="Benchmark ExecuTorch programs on a farm of iPhones/iPads. Write endpoints "
+                              "need `Authorization: Bearer <token>` (`benchfarm tokens create NAME`); "
+                              "reads are open. Every result and cell carries `simulated`.")
+    app.state.fleet = fleet or Fleet.from_url(config.redis_url())
+    app.state.max_upload_bytes = max_upload_bytes or uploads.max_upload_bytes()
+    app.add_middleware(uploads.UploadLimit, limit=app.state.max_upload_bytes)
+    app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(BadSource, _bad_input)
+    app.include_router(uploads.router)  # before /runs/{run_id} routes: "/runs/pte" is a literal path
+    app.include_router(runs.router)
+
+    @app.get("/devices", tags=["fleet"])
+    def devices(request: Request) -> list[dict[str, Any]]:
+        """Every registered device with its state; ``simulated`` is a boolean."""
+        try:
+            rows = request.app.state.fleet.devices()
+        except redis.RedisError as exc:
+            raise HTTPException(503, f"Redis does not answer ({type(exc).__name__})") from None
+        return [dict(d, simulated=str(d.get("simulated", "")).lower() in ("1", "true")) for d in rows]
+
+    @app.get("/capacity", tags=["fleet"])
+    def capacity(window_s: float = Query(7 * 86400, gt=0, description="history window in seconds"),
+                 device_class: str | None = None) -> Any:
+        """Utilisation, queue wait and backlog per device class (``orchestrator.capacity``)."""
+        try:
+            from orchestrator.capacity.report import capacity_report
+        except ImportError:
+            raise HTTPException(503, "capacity reporting is not installed yet "
+                                     "(orchestrator.capacity.report.capacity_report is missing)") from None
+        try:
+            return jsonable_encoder(capacity_report(window_s, device_class))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.get("/health", tags=["meta"])
+    def health(request: Request) -> JSONResponse:
+        """Redis and database reachability; 503 when either is down."""
+        checks: dict[str, str] = {}
+        try:
+            request.app.state.fleet.r.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+        try:
+            with db.session() as s:
+                s.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means "not reachable" here
+            checks["database"] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
+
+    _optional_routers(app)
+    return app
+

@@ -1,0 +1,136 @@
+"""``/runs``: submit (write, token), list, one run, its matrix, cancel (write, token).
+
+Every job, result and cell in these responses carries ``simulated``: numbers from
+virtual devices are never shown unlabelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from device_inventory.fleet import Fleet
+from orchestrator import runs as domain
+from orchestrator.api.auth import require_token
+from orchestrator.api.deps import get_fleet, get_session
+from orchestrator.api.submit import RunMeta, submit_spec_text
+from orchestrator.store.models import Job, Result, Run
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spec: str = Field(min_length=1, max_length=1_000_000, description="the matrix spec, as YAML text")
+    source: str = Field(default="spec.yaml", max_length=200, description="file name used in error messages")
+    trigger: Literal["manual", "nightly", "pr"] = "manual"
+    requested_by: str = Field(default="", max_length=200, description="defaults to the token's name")
+    meta: RunMeta | None = None
+
+
+class Submitted(BaseModel):
+    id: str
+    trigger: str
+    jobs: int
+    url: str
+
+
+def _simulated_by_run(s: Session, run_ids: list[str]) -> dict[str, bool]:
+    rows = s.execute(select(Job.run_id, func.max(Result.simulated)).join(Result, Result.job_id == Job.id)
+                     .where(Job.run_id.in_(run_ids)).group_by(Job.run_id)).all()
+    return {rid: bool(sim) for rid, sim in rows}
+
+
+def _run_summary(run: Run, simulated: bool) -> dict[str, Any]:
+    return {"id": run.id, "name": run.name, "trigger": run.trigger, "status": run.status,
+            "requested_by": run.requested_by, "created_at": run.created_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "meta": run.meta or {}, "simulated": simulated}
+
+
+def _not_found(run_id: str) -> HTTPException:
+    return HTTPException(404, f"no run {run_id!r}")
+
+
+@router.post("", status_code=201, response_model=Submitted)
+def submit_run(body: RunRequest, token_name: str = Depends(require_token),
+               fleet: Fleet = Depends(get_fleet)) -> Submitted:
+    """Validate the spec (422 naming file:line) and queue its jobs."""
+    run_id, jobs = submit_spec_text(body.spec, fleet, source=body.source, trigger=body.trigger,
+                                    requested_by=body.requested_by or token_name, meta=body.meta)
+    return Submitted(id=run_id, trigger=body.trigger, jobs=jobs, url=f"/runs/{run_id}")
+
+
+@router.get("")
+def list_runs(limit: int = Query(50, ge=1, le=500), trigger: str | None = None, status: str | None = None,
+              s: Session = Depends(get_session)) -> list[dict[str, Any]]:
+    """Newest first."""
+    q = select(Run).order_by(Run.created_at.desc()).limit(limit)
+    if trigger:
+        q = q.where(Run.trigger == trigger)
+    if status:
+        q = q.where(Run.status == status)
+    rows = list(s.scalars(q))
+    sim = _simulated_by_run(s, [r.id for r in rows])
+    return [_run_summary(r, sim.get(r.id, False)) for r in rows]
+
+
+@router.get("/{run_id}")
+def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
+    """The run, every job's state, and each job's result summary (with ``simulated``)."""
+    try:
+        state = domain.run_state(run_id)
+    except domain.RunNotFound:
+        raise _not_found(run_id) from None
+    results = {r.job_id: r for r in s.scalars(select(Result).join(Job).where(Job.run_id == run_id))}
+    for job in state["jobs"]:
+        r = results.get(job["id"])
+        job["simulated"] = bool(r.simulated) if r else None
+        job["result"] = None if r is None else {
+            "simulated": bool(r.simulated), "device_id": r.device_id, "device_model": r.device_model,
+            "os_version": r.os_version, "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms,
+            "mean_ms": r.mean_ms, "load_time_ms": r.load_time_ms, "peak_memory_bytes": r.peak_memory_bytes,
+            "energy_mj": r.energy_mj}
+    state["simulated"] = any(r.simulated for r in results.values())
+    run = s.get(Run, run_id)
+    state.update(requested_by=run.requested_by, meta=run.meta or {})
+    return state
+
+
+@router.get("/{run_id}/matrix")
+def get_matrix(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
+    """Cells (repeats pooled) as JSON plus the device matrix as markdown."""
+    from orchestrator.analysis.stats import summarize
+    from orchestrator.reports.data import RunNotFound, load_run
+    from orchestrator.reports.matrix import matrix_markdown
+
+    try:
+        data = load_run(s, run_id)
+    except RunNotFound:
+        raise _not_found(run_id) from None
+    cells = []
+    for c in data.cells:
+        st = summarize(c.latencies_ms)
+        cells.append({**c.key._asdict(), "state": c.state, "reason": c.reason, "simulated": c.simulated,
+                      "repeats": c.repeats, "repeats_ok": c.repeats_ok, "iterations": len(c.latencies_ms),
+                      "median_ms": st.median if st else None, "p10_ms": st.p10 if st else None,
+                      "p90_ms": st.p90 if st else None, "peak_memory_bytes": c.peak_memory_bytes,
+                      "model_size_bytes": c.model_size_bytes, "energy_mj_per_inference": c.energy_mj_per_inference})
+    return {"run_id": run_id, "simulated": data.simulated, "cells": cells,
+            "markdown": matrix_markdown(s, run_id)}
+
+
+@router.delete("/{run_id}")
+def cancel_run(run_id: str, _token: str = Depends(require_token),
+               fleet: Fleet = Depends(get_fleet)) -> dict[str, Any]:
+    """Cancel every non-terminal job; running attempts are told to stop at the agent."""
+    try:
+        n = domain.cancel(run_id, fleet)
+    except domain.RunNotFound:
+        raise _not_found(run_id) from None
+    state = domain.run_state(run_id)
+    return {"id": run_id, "cancelled_jobs": n, "status": state["status"]}

@@ -1,0 +1,170 @@
+"""``POST /runs/pte``: upload a ``.pte`` and run it on the named backends and devices.
+
+The upload is bounded twice: a pure-ASGI guard refuses a request whose body exceeds the
+limit (by Content-Length up front, or by counting chunks while it streams, so a chunked
+upload cannot fill the disk), and the staged file is measured again. The client's file
+name is only ever a *label*: the program is stored content-addressed (sha256) through
+the export pipeline, so no part of the name reaches a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from device_inventory.fleet import Fleet
+from orchestrator import config
+from orchestrator.api.auth import require_token
+from orchestrator.api.deps import get_fleet
+from orchestrator.api.runs import Submitted
+from orchestrator.api.submit import RunMeta, submit_spec_text
+
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024**2
+# multipart boundaries and the form fields ride in the same body as the file
+FORM_OVERHEAD_BYTES = 1024**2
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def max_upload_bytes() -> int:
+    return int(os.environ.get("BENCHFARM_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"upload larger than the {limit}-byte limit (BENCHFARM_MAX_UPLOAD_BYTES)")
+
+
+class UploadLimit:
+    """ASGI guard on the upload path: 413 before the multipart parser spools a huge body."""
+
+    def __init__(self, app: ASGIApp, limit: int, path: str = "/runs/pte"):
+        self.app, self.limit, self.path = app, limit, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        body_limit = self.limit + FORM_OVERHEAD_BYTES
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > body_limit:
+            await _send_413(send, self.limit)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > body_limit:
+                # an HTTPException passes through FastAPI's body parsing unchanged -> 413
+                raise _too_large(self.limit)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": _too_large(limit).detail}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def model_label(filename: str | None) -> str:
+    """A display name from a client file name: basename only, safe characters, ``.pte`` required."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    if not base.lower().endswith(".pte"):
+        raise HTTPException(422, f"file: the upload must be a .pte program, got name {base[:80]!r}")
+    stem = _SAFE.sub("_", base[:-4]).strip("._")
+    if not stem:
+        raise HTTPException(422, f"file: {base[:80]!r} has no usable name; pass the 'model' field")
+    return stem[:100]
+
+
+def pte_spec_text(pte: Path, model: str, backends: list[str], devices: list[str],
+                  parameters: dict[str, Any] | None = None, name: str = "") -> str:
+    """Store ``pte`` content-addressed for every backend and return a matrix spec that runs it.
+
+    Backend names are resolved by the spec validation first (``SpecError`` names the field),
+    so a typo never stores anything. Raises ``BadSource`` when the file is not a program.
+    """
+    from orchestrator.export.artifacts import ArtifactStore
+    from orchestrator.export.pipeline import ExportRequest, export_artifact
+    from orchestrator.export.sources import check_pte
+    from orchestrator.spec.matrix import loads_spec
+
+    def spec_for(path: Path) -> str:
+        doc = {"name": name or f"pte-{model}", "models": [{"name": model, "source": f"pte:{path}"}],
+               "backends": backends, "devices": devices, "parameters": parameters or {}}
+        return yaml.safe_dump(doc, sort_keys=False)
+
+    spec = loads_spec(spec_for(pte), "upload.yaml")
+    check_pte(pte)
+    store = ArtifactStore()
+    stored = [export_artifact(ExportRequest(model=model, source=f"pte:{pte}", backend=b), store)[0]
+              for b in spec.backends]
+    # the stored copy outlives the staging file; its sha256 (hence every artifact key) is the same
+    return spec_for(stored[0].path)
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parameters(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HTTPException(422, f"parameters: not YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, "parameters: must be a mapping, e.g. {iterations: 50, input_resolution: [224]}")
+    return data
+
+
+def _meta(text: str) -> RunMeta | None:
+    if not text.strip():
+        return None
+    try:
+        return RunMeta.model_validate_json(text)
+    except ValueError as exc:
+        raise HTTPException(422, f"meta: {exc}") from None
+
+
+@router.post("/pte", status_code=201, response_model=Submitted)
+def submit_pte(request: Request, file: UploadFile = File(..., description="the ExecuTorch program (.pte)"),
+                     backends: str = Form(..., description="comma-separated backends, e.g. xnnpack"),
+                     devices: str = Form(..., description="comma-separated device classes, e.g. A17-Pro"),
+                     model: str = Form("", description="model name (default: from the file name)"),
+                     name: str = Form("", description="run name"),
+                     parameters: str = Form("", description="spec parameters as YAML/JSON mapping"),
+                     trigger: Literal["manual", "nightly", "pr"] = Form("manual"),
+                     requested_by: str = Form(""), meta: str = Form("", description="RunMeta as JSON"),
+                     token_name: str = Depends(require_token), fleet: Fleet = Depends(get_fleet)) -> Submitted:
+    label = _SAFE.sub("_", model).strip("._")[:100] if model else model_label(file.filename)
+    limit = request.app.state.max_upload_bytes
+    staging = config.artifacts_dir() / "uploads"
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=staging, suffix=".pte")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(file.file, out, 1 << 20)
+        if os.path.getsize(tmp) > limit:
+            raise _too_large(limit)
+        spec_text = pte_spec_text(Path(tmp), label, _csv(backends), _csv(devices), _parameters(parameters), name)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    run_id, jobs = submit_spec_text(spec_text, fleet, source="upload.yaml", trigger=trigger,
+                                    requested_by=requested_by or token_name, meta=_meta(meta))
+    return Submitted(id=run_id, trigger=trigger, jobs=jobs, url=f"/runs/{run_id}")
