@@ -84,3 +84,11 @@ def reap() -> None:
     if fenced:
         log.warning("reaped %d expired leases: %s", len(fenced), fenced)
     outbox.send(app)
+
+
+@app.task(name="benchfarm.nightly_trigger", acks_late=True)
+def nightly_trigger(schedule_name: str) -> None:
+    """Sent by the beat (``benchfarm scheduler``): submit the schedule's run, once per slot."""
+    from orchestrator.scheduling.trigger import fire
+
+    fire(schedule_name, _fleet(), app)
