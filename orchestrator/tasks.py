@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from device_inventory.fleet import Fleet
-from orchestrator import config
+from orchestrator import config, metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
 
 log = logging.getLogger("benchfarm.tasks")
@@ -32,6 +32,7 @@ def export(key: str, request: dict[str, Any]) -> None:
     req = ExportRequest(**request)
     try:
         art, hit = export_artifact(req)
+        metrics.EXPORT_CACHE.labels("hit" if hit else "miss").inc()
         if art.key != key:
             raise RuntimeError(f"exporter computed key {art.key}, coordinator expected {key}: "
                                "exporter and coordinator run different versions")
@@ -71,6 +72,8 @@ def record_attempt(payload: dict[str, Any]) -> None:
     from orchestrator import runs
 
     outcome, outbox = runs.record_attempt(payload, _fleet())
+    if outcome.accepted:
+        metrics.observe_recorded(payload["attempt_id"], outcome.retried)
     if not outcome.accepted:
         log.warning("rejected report for attempt %s: %s", payload.get("attempt_id"), outcome.reason)
     outbox.send(app)
@@ -81,6 +84,7 @@ def reap() -> None:
     from orchestrator import runs
 
     fenced, outbox = runs.reap(_fleet())
+    metrics.LEASE_REAPS.inc(len(fenced))
     if fenced:
         log.warning("reaped %d expired leases: %s", len(fenced), fenced)
     outbox.send(app)
