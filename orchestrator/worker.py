@@ -14,9 +14,10 @@ import threading
 from celery.signals import worker_ready, worker_shutdown
 
 from device_inventory.fleet import Fleet
-from orchestrator import config, runs
+from orchestrator import config, metrics, runs
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
 from orchestrator.history import drain_device_events
+from orchestrator.logs import setup_logging
 
 log = logging.getLogger("benchfarm.worker")
 REAP_EVERY_S = 5.0
@@ -33,6 +34,7 @@ def _housekeeping(queues: list[str]) -> None:
             if COORDINATOR_QUEUE in queues:
                 drain_device_events(fleet)
                 fenced, outbox = runs.reap(fleet)
+                metrics.LEASE_REAPS.inc(len(fenced))
                 if fenced:
                     log.warning("reaped expired leases: %s", fenced)
                 outbox.send(app)
@@ -41,6 +43,8 @@ def _housekeeping(queues: list[str]) -> None:
 
 
 def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostname: str = "") -> None:
+    setup_logging()
+    metrics.serve_coordinator()
     fleet = Fleet.from_url(config.redis_url())
     for q in queues:
         if q.startswith("export."):
