@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HARNESS_BUNDLE_ID = "dev.benchfarm.harness"
+from agents.harness.contract import HARNESS_BUNDLE_ID  # noqa: F401  (re-exported)
+
 # Info.plist key carrying the build's identity (the real app sets it from the git commit in
 # project.yml); Lookup returns it, so a rebuilt harness with an unchanged version is still
 # detected as different.

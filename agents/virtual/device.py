@@ -36,12 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.harness.contract import HARNESS_BUNDLE_ID  # noqa: F401  (re-exported)
 from agents.virtual.faults import FaultSet
 from agents.virtual.tls import identity
 from agents.virtual.vfs import Tree
 from device_inventory.catalog import catalog
 
-HARNESS_BUNDLE_ID = "dev.benchfarm.harness"
 LOCKDOWN_PORT = 62078
 SIGKILL, SIGSEGV = 9, 11
 DISK_BYTES = 128 * 10**9

@@ -8,12 +8,23 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
+from orchestrator.cli.export import export_command
+from orchestrator.cli.hosts import harness_app, hosts_app
+from orchestrator.cli.report import compare_command, matrix_command, report_command
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=True)
 app.add_typer(devices_app, name="devices")
+app.command("export")(export_command)
+app.command("matrix")(matrix_command)
+app.command("report")(report_command)
+app.command("compare")(compare_command)
+app.add_typer(capacity_app, name="capacity")
+app.add_typer(hosts_app, name="hosts")
+app.add_typer(harness_app, name="harness")
 
 
 @app.command()
@@ -71,19 +82,6 @@ def _print_matrix(run_id: str) -> None:
     with session() as s:
         for table in render_matrix(s, run_id):
             console.print(table)
-
-
-@app.command()
-def matrix(run_id: str, markdown: bool = typer.Option(False, "--markdown")) -> None:
-    """The device matrix of a run, in the seed guide's layout."""
-    from orchestrator.reports.matrix import matrix_markdown
-    from orchestrator.store.db import session
-
-    if markdown:
-        with session() as s:
-            console.print(matrix_markdown(s, run_id), markup=False, highlight=False)
-    else:
-        _print_matrix(run_id)
 
 
 @app.command()

@@ -16,6 +16,9 @@ from typing import Any
 import jsonschema
 
 SCHEMA_DIR = Path(__file__).parent
+# The harness app's bundle identifier: the iOS driver installs/launches it, the virtual
+# device simulates it, the Swift project declares it.
+HARNESS_BUNDLE_ID = "dev.benchfarm.harness"
 JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 # A result document with 100k float latencies is ~2 MB; anything far bigger is not a
