@@ -17,6 +17,7 @@ from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
 from device_inventory.fleet import Fleet, LeaseRefused
+from orchestrator import metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
 
@@ -173,10 +174,12 @@ def execute(payload: dict[str, Any]) -> None:
         still_ours = ctx.fleet.release(lease, "done")
         infra = report.get("outcome") == "infra"
         if ctx.fleet.record_outcome(dev.id, infra, QUARANTINE_AFTER):
+            metrics.QUARANTINES.labels(dev.device_class).inc()
             log.error("device %s quarantined after %d consecutive infrastructure failures",
                       dev.id, QUARANTINE_AFTER)
     report["timeline"] = timeline.steps
     report["lease_valid_at_end"] = still_ours
+    metrics.observe_attempt(dev.device_class, report)
     _send("benchfarm.record_attempt", report)
 
 
