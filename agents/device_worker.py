@@ -7,7 +7,6 @@ Started by the agent supervisor with the device description in ``BENCHFARM_DEVIC
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import app, device_queue
 from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.logs import bind_process, setup_logging
 
 
 def main() -> int:
@@ -31,7 +31,8 @@ def main() -> int:
         lease_ttl=float(os.environ.get("BENCHFARM_LEASE_TTL", "30")),
         heartbeat_every=float(os.environ.get("BENCHFARM_HEARTBEAT_S", "5")),
     ))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
+    bind_process(device_id=device.id, host=device.host)
     node = re.sub(r"[^A-Za-z0-9_.-]", "_", device.id)
     try:
         app.worker_main([
