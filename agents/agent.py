@@ -25,6 +25,8 @@ from typing import Any
 from agents.drivers import make_driver
 from agents.protocols import DeviceInfo, Driver
 from device_inventory.fleet import Fleet
+from orchestrator import metrics
+from orchestrator.logs import setup_logging
 
 log = logging.getLogger("benchfarm.agent")
 
@@ -124,6 +126,8 @@ class Agent:
             self.fleet.heartbeat(dev_id, DEVICE_TTL_S)
 
     def run(self) -> None:
+        setup_logging()
+        metrics.serve_agent(self.config.name)  # before any device worker starts: they inherit its directory
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         last_scan = 0.0
