@@ -1,0 +1,1 @@
+"""Scheduled runs: the schedules file, Celery beat on RedBeat, the nightly trigger."""
