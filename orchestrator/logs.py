@@ -107,6 +107,8 @@ def _ids_from_args(args: Any) -> dict[str, Any]:
     first = args[0] if args else None
     if isinstance(first, dict):  # run_job / attempt_started / record_attempt payloads
         return {k: first.get(k) for k in ID_FIELDS}
+    if isinstance(first, str):  # export / export_done: the artifact key
+        return {"artifact_key": first}
     return {}
 
 

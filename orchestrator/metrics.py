@@ -48,7 +48,8 @@ JOB_WAIT = Histogram("benchfarm_job_queue_wait_seconds", "Job time from offered 
                      ["device_class", "trigger"], buckets=DURATION_BUCKETS)
 # counted in the agents' device workers
 ATTEMPTS = Counter("benchfarm_attempts", "Attempts a device worker finished, by outcome.", ["device_class", "outcome"])
-ATTEMPT_DURATION = Histogram("benchfarm_attempt_duration_seconds", "Attempt time on the device (sum of its driver steps).",
+ATTEMPT_DURATION = Histogram("benchfarm_attempt_duration_seconds",
+                             "Attempt time on the device (sum of its driver steps).",
                              ["device_class", "outcome"], buckets=DURATION_BUCKETS)
 STEP_DURATION = Histogram("benchfarm_attempt_step_duration_seconds", "Duration of each driver step of attempts.",
                           ["step"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1200))

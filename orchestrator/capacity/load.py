@@ -82,6 +82,17 @@ def queue_classes(client: redis.Redis) -> set[str]:
     return classes
 
 
+def drain_pending(url: str | None = None) -> None:
+    """Copy device events the coordinator has not drained yet (it does so every 5 s, and
+    not after it stops), so the report is current; idempotent, skipped without Redis."""
+    from orchestrator.history import drain_device_events
+
+    try:
+        drain_device_events(Fleet.from_url(url or config.redis_url()))
+    except redis.RedisError as exc:
+        log.warning("device events not drained (Redis unavailable): %s", exc)
+
+
 def load_live(url: str | None = None) -> Live:
     """Device states and queue depths now; an empty 'unavailable' state when Redis is down
     (the history part of the report still stands)."""

@@ -130,11 +130,12 @@ def build_report(events: list[m.DeviceEventRec], jobs: list[m.JobRec], live: Liv
 def capacity_report(window_s: float, device_class: str | None = None, targets: Targets | None = None,
                     now: float | None = None) -> dict[str, Any]:
     """The report over the last `window_s` seconds (database history + live Redis state)."""
-    from orchestrator.capacity.load import load_live, load_records
+    from orchestrator.capacity.load import drain_pending, load_live, load_records
 
     if window_s <= 0:
         raise ValueError(f"window must be positive, got {window_s} s")
     end = now if now is not None else time.time()
     start = end - window_s
+    drain_pending()
     events, jobs = load_records(start, end)
     return build_report(events, jobs, load_live(), start, end, targets or Targets(), device_class)
