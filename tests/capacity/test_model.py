@@ -9,7 +9,7 @@ import math
 import pytest
 
 from orchestrator.capacity import queueing as qm
-from orchestrator.capacity.model import DeviceEventRec, state_seconds, utilisation
+from orchestrator.capacity.model import DeviceEventRec, JobRec, state_seconds, utilisation
 from orchestrator.capacity.report import Live, Targets, build_report
 from tests.capacity.history import mmc_history
 
@@ -102,3 +102,22 @@ def test_devices_needed_from_the_measured_history(mm2):
     assert cls["devices_needed"]["pr_wait"] == qm.devices_for_wait(LAM, SVC, 60) == 3
     assert cls["devices_needed"]["add"] == 1
     assert cls["nightly"]["runs"] == 0 and cls["devices_needed"]["nightly"] == 0
+
+
+def test_nightly_run_makespan_and_devices_needed_in_the_report():
+    # one nightly run: 40 jobs of 900 s on 2 devices, released at t=0 -> makespan 18,000 s;
+    # PR load 0.5 devices (one 60 s PR job every 120 s) reserved during the night
+    events = [ev(f"d{i}", "available", 0, cls="M2") for i in range(2)]
+    jobs = [JobRec(f"n{k}", "night", "M2", "nightly", "succeeded", 0, 0, 900.0 * (k // 2),
+                   900.0 * (k // 2 + 1), 900.0) for k in range(40)]
+    jobs += [JobRec(f"p{k}", f"pr{k}", "M2", "pr", "succeeded", 120.0 * k, 120.0 * k, 120.0 * k,
+                    120.0 * k + 60, 60.0) for k in range(150)]
+    rep = build_report(events, jobs, Live(source="test"), 0, 18_000,
+                       Targets(pr_wait_p95_s=300, nightly_makespan_s=6 * 3600))["classes"]["M2"]
+    night = rep["nightly"]
+    assert night["runs"] == 1 and night["latest"]["makespan_s"] == 18_000 and night["fits"] is True
+    assert (night["bound_lower_s"], night["bound_upper_s"]) == (18_000, 18_900)
+    # 36,000 s of work / (21,600 − 900) + 0.5 reserved = 2.24 -> 3 devices guarantee the window
+    assert rep["devices_needed"]["nightly"] == 3
+    assert rep["devices_needed"]["total"] == 3 and rep["devices_needed"]["add"] == 1
+    assert rep["model"]["pr_offered_load"] == pytest.approx(0.5, rel=0.01)
