@@ -76,3 +76,84 @@ def tokens_revoke(name: str = typer.Argument(..., help="token name or id")) -> N
     if not revoke_token(name):
         raise fail(f"no active token {name!r}")
     console.print(f"token {name} revoked")
+
+
+def _publish_verdict(run_id: str, baseline: str, repo: str, pr: int, min_effect: float,
+                     fail_on_regression: bool) -> None:
+    """Print or post the verdict; exit 1 on a regression when asked to."""
+    import os
+
+    from orchestrator import pr as prdomain
+    from orchestrator.notify import notify
+    from orchestrator.reports.data import RunNotFound
+    from orchestrator.store.db import session
+
+    try:
+        with session() as s:
+            verdict = prdomain.pr_verdict(s, run_id, baseline, min_effect)
+    except RunNotFound as exc:
+        raise fail(str(exc)) from None
+    if verdict.regressions:
+        notify("regression_found", {"run_id": run_id, "repo": repo, "pr": pr,
+                                    "cells": [c.key.label() for c in verdict.regressions]})
+    token = os.environ.get("GITHUB_TOKEN", "")
+    if token:
+        try:
+            url = prdomain.upsert_comment(repo, pr, verdict.markdown, token)
+        except (prdomain.GitHubError, OSError) as exc:
+            raise fail(f"could not comment on {repo}#{pr}: {exc}") from None
+        console.print(f"verdict posted on {repo}#{pr}: {url}", highlight=False)
+    else:
+        print(verdict.markdown)
+    if fail_on_regression and verdict.regressions:
+        raise fail(f"{len(verdict.regressions)} cell(s) slower than {baseline}", code=1)
+
+
+@pr_app.command("submit")
+def pr_submit(repo: str = typer.Option(..., help="OWNER/NAME"), pr: int = typer.Option(..., help="PR number"),
+              spec: Path = typer.Option(None, "--spec", help="matrix spec of the PR's cells"),
+              model: Path = typer.Option(None, "--model", help="an exported .pte to run instead of --spec"),
+              name: str = typer.Option("", help="--model: model name to match baselines (default: file stem)"),
+              backend: list[str] = typer.Option([], help="--model: backend(s) the .pte was lowered for"),
+              device: list[str] = typer.Option([], help="--model: device class(es) to run on"),
+              baseline: str = typer.Option("main", help="baseline branch"),
+              branch: str = typer.Option("", help="the PR's branch (recorded on the run)"),
+              commit: str = typer.Option(None, help="the PR's head commit (recorded on the run)"),
+              wait: bool = typer.Option(False, "--wait", help="wait for the run, then give the verdict"),
+              fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                                      help="exit 1 when a cell is slower (implies --wait)"),
+              min_effect: float = typer.Option(0.05, help="smallest median change that counts (0.05 = 5%)"),
+              timeout: float = typer.Option(3600, help="--wait gives up after this many seconds")) -> None:
+    """Run a PR's cells (trigger pr: ahead of nightly work) and compare them with the baseline.
+
+    With GITHUB_TOKEN set the verdict is posted as (or updates) one PR comment; otherwise printed.
+    """
+    from pydantic import ValidationError
+
+    from orchestrator import pr as prdomain
+    from orchestrator.api.submit import RunMeta
+    from orchestrator.cli.common import fleet_or_exit, wait_for_run
+    from orchestrator.export.sources import BadSource
+    from orchestrator.spec.yamlpos import SpecError
+
+    try:
+        meta = RunMeta(repo=repo, pr=pr, branch=branch or None, baseline=baseline, commit=commit)
+        text, source = prdomain.spec_from_args(spec, model, name, backend, device)
+        fleet = fleet_or_exit()
+        run_id = prdomain.submit_pr(text, source, fleet, meta)
+    except (ValidationError, SpecError, BadSource, ValueError, OSError) as exc:
+        raise fail(str(exc), code=2) from None
+    console.print(f"PR run [bold]{run_id}[/] submitted for {repo}#{pr}", highlight=False)
+    if wait or fail_on_regression:
+        wait_for_run(run_id, timeout)
+        _publish_verdict(run_id, baseline, repo, pr, min_effect, fail_on_regression)
+
+
+@pr_app.command("verdict")
+def pr_verdict_command(run_id: str, repo: str = typer.Option(..., help="OWNER/NAME"),
+                       pr: int = typer.Option(..., help="PR number"),
+                       baseline: str = typer.Option("main", help="baseline branch"),
+                       fail_on_regression: bool = typer.Option(False, "--fail-on-regression"),
+                       min_effect: float = typer.Option(0.05)) -> None:
+    """The verdict of an already submitted PR run (e.g. after `pr submit` without --wait)."""
+    _publish_verdict(run_id, baseline, repo, pr, min_effect, fail_on_regression)

@@ -1,0 +1,1 @@
+from tests.api.fixtures import svc_env  # noqa: F401
