@@ -87,7 +87,7 @@ def _export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:
     for platform in backend.exporters:
         if platform in alive:
             return platform, ""
-    need = " or ".join(backend.exporters)
+    need = " or ".join({"macos": "macOS", "linux": "Linux"}.get(p, p) for p in backend.exporters)
     return None, f"needs a {need} exporter (none is running)"
 
 

@@ -42,6 +42,8 @@ class ChipBackend(_Strict):
     latency_ms: tuple[float, float]
     memory_mb: float = Field(gt=0)
     power: str
+    # True where the seed has no row and the figures are derived from another chip's ratio
+    extrapolated: bool = False
 
     @model_validator(mode="after")
     def _range(self) -> ChipBackend:

@@ -1,14 +1,18 @@
 """``benchfarm demo``: the whole path on one machine, with real parts.
 
-Starts (as child processes) a coordinator worker, a Linux exporter worker and a host
-agent, using the Redis at REDIS_URL or — when none answers — a private redis-server it
-starts and stops itself; submits the matrix, waits with a progress bar, prints the
-matrix and shuts everything down.
+Starts (as child processes) a virtual iOS fleet (A17 Pro, A15, M2 behind a virtual
+usbmuxd), a coordinator worker, a Linux exporter worker and one agent with the ``ios``
+driver (pymobiledevice3 against the virtual usbmuxd) and the ``host`` driver, using the
+Redis at REDIS_URL or — when none answers — a private redis-server it starts and stops
+itself. Then it runs the seed's matrix on the virtual devices (simulated, and labelled
+so) and the host-CPU matrix (measured), prints both, and shuts everything down.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -89,6 +93,27 @@ def child(args: list[str], log_path: Path, env: dict[str, str]) -> Iterator[subp
                 proc.wait()
 
 
+@contextmanager
+def virtual_fleet(fleet_yaml: Path, log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """Serve the virtual fleet; yields its usbmuxd address once it listens."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "agents.virtual", "serve", "--fleet", str(fleet_yaml),
+                                 "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"], env=env,
+                                stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the virtual fleet did not start (see {log_path})")
+        yield json.loads(line)["usbmux"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
     from device_inventory.fleet import Fleet
 
@@ -102,21 +127,25 @@ def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
     raise RuntimeError(f"devices of {sorted(classes)} did not come up within {timeout:.0f} s")
 
 
-def run_demo(spec_path: Path | None, timeout: float) -> int:
+def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) -> int:
     from orchestrator import runs
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
-    from orchestrator.cli.main import _print_matrix
+    from orchestrator.reports.matrix import render_matrix
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
+    from orchestrator.store.db import session
 
-    spec_path = spec_path or EXAMPLES / "host-quick.yaml"
+    spec_paths = spec_paths or [EXAMPLES / "seed-matrix.yaml", EXAMPLES / "host-quick.yaml"]
     try:
-        spec = load_spec(spec_path)
+        specs = [(p, load_spec(p)) for p in spec_paths]
     except SpecError as exc:
         err_console.print(str(exc))
         return 2
+    classes = {sel.device_class for _, spec in specs for sel in spec.devices}
+    need_virtual = any(c != "host-cpu" for c in classes)
     logs = config.data_dir() / "demo-logs"
     logs.mkdir(exist_ok=True)
+    statuses = []
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):
             url = stack.enter_context(private_redis(logs))
@@ -126,24 +155,33 @@ def run_demo(spec_path: Path | None, timeout: float) -> int:
 
         app.conf.broker_url = config.redis_url()
         env = dict(os.environ)
-        with console.status("starting coordinator, exporter and host agent"):
+        tag = f"{os.getpid()}"
+        with console.status("starting virtual fleet, coordinator, exporter and agent"):
+            agent_args = ["agent", "--driver", "host", "--name", f"demo{tag}"]
+            if need_virtual:
+                usbmux = stack.enter_context(virtual_fleet(fleet_yaml or EXAMPLES / "virtual-fleet.yaml",
+                                                           logs / "virtual-fleet.log", env))
+                agent_args += ["--driver", "ios", "--usbmux", usbmux]
             stack.enter_context(child(["worker", "--queues", "coordinator", "--concurrency", "4",
-                                       "--hostname", f"coordinator-{os.getpid()}@demo"],
-                                      logs / "coordinator.log", env))
+                                       "--hostname", f"coordinator-{tag}@demo"], logs / "coordinator.log", env))
             stack.enter_context(child(["worker", "--queues", "export.linux", "--pool", "solo",
-                                       "--concurrency", "1", "--hostname", f"exporter-{os.getpid()}@demo"],
+                                       "--concurrency", "1", "--hostname", f"exporter-{tag}@demo"],
                                       logs / "exporter.log", env))
-            stack.enter_context(child(["agent", "--driver", "host", "--name", f"demo{os.getpid()}"],
-                                      logs / "agent.log", env))
-            wait_for_devices({sel.device_class for sel in spec.devices})
+            stack.enter_context(child(agent_args, logs / "agent.log", env))
+            wait_for_devices(classes)
         fleet = fleet_or_exit()
-        run_id, outbox = runs.submit(spec, spec_path.read_text(), fleet, source=str(spec_path),
-                                     requested_by="benchfarm demo")
-        outbox.send(app)
-        console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
-        status = wait_for_run(run_id, timeout)
-        _print_matrix(run_id)
-        console.print(f"run {run_id}: [bold]{status}[/]")
+        # one run after the other: exports and simulated runs must not share the CPU
+        # with the host benchmark, whose numbers are real measurements
+        for path, spec in specs:
+            run_id, outbox = runs.submit(spec, path.read_text(), fleet, source=str(path),
+                                         requested_by="benchfarm demo")
+            outbox.send(app)
+            console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
+            statuses.append(wait_for_run(run_id, timeout))
+            with session() as s:
+                for table in render_matrix(s, run_id, compact=True):
+                    console.print(table)
+            console.print(f"run {run_id} ({spec.name}): [bold]{statuses[-1]}[/]")
         with console.status("shutting down"):
             stack.close()
-    return 0 if status in ("succeeded", "partial") else 1
+    return 0 if all(st in ("succeeded", "partial") for st in statuses) else 1

@@ -80,7 +80,7 @@ def _print_matrix(run_id: str) -> None:
     from orchestrator.store.db import session
 
     with session() as s:
-        for table in render_matrix(s, run_id):
+        for table in render_matrix(s, run_id, compact=True):
             console.print(table)
 
 
@@ -176,12 +176,15 @@ def devices_release(device_id: str) -> None:
 
 
 @app.command()
-def demo(spec: Path = typer.Option(None, help="matrix spec (default: examples/host-quick.yaml)"),
-         timeout: float = typer.Option(1800)) -> None:
-    """Start everything needed, run a matrix end to end, print it, shut down."""
+def demo(spec: list[Path] = typer.Option(
+             [], help="matrix specs to run (default: examples/seed-matrix.yaml, then examples/host-quick.yaml)"),
+         fleet: Path = typer.Option(None, help="virtual fleet (default: examples/virtual-fleet.yaml)"),
+         timeout: float = typer.Option(1800, help="give up on a run after this many seconds")) -> None:
+    """Start everything needed (virtual iOS fleet, coordinator, exporter, agent), run the seed
+    matrix on virtual devices (simulated) and the host-CPU matrix (measured), print, shut down."""
     from orchestrator.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(spec, timeout))
+    raise typer.Exit(run_demo(spec, fleet, timeout))
 
 
 if __name__ == "__main__":

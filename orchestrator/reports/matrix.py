@@ -30,18 +30,30 @@ def _rich_cell(text: str) -> Text:
     return out
 
 
-def rich_table(table: Table) -> RichTable:
+# what a terminal shows by default: the seed's columns, the budget verdicts in a word, and
+# the notes (OS version, failure reasons); `benchfarm report` has every column
+COMPACT_COLUMNS = ("Model", "Backend", "Model Size", "Inference Time", "Memory", "Power", "30 FPS budget",
+                   "Memory budget", "Notes")
+
+
+def _compact(col: str, value: str) -> str:
+    return value.split(" ", 1)[0] if col.endswith("budget") else value
+
+
+def rich_table(table: Table, compact: bool = False) -> RichTable:
     t = RichTable(title=table.title + (f" [{SIMULATED}]" if table.simulated else ""), caption=table.note)
-    for col in table.columns:
-        t.add_column(col, overflow="fold")
+    keep = [i for i, c in enumerate(table.columns) if not compact or c in COMPACT_COLUMNS]
+    for i in keep:
+        t.add_column(table.columns[i], overflow="fold")
     for row in table.rows:
-        t.add_row(*(_rich_cell(v) for v in row.values), style=_STATE_STYLE.get(row.state))
+        values = [_compact(table.columns[i], row.values[i]) if compact else row.values[i] for i in keep]
+        t.add_row(*(_rich_cell(v) for v in values), style=_STATE_STYLE.get(row.state))
     return t
 
 
-def render_matrix(session: Session, run_id: str) -> list[RichTable]:
-    """Rich tables, one per device class."""
-    return [rich_table(t) for t in _device_tables(session, run_id)]
+def render_matrix(session: Session, run_id: str, compact: bool = False) -> list[RichTable]:
+    """Rich tables, one per device class (``compact``: the seed's columns and verdicts only)."""
+    return [rich_table(t, compact) for t in _device_tables(session, run_id)]
 
 
 def matrix_markdown(session: Session, run_id: str) -> str:

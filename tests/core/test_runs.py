@@ -78,7 +78,7 @@ def test_submit_routes_exports_and_blocks_backends_without_an_exporter(fleet):
     with session() as s:
         jobs = {j.backend: j for j in s.scalars(select(Job).where(Job.run_id == run_id))}
     assert jobs["xnnpack"].state == "exporting"
-    assert jobs["mps"].state == "blocked" and "needs a macos exporter" in jobs["mps"].reason
+    assert jobs["mps"].state == "blocked" and "needs a macOS exporter" in jobs["mps"].reason
     assert [m.queue for m in outbox.messages] == ["export.linux"]
     # with a macOS exporter alive, MPS is routed to it instead
     runs.exporter_heartbeat(fleet, "macos")

@@ -105,7 +105,7 @@ def test_thermal_fault_and_unsupported_backend_in_results() -> None:
     dev = VirtualDevice(1, "iPhone14,5", "15.7", "t")
     dev.install(HARNESS_BUNDLE_ID, {})
     model_bytes = b"\x00" * 5_090_000
-    doc, _ = benchmark(dev, make_job(model_bytes, backend="coreml-int8"), model_bytes)
+    doc, _ = benchmark(dev, make_job(model_bytes, backend="metal"), model_bytes)
     validate_result(doc)
     assert doc["status"] == "error" and doc["error"]["category"] == "unsupported_op"
     dev.faults.add("thermal", state="critical")
