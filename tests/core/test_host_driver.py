@@ -52,7 +52,8 @@ def test_runs_a_real_program_and_matches_eager_output(driver, tiny_pte):
     assert doc["status"] == "ok" and doc["simulated"] is False
     assert len(doc["latencies_ms"]) == 10 and len(doc["warmup_latencies_ms"]) == 2
     assert all(x > 0 for x in doc["latencies_ms"])
-    assert doc["peak_memory_bytes"] > 10 * 1024 * 1024
+    # what the program adds over the idle harness: more than its weights, far less than Python + torch
+    assert 1024 * 1024 < doc["peak_memory_bytes"] < 300 * 1024 * 1024
     assert (doc["job_id"], doc["attempt_token"]) == ("j1", 7)
     # numerics: the program's output on the golden input agrees with eager torch
     eager = zoo.build("tiny_cnn")(torch.from_numpy(golden_input([1, 3, RES, RES], 1234))).detach().numpy()
