@@ -22,11 +22,11 @@ from orchestrator.spec.yamlpos import SpecError
 def _row(req: Any, art: Any = None, hit: bool = False, note: str = "") -> list[str]:
     base = [req.model, req.backend, str(req.input_resolution), str(req.batch_size)]
     if art is None:
-        return [*base, "-", "-", "-", "-", note]
+        return [*base, "-", "-", "-", note]
     m = art.meta
     ratio = (m.get("delegation") or {}).get("delegated_ratio")
     return [*base, f"{m['size_bytes'] / 1e6:.2f}", f"{m['export_time_s']:.1f}",
-            "-" if ratio is None else f"{100 * ratio:.0f}%", "hit" if hit else "miss", note]
+            "-" if ratio is None else f"{100 * ratio:.0f}%", "hit" if hit else "miss"]
 
 
 def export_command(
@@ -82,8 +82,9 @@ def export_command(
                     rows.append(_row(req, note=f"failed: {type(exc).__name__}: {str(exc)[:200]}"))
             progress.advance(task)
     table = Table(title=f"artifacts of {spec.name} (store {store.root})")
-    for col in ("model", "backend", "res", "batch", "size MB", "export s", "delegated", "cache", "note"):
-        table.add_column(col, justify="right" if col in ("res", "batch", "size MB", "export s") else "left")
+    for col in ("model", "backend", "res", "batch", "size MB", "export s", "delegated", "cache / note"):
+        table.add_column(col, justify="right" if col in ("res", "batch", "size MB", "export s") else "left",
+                         no_wrap=col in ("model", "backend"))
     for row in rows:
         table.add_row(*row)
     console.print(table)
