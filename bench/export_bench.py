@@ -27,7 +27,13 @@ import torch
 from agents.harness.contract import golden_input, summarize_output
 from orchestrator.export import zoo
 from orchestrator.export.artifacts import ArtifactStore, StoredArtifact
-from orchestrator.export.pipeline import GOLDEN_SEED, ExportRequest, compare_to_golden, export_artifact, versions
+from orchestrator.export.pipeline import (
+    GOLDEN_SEED,
+    ExportRequest,
+    compare_to_golden,
+    export_artifact,
+    versions,
+)
 
 RESOLUTION = 224
 MBV3_BACKENDS = ("xnnpack", "xnnpack-int8", "coreml", "coreml-int8")
@@ -58,7 +64,8 @@ def _cache_hit_s(store: ArtifactStore, model: str, backend: str, repeats: int = 
     return round(statistics.median(times), 4)
 
 
-def _host_latency(store: ArtifactStore, art: StoredArtifact, iterations: int, warmup: int = 10) -> dict[str, Any]:
+def _host_latency(store: ArtifactStore, art: StoredArtifact, iterations: int,
+                  warmup: int = 10) -> dict[str, Any]:
     from executorch.runtime import Runtime
 
     shape = art.meta["input_shape"]
