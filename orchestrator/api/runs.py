@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
@@ -39,10 +39,10 @@ class Submitted(BaseModel):
     url: str
 
 
-def _simulated_by_run(s: Session, run_ids: list[str]) -> dict[str, bool]:
-    rows = s.execute(select(Job.run_id, func.max(Result.simulated)).join(Result, Result.job_id == Job.id)
-                     .where(Job.run_id.in_(run_ids)).group_by(Job.run_id)).all()
-    return {rid: bool(sim) for rid, sim in rows}
+def _simulated_by_run(s: Session, run_ids: list[str]) -> set[str]:
+    """Ids of the runs with at least one simulated result (portable: no MAX over booleans)."""
+    return set(s.scalars(select(Job.run_id).distinct().join(Result, Result.job_id == Job.id)
+                         .where(Job.run_id.in_(run_ids), Result.simulated.is_(True))))
 
 
 def _run_summary(run: Run, simulated: bool) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def list_runs(limit: int = Query(50, ge=1, le=500), trigger: str | None = None, 
         q = q.where(Run.status == status)
     rows = list(s.scalars(q))
     sim = _simulated_by_run(s, [r.id for r in rows])
-    return [_run_summary(r, sim.get(r.id, False)) for r in rows]
+    return [_run_summary(r, r.id in sim) for r in rows]
 
 
 @router.get("/{run_id}")
