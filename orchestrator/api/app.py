@@ -3,8 +3,8 @@
 Routes: ``/runs`` (submit, list, get, matrix, cancel), ``/runs/pte`` (upload), ``/devices``,
 ``/capacity``, ``/health``, ``/openapi.json`` + ``/docs``. Auth: see :mod:`orchestrator.api.auth`
 (writes need a bearer token, reads are open). Optional parts — the ``/ui`` dashboard and
-the capacity metrics exposition — are mounted when their modules import, so the API
-works whichever of them exist.
+the ``/metrics`` exposition — are mounted when their modules import, so the API works
+whichever of them exist.
 """
 
 from __future__ import annotations
@@ -37,17 +37,20 @@ def _bad_input(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
-def _optional_routers(app: FastAPI) -> None:
+def _optional_parts(app: FastAPI) -> None:
     """Mount the dashboard and the metrics exposition when their owners have shipped them."""
-    for module, what in (("orchestrator.reports.ui", "/ui dashboard"),
-                         ("orchestrator.capacity.metrics", "capacity metrics")):
-        try:
-            router = __import__(module, fromlist=["router"]).router
-        except (ImportError, AttributeError) as exc:
-            log.info("%s not mounted: %s", what, exc)
-            continue
-        app.include_router(router)
-        log.info("%s mounted from %s", what, module)
+    try:
+        from orchestrator.reports.ui import router as ui_router
+    except ImportError as exc:
+        log.info("/ui dashboard not mounted: %s", exc)
+    else:
+        app.include_router(ui_router)
+    try:
+        from orchestrator.metrics import asgi_app
+    except ImportError as exc:
+        log.info("/metrics not mounted: %s", exc)
+    else:
+        app.mount("/metrics", asgi_app())
 
 
 def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) -> FastAPI:
@@ -104,6 +107,6 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
 
-    _optional_routers(app)
+    _optional_parts(app)
     return app
 

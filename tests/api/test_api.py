@@ -158,5 +158,8 @@ def test_health_devices_capacity_openapi(client: TestClient) -> None:
         assert cap.status_code == 200, cap.text
     except ImportError:
         assert cap.status_code == 503 and "capacity" in cap.json()["detail"]
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and "benchfarm_" in metrics.text
+    assert client.get("/ui").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/runs", "/runs/pte", "/runs/{run_id}", "/runs/{run_id}/matrix", "/devices", "/health"} <= set(paths)
