@@ -85,8 +85,13 @@ def _torch_fingerprint(source: Source) -> str:
     for name in modules:
         if name.startswith("torch."):
             continue  # torch's own layers are covered by the torch version in the recipe
+        try:
+            code = inspect.getsource(import_module(name))
+        except (OSError, TypeError) as exc:  # e.g. classes defined in __main__ or a REPL
+            raise BadSource(f"{source.kind}:{source.ref}: the source of module {name!r} cannot be read, "
+                            f"so the artifact cannot be keyed by it ({exc})") from None
         h.update(name.encode())
-        h.update(inspect.getsource(import_module(name)).encode())
+        h.update(code.encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
