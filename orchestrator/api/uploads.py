@@ -80,15 +80,21 @@ async def _send_413(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def model_label(filename: str | None) -> str:
-    """A display name from a client file name: basename only, safe characters, ``.pte`` required."""
-    base = re.split(r"[\\/]", filename or "")[-1]
-    if not base.lower().endswith(".pte"):
-        raise HTTPException(422, f"file: the upload must be a .pte program, got name {base[:80]!r}")
-    stem = _SAFE.sub("_", base[:-4]).strip("._")
-    if not stem:
-        raise HTTPException(422, f"file: {base[:80]!r} has no usable name; pass the 'model' field")
-    return stem[:100]
+def model_label(model: str, filename: str | None) -> str:
+    """The model's display name: the ``model`` field, else the client's file name (basename
+    only, ``.pte`` required). Either way only safe characters survive."""
+    if model:
+        base, field = model, "model"
+    else:
+        base, field = re.split(r"[\\/]", filename or "")[-1], "file"
+        if not base.lower().endswith(".pte"):
+            raise HTTPException(422, f"file: the upload must be a .pte program, got name {base[:80]!r}")
+        base = base[:-4]
+    label = _SAFE.sub("_", base).strip("._")[:100]
+    if not label:
+        raise HTTPException(422, f"{field}: {base[:80]!r} has no usable name; pass a 'model' field "
+                                 "of letters, digits, '.', '_' or '-'")
+    return label
 
 
 def pte_spec_text(pte: Path, model: str, backends: list[str], devices: list[str],
@@ -152,7 +158,7 @@ def submit_pte(request: Request, file: UploadFile = File(..., description="the E
                      trigger: Literal["manual", "nightly", "pr"] = Form("manual"),
                      requested_by: str = Form(""), meta: str = Form("", description="RunMeta as JSON"),
                      token_name: str = Depends(require_token), fleet: Fleet = Depends(get_fleet)) -> Submitted:
-    label = _SAFE.sub("_", model).strip("._")[:100] if model else model_label(file.filename)
+    label = model_label(model, file.filename)
     limit = request.app.state.max_upload_bytes
     staging = config.artifacts_dir() / "uploads"
     staging.mkdir(parents=True, exist_ok=True)

@@ -138,6 +138,9 @@ def test_upload_names_are_labels_not_paths(client: TestClient, token: str, svc_e
         r = client.post("/runs/pte", files={"file": (name, PTE)}, data={"backends": "xnnpack",
                         "devices": "host-cpu"}, headers=bearer(token))
         assert r.status_code == 422 and why in r.json()["detail"]
+    r = client.post("/runs/pte", files={"file": ("m.pte", PTE)}, data={"backends": "xnnpack", "devices": "host-cpu",
+                    "model": "../.."}, headers=bearer(token))
+    assert r.status_code == 422 and r.json()["detail"].startswith("model:")
     r = client.post("/runs/pte", files={"file": ("m.pte", b"not a program")},
                     data={"backends": "xnnpack", "devices": "host-cpu"}, headers=bearer(token))
     assert r.status_code == 422 and "not an ExecuTorch program" in r.json()["detail"]

@@ -57,6 +57,19 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, spec: str, e
     assert str(err.value).startswith(str(tmp_path / "schedules.yaml"))
 
 
+def test_scheduler_command_refuses_a_bad_file(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.service import scheduler_command
+
+    cli = typer.Typer()
+    cli.command()(scheduler_command)
+    path = write(tmp_path, "schedules:\n" + entry(cron="0 25 * * *"))
+    out = CliRunner().invoke(cli, ["--schedules", str(path)])
+    assert out.exit_code == 2 and "schedules.yaml:3: schedules[0].cron" in " ".join(out.output.split())
+
+
 @pytest.mark.parametrize(("cron", "now", "slot"), [
     ("0 2 * * *", "2026-11-25T02:00:30", "2026-11-25T02:00"),
     ("0 2 * * *", "2026-11-25T01:59:59", "2026-11-24T02:00"),
