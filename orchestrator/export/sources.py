@@ -81,8 +81,10 @@ def _torch_fingerprint(source: Source) -> str:
     # Cached per process like Python's own import cache: a worker sees the code it imported.
     model = build_model(source)
     h = hashlib.sha256()
-    modules = sorted({type(m).__module__ for m in model.modules()} - {None})
-    for name in modules:
+    modules = {type(m).__module__ for m in model.modules()} - {None}
+    if source.kind == "import":
+        modules.add(source.ref.partition(":")[0])  # the factory's own code (it may configure torch layers)
+    for name in sorted(modules):
         if name.startswith("torch."):
             continue  # torch's own layers are covered by the torch version in the recipe
         try:
