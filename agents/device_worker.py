@@ -30,6 +30,8 @@ def main() -> int:
         driver=driver, device=device, fleet=Fleet.from_url(config.redis_url()), store=ArtifactStore(),
         lease_ttl=float(os.environ.get("BENCHFARM_LEASE_TTL", "30")),
         heartbeat_every=float(os.environ.get("BENCHFARM_HEARTBEAT_S", "5")),
+        cool_down_max_s=float(os.environ.get("BENCHFARM_COOL_DOWN_MAX_S", "120")),
+        cool_down_poll_s=float(os.environ.get("BENCHFARM_COOL_DOWN_POLL_S", "5")),
     ))
     setup_logging()
     bind_process(device_id=device.id, host=device.host)

@@ -30,6 +30,9 @@ QUARANTINE_AFTER = 3
 # this long before it is offered again, so the bouncing device does not spin on it
 BOUNCE_DELAY_S = 3
 MAX_BOUNCES = 20
+# a device that already failed this job hands a retry back this many times, so another
+# device of the class gets it first; with no other device free it then runs it itself
+AVOID_BOUNCES = 2
 
 
 @dataclass
@@ -113,6 +116,10 @@ def execute(payload: dict[str, Any]) -> None:
     state = ctx.fleet.device(dev.id).get("state", "available")
     if state in ("quarantined", "maintenance", "offline"):
         _bounce(payload, f"device {dev.id} is {state}")
+        time.sleep(BOUNCE_DELAY_S)
+        return
+    if dev.id in payload.get("avoid_devices", []) and int(payload.get("bounces", 0)) < AVOID_BOUNCES:
+        _bounce(payload, f"{dev.id} already failed this job: offering the retry to another device")
         time.sleep(BOUNCE_DELAY_S)
         return
     gated = _gate(ctx, timeline)

@@ -53,13 +53,20 @@ class Message:
 @dataclass
 class Outbox:
     messages: list[Message] = field(default_factory=list)
+    # webhook events (name, payload), delivered after the commit like the messages
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def send(self, app: Any = None) -> None:
+        from orchestrator.notify import notify
+
         app = app or capp.app
         for m in self.messages:
             app.send_task(m.task, args=m.args, queue=m.queue, priority=m.priority,
                           countdown=m.countdown or None)
         self.messages.clear()
+        for event, payload in self.events:
+            notify(event, payload)
+        self.events.clear()
 
 
 class RunNotFound(LookupError):
@@ -153,7 +160,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
                 job.state = "exporting"
             outbox.messages.append(Message("benchfarm.export", [key, _request_dict(req)],
                                            capp.export_queue(platform), priority))
-        _finalize_if_done(s, run_id)
+        _finalize_if_done(s, run_id, outbox)
     return run_id, outbox
 
 
@@ -199,7 +206,7 @@ def export_done(key: str, outcome: str, meta: dict[str, Any], fleet: Fleet) -> O
                 job.reason = f"export failed: {art.reason}" if outcome == "failed" else art.reason
                 job.finished_at = utcnow()
         for run_id in {j.run_id for j in s.scalars(select(Job).where(Job.artifact_key == key))}:
-            _finalize_if_done(s, run_id)
+            _finalize_if_done(s, run_id, outbox)
     return outbox
 
 
@@ -228,6 +235,9 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "input_resolution": job.input_resolution, "batch_size": job.batch_size,
         "warmup": job.warmup, "iterations": job.iterations, "timeout_s": job.timeout_s,
         "device_class": job.device_class, "device_selector": job.device_selector,
+        # a retry prefers another device: the ones that failed this job step aside first
+        "avoid_devices": sorted({a.device_id for a in job.attempts
+                                 if a.device_id and a.state in ("infra_failed", "fenced")}),
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
@@ -313,7 +323,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 attempt.error_category = payload.get("category", "other")
                 attempt.error = payload.get("message", "")[:4000]
                 retried = _retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
-            _finalize_if_done(s, job.run_id)
+            _finalize_if_done(s, job.run_id, outbox)
             return RecordOutcome(True, retried=retried), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
@@ -346,13 +356,14 @@ def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
             job = attempt.job
             if job.state not in JOB_TERMINAL:
                 _retry_or_fail(s, job, fleet, outbox, "device_lost", attempt.error)
-            _finalize_if_done(s, job.run_id)
+            _finalize_if_done(s, job.run_id, outbox)
             fenced.append(attempt.id)
     return fenced, outbox
 
 
 # -- cancel and finalise ---------------------------------------------------------------------
 def cancel(run_id: str, fleet: Fleet) -> int:
+    outbox = Outbox()
     with db_session() as s:
         run = s.get(Run, run_id)
         if run is None:
@@ -368,11 +379,12 @@ def cancel(run_id: str, fleet: Fleet) -> int:
             job.state, job.reason, job.finished_at = "cancelled", "run cancelled", utcnow()
             n += 1
         run.meta = dict(run.meta or {}, cancelled=True)
-        _finalize_if_done(s, run_id)
-        return n
+        _finalize_if_done(s, run_id, outbox)
+    outbox.send()
+    return n
 
 
-def _finalize_if_done(s: Session, run_id: str) -> bool:
+def _finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None) -> bool:
     """Finalise the run once, when its last job turns terminal (no Celery chords needed)."""
     s.flush()
     open_jobs = s.scalar(select(func.count()).select_from(Job).where(
@@ -390,6 +402,9 @@ def _finalize_if_done(s: Session, run_id: str) -> bool:
         finalized=True, status=status, finished_at=utcnow(),
         summary=dict(run.summary or {}, jobs=counts, finalized_at=datetime.utcnow().isoformat()),
     ).execution_options(synchronize_session=False)).rowcount
+    if won == 1 and outbox is not None:
+        outbox.events.append(("run_finished", {"run_id": run_id, "name": run.name, "trigger": run.trigger,
+                                               "status": status, "jobs": counts}))
     return won == 1
 
 

@@ -31,7 +31,8 @@ def export(key: str, request: dict[str, Any]) -> None:
 
     req = ExportRequest(**request)
     try:
-        art, hit = export_artifact(req)
+        # the Redis lock makes concurrent exporters of one artifact export it once
+        art, hit = export_artifact(req, redis_client=_fleet().r)
         metrics.EXPORT_CACHE.labels("hit" if hit else "miss").inc()
         if art.key != key:
             raise RuntimeError(f"exporter computed key {art.key}, coordinator expected {key}: "

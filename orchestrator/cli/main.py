@@ -13,6 +13,7 @@ from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
 from orchestrator.cli.export import export_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
+from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -25,6 +26,10 @@ app.command("compare")(compare_command)
 app.add_typer(capacity_app, name="capacity")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(harness_app, name="harness")
+app.command("api")(api_command)
+app.command("scheduler")(scheduler_command)
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(pr_app, name="pr")
 
 
 @app.command()

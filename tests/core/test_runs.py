@@ -24,7 +24,9 @@ parameters: {input_resolution: [64], iterations: 3, warmup: 0}
 
 
 @pytest.fixture
-def fleet(bf_env):
+def fleet(bf_env, tmp_path, monkeypatch):
+    # a private, empty artifact store: these tests drive the export callback themselves
+    monkeypatch.setenv("BENCHFARM_ARTIFACTS", str(tmp_path / "artifacts"))
     return Fleet.from_url(bf_env["REDIS_URL"])
 
 
