@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from device_inventory.fleet import Fleet
 from orchestrator.capacity.html import capacity_html
 from orchestrator.capacity.report import Targets, capacity_report
+from orchestrator.celery_app import PRIORITY, device_queue, make_app
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, DeviceEvent, Job, Result, Run
@@ -104,9 +106,13 @@ def test_queue_depth_per_priority_from_redis(redis7):
     fleet.register("a", {"device_class": "A15", "host": "mini1"})
     fleet.register("b", {"device_class": "A15", "host": "mini1"})
     fleet.set_state("b", "maintenance", "battery swap")
-    # kombu's Redis lists with priority steps and sep ":": step 0 is the bare name
-    redis7.rpush("device.A15", "m1", "m2")
-    redis7.rpush("device.A15:6", "m3")
+    # real Celery messages, so kombu's own list naming for priorities is what is counted
+    app = make_app(os.environ["REDIS_URL"])
+    try:
+        for priority in (PRIORITY["pr"], PRIORITY["pr"], PRIORITY["nightly"]):
+            app.send_task("benchfarm.run_job", args=[{}], queue=device_queue("A15"), priority=priority)
+    finally:
+        app.close()
     rep = capacity_report(3600)
     a15 = rep["classes"]["A15"]
     assert rep["live_source"] == "redis"

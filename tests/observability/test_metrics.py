@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from device_inventory.fleet import Fleet
 from orchestrator import metrics
+from orchestrator.celery_app import device_queue, make_app
 from tests.conftest import redis_or_skip
 from tests.observability.conftest import OBS_REDIS_DB
 
@@ -42,7 +43,12 @@ def test_state_collector_reads_devices_queues_and_jobs(tmp_path: Path, monkeypat
         fleet.register("p2", {"device_class": "A17-Pro", "host": "mini", "agent": "mini"})
         fleet.register("p3", {"device_class": "A15", "host": "other", "agent": "other"})
         fleet.set_state("p2", "quarantined", "3 failures")
-        client.rpush("device.A17-Pro:6", "x", "y")
+        app = make_app(url)  # real messages: kombu names the priority lists
+        try:
+            for _ in range(2):
+                app.send_task("benchfarm.run_job", args=[{}], queue=device_queue("A17-Pro"), priority=6)
+        finally:
+            app.close()
         registry = CollectorRegistry()
         registry.register(metrics.StateCollector(redis_url=url))
         agent_registry = CollectorRegistry()
