@@ -7,6 +7,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from orchestrator.capacity.fmt import pct, secs
+
 ROW_H, LABEL_W, BAR_W, PAD = 22, 220, 520, 10
 COLOURS = {"busy": "#268bd2", "leased": "#93c5e8", "p50": "#859900", "p95": "#cb4b16", "target": "#dc322f"}
 
@@ -41,14 +43,6 @@ def _bars(title: str, rows: list[tuple[str, list[tuple[str, float]]]], scale: fl
     return "".join(out)
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
-
-
-def _secs(x: float | None) -> str:
-    return "–" if x is None else f"{x:.0f} s" if x < 600 else f"{x / 3600:.1f} h"
-
-
 def capacity_html(report: dict[str, Any]) -> str:
     """An HTML fragment (``<section>``) for a :func:`capacity_report` dict."""
     classes: dict[str, Any] = report.get("classes", {})
@@ -58,10 +52,10 @@ def capacity_html(report: dict[str, Any]) -> str:
     body = []
     for cls, c in classes.items():
         need = c["devices_needed"]
-        cells = (cls, f'{c["devices"]["in_service"]}/{c["devices"]["total"]}', _pct(c["utilisation"]),
-                 _pct(c["occupancy"]), str(c["queue_depth"]["total"]), str(c["backlog_jobs"]),
-                 _secs(c["drain_eta_s"]), _secs(c["waits"].get("pr", {}).get("p95_s")),
-                 _secs(c["waits"].get("nightly", {}).get("p95_s")),
+        cells = (cls, f'{c["devices"]["in_service"]}/{c["devices"]["total"]}', pct(c["utilisation"]),
+                 pct(c["occupancy"]), str(c["queue_depth"]["total"]), str(c["backlog_jobs"]),
+                 secs(c["drain_eta_s"]), secs(c["waits"].get("pr", {}).get("p95_s")),
+                 secs(c["waits"].get("nightly", {}).get("p95_s")),
                  f'{need["total"]} (+{need["add"]})' if need["add"] else str(need["total"]))
         body.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
     use_rows = [(cls, [("busy", c["utilisation"] or 0.0), ("leased", (c["occupancy"] or 0) - (c["utilisation"] or 0))])

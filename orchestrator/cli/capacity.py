@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from orchestrator.capacity.fmt import pct, secs
 from orchestrator.cli.common import console, fail
 
 capacity_app = typer.Typer(help="Capacity: utilisation, queue waits, backlog, devices needed.",
@@ -31,18 +32,8 @@ def parse_duration(text: str, option: str) -> float:
     return seconds
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _secs(x: float | None) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.0f}s" if x < 600 else f"{x / 60:.0f}m" if x < 7200 else f"{x / 3600:.1f}h"
-
-
 def _print_report(report: dict[str, Any]) -> None:
-    t = Table(title=f"capacity over the last {_secs(report['window_s'])} (live state: {report['live_source']})")
+    t = Table(title=f"capacity over the last {secs(report['window_s'])} (live state: {report['live_source']})")
     for col in ("class", "devices", "states now", "util", "occupancy", "queued", "backlog", "drain ETA",
                 "PR wait p50/p95", "nightly wait p50/p95", "service", "nightly makespan", "needed"):
         t.add_column(col)
@@ -54,12 +45,12 @@ def _print_report(report: dict[str, Any]) -> None:
         nightly_need = "window too short" if need["nightly"] is None else str(need["nightly"])
         t.add_row(cls, f'{c["devices"]["in_service"]}/{c["devices"]["total"]}',
                   " ".join(f"{k}={v}" for k, v in c["devices"]["by_state"].items()),
-                  _pct(c["utilisation"]), _pct(c["occupancy"]), str(c["queue_depth"]["total"]),
-                  str(c["backlog_jobs"]), _secs(c["drain_eta_s"]),
-                  f'{_secs(pr.get("p50_s"))}/{_secs(pr.get("p95_s"))}',
-                  f'{_secs(nightly.get("p50_s"))}/{_secs(nightly.get("p95_s"))}',
-                  _secs(c["service"]["mean_s"]),
-                  f'{_secs(latest.get("makespan_s"))} / {_secs(c["nightly"]["window_s"])}',
+                  pct(c["utilisation"]), pct(c["occupancy"]), str(c["queue_depth"]["total"]),
+                  str(c["backlog_jobs"]), secs(c["drain_eta_s"]),
+                  f'{secs(pr.get("p50_s"))}/{secs(pr.get("p95_s"))}',
+                  f'{secs(nightly.get("p50_s"))}/{secs(nightly.get("p95_s"))}',
+                  secs(c["service"]["mean_s"]),
+                  f'{secs(latest.get("makespan_s"))} / {secs(c["nightly"]["window_s"])}',
                   f'{need["total"]} (pr {need["pr_wait"]}, nightly {nightly_need}, +{need["add"]})')
     console.print(t)
     if report["hosts"]:
@@ -67,11 +58,11 @@ def _print_report(report: dict[str, Any]) -> None:
         for col in ("host", "devices", "util", "occupancy"):
             h.add_column(col)
         for host, v in report["hosts"].items():
-            h.add_row(host, str(v["devices"]), _pct(v["utilisation"]), _pct(v["occupancy"]))
+            h.add_row(host, str(v["devices"]), pct(v["utilisation"]), pct(v["occupancy"]))
         console.print(h)
     console.print(f"[dim]{report['model_note']}; targets: PR wait p95 ≤ "
-                  f"{_secs(report['targets']['pr_wait_p95_s'])}, nightly ≤ "
-                  f"{_secs(report['targets']['nightly_makespan_s'])}[/]")
+                  f"{secs(report['targets']['pr_wait_p95_s'])}, nightly ≤ "
+                  f"{secs(report['targets']['nightly_makespan_s'])}[/]")
 
 
 @capacity_app.callback()
@@ -124,12 +115,12 @@ def plan_cmd(spec: Path,
         t.add_column(col)
     for r in result["cells"]:
         t.add_row(r["model"], r["backend"], r["device_class"], str(r["input_resolution"]), str(r["batch_size"]),
-                  str(r["repeat"]), _secs(r["service_s"]), r["source"])
+                  str(r["repeat"]), secs(r["service_s"]), r["source"])
     console.print(t)
     for cls, c in result["classes"].items():
-        console.print(f"{cls}: {c['jobs']} jobs on {c['devices']} devices, makespan ≈ {_secs(c['makespan_s'])} "
-                      f"(bounds {_secs(c['bound_lower_s'])}–{_secs(c['bound_upper_s'])})")
-    console.print(f"[bold]makespan ≈ {_secs(result['makespan_s'])}[/]")
+        console.print(f"{cls}: {c['jobs']} jobs on {c['devices']} devices, makespan ≈ {secs(c['makespan_s'])} "
+                      f"(bounds {secs(c['bound_lower_s'])}–{secs(c['bound_upper_s'])})")
+    console.print(f"[bold]makespan ≈ {secs(result['makespan_s'])}[/]")
     if result["seed_cells"]:
         console.print(f"[yellow]{result['seed_cells']} cells have no history: their times are seed estimates "
                       "(simulated), not measurements[/]")

@@ -75,7 +75,7 @@ def test_report_from_the_database_without_redis(db_env):
     assert rep["hosts"]["mini1"]["devices"] == 2
     html = capacity_html(rep)
     assert html.startswith('<section class="capacity">') and html.count("<svg") == 2
-    assert "A15 pr" in html and "33.3 %" in html
+    assert "A15 pr" in html and "33.3%" in html
 
 
 def test_cli_json_and_table(db_env):
