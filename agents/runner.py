@@ -110,6 +110,21 @@ class _Heartbeat(threading.Thread):
 
 
 def execute(payload: dict[str, Any]) -> None:
+    """Run one attempt. Whatever goes wrong before the lease is taken, the message is
+    handed back to the queue (bounced), never dropped: Celery acknowledges a task that
+    raised, so an exception escaping here would lose the job."""
+    try:
+        _execute(payload)
+    except Exception as exc:
+        if current().fleet.attempt_state(payload["attempt_id"]) == "dispatched":
+            log.exception("attempt %s failed before its lease: bouncing it", payload["attempt_id"])
+            _bounce(payload, f"{type(exc).__name__}: {exc}")
+            time.sleep(BOUNCE_DELAY_S)
+        else:
+            raise
+
+
+def _execute(payload: dict[str, Any]) -> None:
     ctx = current()
     dev = ctx.device
     timeline = Timeline()

@@ -16,7 +16,8 @@ import redis
 
 REDIS_BASE = os.environ.get("BENCHFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 # Redis DB 1 belongs to the core integration tests; other suites use their own numbers.
-CORE_REDIS_DB = 1
+# (BENCHFARM_TEST_REDIS_DB moves it, e.g. to run two suites side by side on one Redis.)
+CORE_REDIS_DB = int(os.environ.get("BENCHFARM_TEST_REDIS_DB", "1"))
 
 
 def redis_or_skip(db: int) -> str:
