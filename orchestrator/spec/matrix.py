@@ -96,6 +96,20 @@ class DeviceSelector(Strict):
         return self.device_class + (f" ios{self.os_op}{self.os_version}" if self.os_op else "")
 
 
+def _version(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))  # 16.5 == 16.5.0
+
+
+def os_matches(selector_label: str, os_version: str) -> bool:
+    """Does a device's OS version satisfy a selector label such as ``A17-Pro ios>=18``?"""
+    m = re.search(r"ios(>=|<=|==|>|<)([\d.]+)", selector_label)
+    if not m:
+        return True
+    have, want = _version(os_version), _version(m[2])
+    return {">=": have >= want, "<=": have <= want, "==": have == want, ">": have > want, "<": have < want}[m[1]]
+
+
 class Parameters(Strict):
     input_resolution: list[int] = Field(default=[224], min_length=1)
     batch_size: list[int] = Field(default=[1], min_length=1)

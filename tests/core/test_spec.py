@@ -78,3 +78,14 @@ def test_disabled_cells_are_blocked_with_reason():
     blocked = [c for c in plan(spec).cells if c.blocked_reason]
     assert blocked and all(c.backend == "coreml" and c.device_class == "A15" for c in blocked)
     assert "see issue 42" in blocked[0].blocked_reason
+
+
+def test_os_selectors():
+    from orchestrator.spec.matrix import os_matches
+
+    spec = loads_spec(GOOD.replace('"a15"', '"A15 ios>=16.2"'))
+    label = spec.devices[1].label()
+    assert label == "A15 ios>=16.2"
+    assert os_matches(label, "16.2") and os_matches(label, "17.0.1") and not os_matches(label, "16.1")
+    assert os_matches("A15", "12.0")
+    assert not os_matches("M2 ios<16", "16.5") and os_matches("M2 ios==16.5", "16.5.0")
