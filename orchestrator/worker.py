@@ -57,6 +57,11 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
     @worker_shutdown.connect
     def _down(**_kw: object) -> None:
         _stop.set()
+        if COORDINATOR_QUEUE in queues:
+            try:  # the last seconds of device history, before a private Redis goes away
+                drain_device_events(fleet)
+            except Exception:
+                log.warning("final device-event copy failed", exc_info=True)
 
     argv = ["worker", f"--queues={','.join(queues)}", f"--pool={pool}", f"--concurrency={concurrency}",
             "--loglevel=INFO", "--without-gossip", "--without-mingle"]
