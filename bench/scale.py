@@ -1,0 +1,402 @@
+"""Scale benchmark: 100 -> 1,000 simulated devices, 10 jobs per device, on 2 cores.
+
+REAL (production code paths, unmodified):
+  * orchestrator.runs.submit / attempt_started / record_attempt / reap against a real
+    database (a temporary SQLite file, or --database-url postgresql+psycopg2://...), with
+    result documents validated by the harness contract;
+  * the Celery producer: every run_job message is published by Outbox.send() to the
+    ``device.<class>`` Redis lists with the run's priority (PR 0, manual 3, nightly 6);
+  * Redis leases with fencing tokens: Fleet.register / acquire / mark_busy / heartbeat /
+    release / record_outcome / reap_expired, on a private redis-server (so INFO
+    commandstats counts this benchmark only).
+SIMULATED:
+  * devices: one thread per device; per device class one "dispatcher" thread BRPOPs the
+    class's priority lists in Celery's order (device.X, device.X:1, ... device.X:9) and
+    hands a message to an idle device, standing in for one Celery solo consumer per
+    device (no ack/visibility bookkeeping, no harness, no artifact transfer);
+  * service times: synthetic, seconds compressed (mean ~1.3 s real per job, scaled by
+    device class and input resolution, lognormal jitter, seeded);
+  * the coordinator queue: an in-process queue served by --coordinators threads calling
+    the domain functions directly (what a `benchfarm worker` thread does per message,
+    minus Celery's own decode/ack cost); the reaper runs every second;
+  * agents' per-device 1 s presence heartbeats are not simulated (they add
+    3 Redis ops per device per second, independent of jobs).
+All of it runs in one process: devices, dispatchers and coordinator share one GIL, so the
+coordinator's CPU is measured per thread (time.thread_time) and reported apart.
+
+Usage: python bench/scale.py [--devices 100,300,1000] [--jobs-per-device 10]
+Writes bench/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# device class -> (share of the fleet, service-time multiplier)
+CLASSES = {"A17-Pro": (0.25, 0.8), "A16": (0.2, 1.0), "A15": (0.3, 1.2), "M2": (0.15, 0.7), "host-cpu": (0.1, 1.6)}
+TRIGGERS = (("nightly", 0.80), ("manual", 0.15), ("pr", 0.05))
+RESOLUTIONS = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024]
+MEAN_SERVICE_S = 1.0  # real seconds at resolution 64, multiplier 1.0 (a ~2 min benchmark compressed ~100x)
+LEASE_TTL_S, HEARTBEAT_S = 3.0, 1.0
+
+
+def private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def spec_text(name: str, device_class: str, n_jobs: int) -> tuple[str, int]:
+    """A spec with about n_jobs cells on one class: k resolutions x r repeats."""
+    k = max(1, math.ceil(n_jobs / 100))
+    r = max(1, math.ceil(n_jobs / k))
+    res = RESOLUTIONS[:k]
+    return (f"name: {name}\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [{device_class}]\n"
+            f"parameters: {{input_resolution: {res}, warmup: 1, iterations: 5, repeats: {r}, timeout_s: 60}}\n"), k * r
+
+
+def result_doc(payload: dict[str, Any], token: int, rng: random.Random) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    return {"schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
+            "attempt_token": token, "simulated": True, "producer": {"name": "virtual-harness", "version": "scale"},
+            "device": {"model": "iPhone14,5", "os": "iOS", "os_version": "17.0"}, "backend": payload["backend"],
+            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(5)],
+            "peak_memory_bytes": 1 << 20, "started_at": now, "finished_at": now}
+
+
+class Sim:
+    def __init__(self, n_devices: int, jobs_per_device: int, coordinators: int, seed: int):
+        import redis
+
+        from device_inventory.fleet import Fleet
+        from orchestrator import config
+
+        # redis-py 8 caps a pool at 100 connections; 1,000 device threads share this client
+        self.fleet = Fleet(redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=30,
+                                                max_connections=5000))
+        self.n_devices, self.jobs_per_device, self.n_coord = n_devices, jobs_per_device, coordinators
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.inbox: queue.Queue = queue.Queue()
+        self.sent: dict[str, float] = {}
+        self.trigger_of_run: dict[str, str] = {}
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.busy: list[tuple[str, float, float, float]] = []  # class, acquired, released, service
+        self.record_lag: list[float] = []
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.max_inbox = 0
+        self.recorded = 0
+        self.fenced = self.refused = 0
+        self.done = threading.Event()
+        self.errors: list[str] = []
+        self.devices: dict[str, list[str]] = {}
+        for cls, (share, _) in CLASSES.items():
+            n = max(1, round(n_devices * share))
+            self.devices[cls] = [f"sim:{cls}:{i:04d}" for i in range(n)]
+
+    # -- set-up ---------------------------------------------------------------------
+    def register(self) -> None:
+        for cls, ids in self.devices.items():
+            for d in ids:
+                self.fleet.register(d, {"device_class": cls, "host": "sim", "driver": "sim"}, heartbeat_ttl=3600)
+
+    def submit(self) -> int:
+        """Create the runs (coordinator CPU) and publish their messages, PR last."""
+        from orchestrator import runs
+        from orchestrator.export.artifacts import ArtifactStore
+        from orchestrator.export.pipeline import artifact_key
+        from orchestrator.planning import plan
+        from orchestrator.spec.matrix import loads_spec
+
+        store = ArtifactStore()
+        outboxes, total = [], 0
+        t = time.thread_time()
+        for cls, ids in self.devices.items():
+            for trigger, share in TRIGGERS:
+                text, n = spec_text(f"{trigger}-{cls}", cls, max(1, round(len(ids) * self.jobs_per_device * share)))
+                spec = loads_spec(text)
+                for cell in plan(spec).cells:  # the exporter's work is out of scope: artifacts exist
+                    key = artifact_key(cell.export_request(spec.parameters.compute_units))
+                    if not store.exists(key):
+                        store.put(key, b"not a real program", {"model": cell.model})
+                run_id, outbox = runs.submit(spec, text, self.fleet, trigger=trigger, store=store)
+                self.trigger_of_run[run_id] = trigger
+                outboxes.append((capp_priority(trigger), outbox))
+                total += n
+        self.cpu["submit"] += time.thread_time() - t
+        self.t0 = time.monotonic()
+        t = time.thread_time()
+        for _, outbox in sorted(outboxes, key=lambda po: -po[0]):  # nightly first, PR last
+            self.send(outbox)
+        self.cpu["publish"] += time.thread_time() - t
+        return total
+
+    def send(self, outbox: Any) -> None:
+        now = time.monotonic()
+        for m in outbox.messages:
+            if m.task == "benchfarm.run_job":
+                self.sent[m.args[0]["attempt_id"]] = now
+        outbox.send()
+
+    # -- simulated devices ----------------------------------------------------------
+    def dispatcher(self, cls: str, idle: queue.Queue, inboxes: dict[str, queue.Queue]) -> None:
+        import redis
+
+        r = redis.Redis.from_url(os.environ["REDIS_URL"])
+        keys = [f"device.{cls}"] + [f"device.{cls}:{p}" for p in range(1, 10)]
+        while not self.done.is_set():
+            try:
+                dev = idle.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            item = None
+            while item is None and not self.done.is_set():
+                item = r.brpop(keys, timeout=1)
+            if item is None:
+                return
+            inboxes[dev].put(json.loads(item[1]))
+
+    def device(self, cls: str, dev: str, idle: queue.Queue, inbox: queue.Queue) -> None:
+        try:
+            self._device(cls, dev, idle, inbox)
+        except Exception as exc:  # a dead simulated device would stall the run: stop it loudly
+            self.errors.append(f"{dev}: {type(exc).__name__}: {exc}")
+
+    def _device(self, cls: str, dev: str, idle: queue.Queue, inbox: queue.Queue) -> None:
+        from device_inventory.fleet import LeaseRefused
+
+        mult = CLASSES[cls][1]
+        while True:
+            idle.put(dev)
+            msg = inbox.get()
+            if msg is None:
+                return
+            payload = json.loads(base64.b64decode(msg["body"]))[0][0]
+            eta = msg.get("headers", {}).get("eta")
+            if eta:  # a retry with backoff: Celery would hold it until then
+                time.sleep(max(0.0, _eta_s(eta) - time.time()))
+            t_acq = time.monotonic()
+            try:
+                lease = self.fleet.acquire(dev, payload["attempt_id"], payload["job_id"], LEASE_TTL_S)
+            except LeaseRefused:
+                with self.lock:
+                    self.refused += 1
+                continue
+            with self.lock:
+                self.latency[self.trigger_of_run[payload["run_id"]]].append(t_acq - self.sent[payload["attempt_id"]])
+                service = MEAN_SERVICE_S * mult * math.sqrt(payload["input_resolution"] / 64) * \
+                    self.rng.lognormvariate(0, 0.3) / math.exp(0.045)
+                rng = random.Random(self.rng.random())
+            self.post("started", {"attempt_id": lease.attempt_id, "device_id": dev, "host": "sim",
+                                  "lease_token": lease.token})
+            self.fleet.mark_busy(lease)
+            end = time.monotonic() + service
+            while (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, HEARTBEAT_S))
+                if left > HEARTBEAT_S:
+                    self.fleet.heartbeat(dev, 3600, lease_ttl=LEASE_TTL_S)
+            ours = self.fleet.release(lease, "done")
+            t_rel = time.monotonic()
+            self.fleet.record_outcome(dev, False, 3)
+            with self.lock:
+                self.busy.append((cls, t_acq, t_rel, service))
+                self.fenced += not ours
+            self.post("record", {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev,
+                                 "lease_token": lease.token, "outcome": "ok", "timeline": [],
+                                 "result": result_doc(payload, lease.token, rng)})
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        self.inbox.put((kind, payload, time.monotonic()))
+        self.max_inbox = max(self.max_inbox, self.inbox.qsize())
+
+    # -- the coordinator --------------------------------------------------------------
+    def coordinator(self) -> None:
+        from orchestrator import runs
+
+        while True:
+            item = self.inbox.get()
+            if item is None:
+                return
+            kind, payload, posted = item
+            t = time.thread_time()
+            if kind == "started":
+                runs.attempt_started(payload)
+            else:
+                outcome, outbox = runs.record_attempt(payload, self.fleet)
+                self.send(outbox)
+            cpu = time.thread_time() - t
+            with self.lock:
+                self.cpu[kind] += cpu
+                self.counts[kind] += 1
+                if kind == "record":
+                    self.record_lag.append(time.monotonic() - posted)
+                    self.recorded += outcome.accepted
+                    self.t_last = time.monotonic()
+
+    def reaper(self) -> None:
+        from orchestrator import runs
+
+        while not self.done.wait(1.0):
+            t = time.thread_time()
+            _, outbox = runs.reap(self.fleet)
+            self.send(outbox)
+            self.cpu["reap"] += time.thread_time() - t
+
+    def run(self) -> dict[str, Any]:
+        self.register()
+        threads = [threading.Thread(target=self.coordinator, daemon=True) for _ in range(self.n_coord)]
+        threads.append(threading.Thread(target=self.reaper, daemon=True))
+        inboxes: dict[str, queue.Queue] = {}
+        for cls, ids in self.devices.items():
+            idle: queue.Queue = queue.Queue()
+            for d in ids:
+                inboxes[d] = queue.Queue()
+                threads.append(threading.Thread(target=self.device, args=(cls, d, idle, inboxes[d]), daemon=True))
+            threads.append(threading.Thread(target=self.dispatcher, args=(cls, idle, inboxes), daemon=True))
+        for t in threads:
+            t.start()
+        stats0 = commandstats(self.fleet.r)
+        cpu0 = time.process_time()
+        total = self.submit()
+        while self.recorded < total:
+            time.sleep(0.2)
+            if self.errors:
+                raise RuntimeError(f"{len(self.errors)} simulated devices failed: {self.errors[:3]}")
+            if time.monotonic() - self.t0 > 480:
+                raise RuntimeError(f"only {self.recorded}/{total} jobs recorded after 480 s")
+        makespan = self.t_last - self.t0
+        process_cpu = time.process_time() - cpu0
+        ops = {k: v - stats0.get(k, 0) for k, v in commandstats(self.fleet.r).items()}
+        self.done.set()
+        for q in inboxes.values():
+            q.put(None)
+        for _ in range(self.n_coord):
+            self.inbox.put(None)
+        return self.report(total, makespan, process_cpu, ops)
+
+    def report(self, total: int, makespan: float, process_cpu: float, ops: dict[str, int]) -> dict[str, Any]:
+        lower = max(sum(s for c, _, _, s in self.busy if c == cls) / len(ids) for cls, ids in self.devices.items())
+        util_busy = util_cap = 0.0
+        for cls, ids in self.devices.items():
+            mine = [(a, r) for c, a, r, _ in self.busy if c == cls]
+            end = max(a for a, _ in mine)  # the class queue was non-empty until its last job started
+            util_busy += sum(max(0.0, min(r, end) - max(a, self.t0)) for a, r in mine)
+            util_cap += len(ids) * (end - self.t0)
+        coord_cpu = sum(self.cpu.values())
+        pct = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 1)  # noqa: E731
+        all_lat = [x for xs in self.latency.values() for x in xs]
+        return {
+            "devices": sum(len(ids) for ids in self.devices.values()), "jobs": total, "recorded": self.recorded,
+            "makespan_s": round(makespan, 2), "lower_bound_s": round(lower, 2),
+            "makespan_over_lower_bound": round(makespan / lower, 3),
+            "utilisation_while_queued": round(util_busy / util_cap, 3),
+            "dispatch_latency_ms": {"p50": pct(all_lat, 50), "p99": pct(all_lat, 99),
+                                    **{t: {"p50": pct(xs, 50), "p99": pct(xs, 99)} for t, xs in self.latency.items()}},
+            "record_lag_ms": {"p50": pct(self.record_lag, 50), "p99": pct(self.record_lag, 99)},
+            "max_coordinator_backlog": self.max_inbox,
+            "coordinator_cpu_s": {k: round(v, 2) for k, v in {**self.cpu, "total": coord_cpu}.items()},
+            "coordinator_cpu_ms_per_job": {k: round(v / total * 1000, 2) for k, v in self.cpu.items()},
+            "coordinator_busy_fraction_of_makespan": round((self.cpu["started"] + self.cpu["record"]
+                                                            + self.cpu["reap"]) / makespan, 3),
+            "simulation_cpu_s": round(process_cpu - coord_cpu, 2),
+            "redis_ops_per_job": round(sum(ops.values()) / total, 1),
+            "redis_ops_per_job_by_command": {k: round(v / total, 2) for k, v in
+                                             sorted(ops.items(), key=lambda kv: -kv[1]) if v / total >= 0.05},
+            "fenced_attempts": self.fenced, "refused_leases": self.refused,
+        }
+
+
+def capp_priority(trigger: str) -> int:
+    from orchestrator.celery_app import PRIORITY
+
+    return PRIORITY[trigger]
+
+
+def _eta_s(eta: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(eta).timestamp()
+
+
+def commandstats(r: Any) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in r.info("commandstats").items()}
+
+
+def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int,
+              database_url: str | None) -> dict[str, Any]:
+    """A fresh process per point: fresh DB engine, Celery pool and Redis, no leftover threads."""
+    code = (f"import json,sys; sys.path.insert(0, {str(ROOT)!r}); from bench.scale import Sim; "
+            f"print(json.dumps(Sim({n_devices}, {jobs_per_device}, {coordinators}, {seed}).run()))")
+    tmp = Path(tempfile.mkdtemp(prefix="bf-scale-"))
+    redis_proc, url = private_redis(tmp)
+    env = dict(os.environ, REDIS_URL=url, BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "scale.db"),
+               BENCHFARM_ARTIFACTS=str(tmp / "artifacts"), BENCHFARM_LOG_LEVEL="WARNING")
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    try:
+        time.sleep(0.3)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=560)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--devices", default="100,300,1000")
+    ap.add_argument("--jobs-per-device", type=int, default=10)
+    ap.add_argument("--coordinators", type=int, default=2, help="coordinator threads (benchfarm worker concurrency)")
+    ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
+    args = ap.parse_args()
+    points = []
+    for n in (int(x) for x in args.devices.split(",")):
+        t = time.monotonic()
+        points.append(one_point(n, args.jobs_per_device, args.coordinators, args.seed, args.database_url))
+        print(json.dumps(points[-1]), f"# {time.monotonic() - t:.0f} s wall", flush=True)
+    first, last = points[0], points[-1]
+    growth = {k: round(last[k] / first[k], 2) if first[k] else None for k in
+              ("makespan_over_lower_bound", "redis_ops_per_job", "max_coordinator_backlog")}
+    growth["dispatch_latency_p99"] = round(last["dispatch_latency_ms"]["p99"] / first["dispatch_latency_ms"]["p99"], 2)
+    growth["coordinator_cpu_ms_per_job"] = round(
+        last["coordinator_cpu_s"]["total"] / last["jobs"] / (first["coordinator_cpu_s"]["total"] / first["jobs"]), 2)
+    doc = {"benchmark": "scale", "cpu_count": os.cpu_count(), "database": args.database_url or "sqlite (temp file)",
+           "mean_service_s_at_64px": MEAN_SERVICE_S, "lease_ttl_s": LEASE_TTL_S, "heartbeat_s": HEARTBEAT_S,
+           "coordinator_threads": args.coordinators, "points": points,
+           f"growth_{first['devices']}_to_{last['devices']}": growth, "real_vs_simulated": __doc__}
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
