@@ -30,11 +30,27 @@ def rel_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPa
         _reset_postgres(env["DATABASE_URL"])
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    point_broker_at(url, monkeypatch)
+    yield dict(os.environ)
+    reset_broker_pool()
+    client.flushdb()
+
+
+def reset_broker_pool() -> None:
+    """Drop the Celery app's cached connection/producer pools: they keep the broker URL
+    they were created with, so a test that changes the URL would publish to the old one."""
+    from orchestrator.celery_app import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._after_fork()  # Celery's own reset of both pools
+
+
+def point_broker_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.celery_app import app
 
     monkeypatch.setattr(app.conf, "broker_url", url)
-    yield dict(os.environ)
-    client.flushdb()
+    reset_broker_pool()
 
 
 @pytest.fixture
