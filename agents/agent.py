@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from agents.drivers import make_driver
 from agents.protocols import DeviceInfo, Driver
 from device_inventory.fleet import Fleet
@@ -131,13 +133,21 @@ class Agent:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         last_scan = 0.0
+        failures = 0
         while not self.stopping.is_set():
-            if time.monotonic() - last_scan >= self.config.scan_every_s:
-                self.scan()
-                last_scan = time.monotonic()
-            self.reconcile_workers()
-            self.heartbeat()
-            self.stopping.wait(1.0)
+            try:
+                if time.monotonic() - last_scan >= self.config.scan_every_s:
+                    self.scan()
+                    last_scan = time.monotonic()
+                self.reconcile_workers()
+                self.heartbeat()
+                failures = 0
+            except (redis.RedisError, OSError) as exc:
+                # Redis restarting or unreachable: keep the device workers (they reconnect
+                # on their own) and try again; leases that expire meanwhile are fenced
+                failures += 1
+                log.warning("agent loop: %s (%d in a row); retrying", exc, failures)
+            self.stopping.wait(min(1.0 * 2 ** min(failures, 4), 10.0) if failures else 1.0)
         self.shutdown()
 
     def shutdown(self) -> None:

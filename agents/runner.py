@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
@@ -62,8 +64,36 @@ def current() -> DeviceContext:
     return _ctx
 
 
-def _send(task: str, payload: dict[str, Any]) -> None:
-    app.send_task(task, args=[payload], queue=COORDINATOR_QUEUE, priority=0)
+def _send(task: str, payload: dict[str, Any], patience_s: float = 300.0) -> None:
+    """Publish to the coordinator, riding out a broker restart: a report is the only copy
+    of a result, so it is retried with backoff instead of being given up at once."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.5
+    while True:
+        try:
+            app.send_task(task, args=[payload], queue=COORDINATOR_QUEUE, priority=0)
+            return
+        except Exception as exc:  # kombu raises OperationalError / ConnectionError variants
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("cannot publish %s yet (%s); retrying in %.1f s", task, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+def _retrying(what: str, fn: Any, patience_s: float = 120.0) -> Any:
+    """Run a Redis operation, retrying through a short Redis outage."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 def _bounce(payload: dict[str, Any], why: str) -> None:
@@ -198,9 +228,9 @@ def _execute(payload: dict[str, Any]) -> None:
                     ctx.driver.cleanup(dev, job)
             except Exception:
                 log.warning("cleanup failed on %s", dev.id, exc_info=True)
-        still_ours = ctx.fleet.release(lease, "done")
+        still_ours = _retrying("releasing the lease", lambda: ctx.fleet.release(lease, "done"))
         infra = report.get("outcome") == "infra"
-        if ctx.fleet.record_outcome(dev.id, infra, QUARANTINE_AFTER):
+        if _retrying("recording the outcome", lambda: ctx.fleet.record_outcome(dev.id, infra, QUARANTINE_AFTER)):
             metrics.QUARANTINES.labels(dev.device_class).inc()
             log.error("device %s quarantined after %d consecutive infrastructure failures",
                       dev.id, QUARANTINE_AFTER)

@@ -11,11 +11,24 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+import redis
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from device_inventory.fleet import Fleet
 from orchestrator import config, metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
 
 log = logging.getLogger("benchfarm.tasks")
+
+
+# A coordinator task that cannot reach the database or Redis is retried (with backoff,
+# without limit) instead of failing: Celery would acknowledge a failed task and the
+# agent's report — the only copy of a result — would be gone.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, redis.ConnectionError,
+             redis.TimeoutError)
+COORDINATOR_TASK = {"acks_late": True, "autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30,
+                    "retry_jitter": True, "max_retries": None}
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +59,7 @@ def export(key: str, request: dict[str, Any]) -> None:
     app.send_task("benchfarm.export_done", args=[key, outcome, meta], queue=COORDINATOR_QUEUE, priority=0)
 
 
-@app.task(name="benchfarm.export_done", acks_late=True)
+@app.task(name="benchfarm.export_done", **COORDINATOR_TASK)
 def export_done(key: str, outcome: str, meta: dict[str, Any]) -> None:
     from orchestrator import runs
 
@@ -61,14 +74,14 @@ def run_job(payload: dict[str, Any]) -> None:
     execute(payload)
 
 
-@app.task(name="benchfarm.attempt_started", acks_late=True)
+@app.task(name="benchfarm.attempt_started", **COORDINATOR_TASK)
 def attempt_started(payload: dict[str, Any]) -> None:
     from orchestrator import runs
 
     runs.attempt_started(payload)
 
 
-@app.task(name="benchfarm.record_attempt", acks_late=True)
+@app.task(name="benchfarm.record_attempt", **COORDINATOR_TASK)
 def record_attempt(payload: dict[str, Any]) -> None:
     from orchestrator import runs
 
@@ -80,7 +93,7 @@ def record_attempt(payload: dict[str, Any]) -> None:
     outbox.send(app)
 
 
-@app.task(name="benchfarm.reap", acks_late=True)
+@app.task(name="benchfarm.reap", **COORDINATOR_TASK)
 def reap() -> None:
     from orchestrator import runs
 
