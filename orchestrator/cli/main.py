@@ -14,6 +14,7 @@ from orchestrator.cli.export import export_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
+from orchestrator.selftest import selftest_command
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -30,6 +31,7 @@ app.command("api")(api_command)
 app.command("scheduler")(scheduler_command)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(pr_app, name="pr")
+app.command("selftest")(selftest_command)
 
 
 @app.command()
