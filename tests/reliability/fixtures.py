@@ -38,12 +38,11 @@ def rel_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPa
 
 def reset_broker_pool() -> None:
     """Drop the Celery app's cached connection/producer pools: they keep the broker URL
-    they were created with, so a test that changes the URL would publish to the old one."""
+    they were created with, so a test that changes the URL would publish to the old one.
+    (Not closed: kombu's global registry hands the same pool to the next user of that URL.)"""
     from orchestrator.celery_app import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._after_fork()  # Celery's own reset of both pools
+    app._after_fork()  # Celery's own reset of both references
 
 
 def point_broker_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
