@@ -35,28 +35,55 @@ def shared_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
 
-@pytest.fixture
-def bf_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point this process and its children at a private DB file, Redis DB and store."""
-    url = redis_or_skip(CORE_REDIS_DB)
+def reset_broker_pool() -> None:
+    """Drop the Celery app's cached connection/producer pools: they keep the broker URL
+    they were created with, so a suite that moves to another Redis DB would otherwise
+    keep publishing to the previous suite's DB."""
+    from kombu import pools
+
+    from orchestrator.celery_app import app
+
+    pools.reset()  # kombu's global producer pools are keyed by connection: drop them all
+    app._after_fork()  # Celery's own reset of the app's connection and producer pools
+
+
+def point_broker_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.celery_app import app
+
+    monkeypatch.setattr(app.conf, "broker_url", url)
+    reset_broker_pool()
+
+
+def service_env(tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch, redis_db: int,
+                **extra: str) -> tuple[dict[str, str], redis.Redis]:
+    """Point this process (env, Celery) at a flushed Redis DB, a private SQLite file (or a
+    reset PostgreSQL schema when DATABASE_URL is set) and an artifact store; the dict is
+    the environment for child processes. Undo with :func:`release_env`."""
+    url = redis_or_skip(redis_db)
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = {
-        "REDIS_URL": url,
-        "BENCHFARM_HOME": str(tmp_path / "home"),
-        "BENCHFARM_ARTIFACTS": str(shared_artifacts),
-        "BENCHFARM_DB": str(tmp_path / "benchfarm.db"),
-    }
+    env = {"REDIS_URL": url, "BENCHFARM_HOME": str(tmp_path / "home"), "BENCHFARM_ARTIFACTS": str(artifacts),
+           "BENCHFARM_DB": str(tmp_path / "benchfarm.db"), **extra}
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         _reset_postgres(env["DATABASE_URL"])
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    from orchestrator.celery_app import app
+    point_broker_at(url, monkeypatch)
+    return dict(os.environ), client
 
-    monkeypatch.setattr(app.conf, "broker_url", url)
-    yield dict(os.environ)
+
+def release_env(client: redis.Redis) -> None:
+    reset_broker_pool()
     client.flushdb()
+
+
+@pytest.fixture
+def bf_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The core suites' environment (Redis DB CORE_REDIS_DB)."""
+    env, client = service_env(tmp_path, shared_artifacts, monkeypatch, CORE_REDIS_DB)
+    yield env
+    release_env(client)
 
 
 def _reset_postgres(url: str) -> None:

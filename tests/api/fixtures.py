@@ -15,7 +15,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.conftest import redis_or_skip
+from tests.conftest import point_broker_at, redis_or_skip, release_env
 
 SERVICE_REDIS_DB = 8
 
@@ -52,10 +52,8 @@ def svc_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
         env["DATABASE_URL"] = next(schema)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    from orchestrator.celery_app import app
-
-    monkeypatch.setattr(app.conf, "broker_url", url)
+    point_broker_at(url, monkeypatch)
     yield dict(os.environ)
-    client.flushdb()
+    release_env(client)
     if schema is not None:
         schema.close()
