@@ -22,10 +22,10 @@ parameters:
 def test_examples_validate_and_plan():
     seed = load_spec(EXAMPLES / "seed-matrix.yaml")
     cells = plan(seed).cells
-    # 3 device classes x 4 backends x 1 model, all runnable on iOS classes
-    assert len(cells) == 12
+    # 3 device classes x 5 backends x 1 model, all runnable on iOS classes
+    assert len(cells) == 15
     assert {c.device_class for c in cells} == {"A17-Pro", "A15", "M2"}
-    assert {c.backend for c in cells} == {"coreml", "mps", "xnnpack", "coreml-int8"}
+    assert {c.backend for c in cells} == {"coreml", "mps", "xnnpack", "coreml-int8", "xnnpack-int8"}
     quick = load_spec(EXAMPLES / "host-quick.yaml")
     assert {c.device_class for c in plan(quick).cells} == {"host-cpu"}
 
