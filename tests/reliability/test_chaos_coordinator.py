@@ -32,10 +32,6 @@ def own_redis(rel_env: dict[str, str], rel_procs: Procs, tmp_path: Path,
     server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agents/agent.py Agent.run: a Redis ConnectionError in reconcile_workers()/scan()/heartbeat() "
-    "is not caught, so the agent supervisor exits on a Redis restart and its device workers die "
-    "with it (PDEATHSIG): the farm loses every device until agents are restarted by hand"))
 def test_redis_restarted_mid_run(own_redis: PrivateRedis, rel_procs: Procs, tmp_path: Path) -> None:
     fleet = Fleet.from_url(own_redis.url)
     with chaos.virtual_fleet(tmp_path, count=2) as vfleet:

@@ -42,10 +42,6 @@ def proxied_db(rel_env: dict[str, str], rel_procs: Procs, monkeypatch: pytest.Mo
     schema.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "orchestrator/tasks.py: record_attempt/attempt_started/export_done raise OperationalError while "
-    "the DB is down and Celery acks the message (no autoretry): the agent's report is dropped, the "
-    "lease is already released so the reaper cannot rescue the job, and the run never finalises"))
 def test_database_unavailable_for_ten_seconds(proxied_db: TcpProxy, rel_env: dict[str, str], rel_procs: Procs,
                                               tmp_path: Path) -> None:
     fleet = Fleet.from_url(rel_env["REDIS_URL"])
