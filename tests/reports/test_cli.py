@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.reports.hud import validate_hud
-from orchestrator.store.db import engine
 
 from .factory import add_cell, add_run, seed_run
 
@@ -26,10 +25,8 @@ runner = CliRunner()
 
 
 def _point_config_at(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands open their own session from config; db.engine(None) is cached per process,
-    so drop that cache (it would keep the previous test's database)."""
+    """The commands open their own session from the configured database URL."""
     monkeypatch.setenv("DATABASE_URL", db_url)
-    engine.cache_clear()
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 def sqlite_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Session, str]]:
     url = f"sqlite:///{tmp_path / 'ui.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    engine.cache_clear()  # db.session() caches the engine of the first URL it saw
     with Session(engine(url), expire_on_commit=False) as s:
         run = seed_run(s)
         s.commit()
