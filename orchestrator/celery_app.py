@@ -28,7 +28,7 @@ def make_app(broker_url: str | None = None) -> Celery:
     url = broker_url or config.redis_url()
     app = Celery("benchfarm", broker=url, backend=None, include=["orchestrator.tasks"])
     app.conf.update(
-        # JSON only: a pickle payload on the broker is refused, never executed.
+        # JSON only: any other serialisation on the broker is refused, never executed.
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -76,7 +76,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
         return [dict(d, simulated=str(d.get("simulated", "")).lower() in ("1", "true")) for d in rows]
 
     @app.get("/capacity", tags=["fleet"])
-    def capacity(window_s: float = Query(7 * 86400, gt=0, description="history window in seconds"),
+    def capacity(window_s: float = Query(7 * 86400, gt=0, le=366 * 86400, description="window, s (<= 1 year)"),
                  device_class: str | None = None) -> Any:
         """Utilisation, queue wait and backlog per device class (``orchestrator.capacity``)."""
         try:

@@ -40,7 +40,7 @@ class BadArtifactName(ArtifactError, ValueError):
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise BadArtifactName(f"artifact key must be 64 lowercase hex characters, got {key!r:.80}")
     return key
 

@@ -57,11 +57,23 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
     return 1
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases: benchfarm's documents never need them, and
+    nested aliases (a "billion laughs" document) would expand into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed here",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text; return the data and a map from field location to line number."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_NoAliasLoader)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         # an error at end of stream points past the last line; name the last line instead

@@ -87,6 +87,8 @@ def parse_result(raw: bytes) -> dict[str, Any]:
         raise
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"result document is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ContractError("result document is nested too deeply to be a result") from None
     return validate_result(doc)
 
 
