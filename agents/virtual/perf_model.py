@@ -16,16 +16,15 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from orchestrator.spec.types import StrictModel as _Strict
 from orchestrator.spec.yamlpos import load_validated
 
 MODEL_PATH = Path(__file__).with_name("perf_model.yaml")
 THERMAL_STATES = ("nominal", "fair", "serious", "critical")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Reference(_Strict):

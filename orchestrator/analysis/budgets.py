@@ -11,8 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from orchestrator.spec.types import StrictModel as _Strict
 from orchestrator.spec.yamlpos import load_validated
 
 BUDGETS_PATH = Path(__file__).resolve().parents[1] / "reports" / "budgets.yaml"
@@ -21,8 +22,6 @@ Metric = Literal["total_ms", "preprocess_ms", "inference_ms", "postprocess_ms", 
 Statistic = Literal["median", "p10", "p90", "mean"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Budget(_Strict):

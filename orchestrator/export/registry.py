@@ -13,9 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import Field, RootModel, model_validator
 
 from orchestrator.export.lowering import PARTITIONERS, QUANTIZERS
+from orchestrator.spec.types import StrictModel as _Strict
 from orchestrator.spec.yamlpos import load_validated
 
 REGISTRY_PATH = Path(__file__).with_name("backends.yaml")
@@ -25,8 +26,6 @@ class UnknownBackend(ValueError):
     pass
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LoweringSpec(_Strict):

@@ -8,11 +8,12 @@ names are resolved against the catalog and stored as class ids.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from device_inventory.catalog import UnknownDeviceClass, catalog
+from orchestrator.spec.types import DeviceClassName as ClassName
+from orchestrator.spec.types import StrictModel as _Strict
 from orchestrator.spec.yamlpos import load_validated
 
 Role = Literal["agent", "exporter", "harness-builder"]
@@ -21,18 +22,8 @@ Role = Literal["agent", "exporter", "harness-builder"]
 DEFAULT_BASE_DIR = "~/.benchfarm"
 
 
-def _resolve_class(name: str) -> str:
-    try:
-        return catalog().resolve_class(name).id
-    except UnknownDeviceClass as exc:
-        raise ValueError(str(exc)) from None
 
 
-ClassName = Annotated[str, AfterValidator(_resolve_class)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Host(_Strict):

@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.export.registry import UnknownBackend, registry
+from orchestrator.spec.types import StrictModel
 from orchestrator.spec.yamlpos import load_validated, loads_validated
 
 _SELECTOR = re.compile(
@@ -33,11 +34,9 @@ def _resolve_backend(name: str) -> str:
 BackendName = Annotated[str, AfterValidator(_resolve_backend)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelRef(Strict):
+class ModelRef(StrictModel):
     """A model to benchmark: a zoo name, an import path ``pkg.mod:factory`` or a ``.pte`` file."""
 
     name: str
@@ -71,7 +70,7 @@ class ModelRef(Strict):
         return self
 
 
-class DeviceSelector(Strict):
+class DeviceSelector(StrictModel):
     """A device class, optionally narrowed by iOS version (``A17-Pro ios>=18``)."""
 
     device_class: str
@@ -110,7 +109,7 @@ def os_matches(selector_label: str, os_version: str) -> bool:
     return {">=": have >= want, "<=": have <= want, "==": have == want, ">": have > want, "<": have < want}[m[1]]
 
 
-class Parameters(Strict):
+class Parameters(StrictModel):
     input_resolution: list[int] = Field(default=[224], min_length=1)
     batch_size: list[int] = Field(default=[1], min_length=1)
     iterations: int = Field(default=50, ge=1, le=100_000)
@@ -144,7 +143,7 @@ class Parameters(Strict):
         return v
 
 
-class MatrixSpec(Strict):
+class MatrixSpec(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     models: list[ModelRef] = Field(min_length=1)

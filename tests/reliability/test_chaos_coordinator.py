@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from device_inventory.fleet import Fleet
-from tests.conftest import Procs, wait_until
+from tests.conftest import Procs, point_broker_at, reset_broker_pool, wait_until
 from tests.reliability import chaos
-from tests.reliability.fixtures import point_broker_at, reset_broker_pool
 from tests.reliability.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(150)]
