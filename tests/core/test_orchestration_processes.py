@@ -16,13 +16,13 @@ from orchestrator.store.models import Attempt, Job, Result, Run
 from tests.conftest import wait_until
 
 
-def spec(name, repeats, iterations):
+def spec(name, repeats, iterations, timeout_s=120):
     return f"""\
 name: {name}
 models: [tiny_cnn]
 backends: [xnnpack]
 devices: [host-cpu]
-parameters: {{input_resolution: [64], warmup: 1, iterations: {iterations}, repeats: {repeats}, timeout_s: 120}}
+parameters: {{input_resolution: [64], warmup: 1, iterations: {iterations}, repeats: {repeats}, timeout_s: {timeout_s}}}
 """
 
 
@@ -89,7 +89,8 @@ def test_an_agent_killed_mid_benchmark_loses_nothing(bf_env, procs):
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
     start_stack(procs, ["victim", "survivor"], lease_ttl="3")
     warm_up(fleet, 2)
-    run_id = submit(fleet, spec("long", 1, 15000), "manual")
+    # long enough (tens of seconds even on an idle machine) that the kill lands mid-benchmark
+    run_id = submit(fleet, spec("long", 1, 100000, timeout_s=600), "manual")
 
     def running_attempt():
         with session() as s:
@@ -98,10 +99,11 @@ def test_an_agent_killed_mid_benchmark_loses_nothing(bf_env, procs):
     attempt = wait_until(running_attempt, 60, "the benchmark to start")
     killed = "victim" if ":victim" in attempt.device_id else "survivor"
     proc = dict(procs.procs)[killed]
-    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole agent: supervisor, device worker, harness
     t_kill = time.monotonic()
-    wait_until(lambda: finalized(run_id), 240, "the run to finish on the other agent")
+    with session() as s:
+        assert s.get(Attempt, attempt.id).state == "running"  # the kill really was mid-benchmark
+    wait_until(lambda: finalized(run_id), 420, "the run to finish on the other agent")
     recovery = time.monotonic() - t_kill
     with session() as s:
         run = s.get(Run, run_id)
