@@ -51,21 +51,14 @@ class ModelRef(StrictModel):
 
     @model_validator(mode="after")
     def _check_source(self) -> ModelRef:
-        from orchestrator.export.zoo import ZOO
+        # the export pipeline's own parser: a spec accepts exactly the sources it can build
+        from orchestrator.export.sources import BadSource, Source
 
         source = self.source or f"zoo:{self.name}"
-        kind, _, ref = source.partition(":")
-        if kind == "zoo":
-            if ref not in ZOO:
-                raise ValueError(f"unknown zoo model {ref!r} (known: {', '.join(ZOO)})")
-        elif kind == "import":
-            if ":" not in ref:
-                raise ValueError(f"import source must be 'import:pkg.module:factory', got {source!r}")
-        elif kind == "pte":
-            if not ref.endswith(".pte"):
-                raise ValueError(f"pte source must name a .pte file, got {ref!r}")
-        else:
-            raise ValueError(f"model source must start with zoo:, import: or pte:, got {source!r}")
+        try:
+            Source.parse(source)
+        except BadSource as exc:
+            raise ValueError(str(exc)) from None
         object.__setattr__(self, "source", source)
         return self
 
