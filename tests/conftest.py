@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -101,9 +101,11 @@ class Procs:
     def __init__(self, env: dict[str, str], logdir: Path):
         self.env, self.logdir, self.procs = env, logdir, []
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, prefix: Sequence[str] = ()) -> subprocess.Popen:
+        """``prefix``: a command that execs the benchfarm one (e.g. ``ip netns exec NS``), so
+        the process it starts is still the one this helper waits for and kills."""
         log = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *args], env=self.env,
+        proc = subprocess.Popen([*prefix, sys.executable, "-m", "orchestrator.cli.main", *args], env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((name, proc))
         return proc

@@ -104,27 +104,45 @@ def cancel(run_id: str) -> None:
 
 
 @app.command()
-def agent(driver: list[str] = typer.Option(["host"], help="drivers to use: host, ios"),
+def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: host, ios (default: host)"),
           name: str = typer.Option("", help="agent name (default: hostname)"),
-          host_slots: int = typer.Option(1, help="host-CPU devices to expose (tests use >1)"),
-          lease_ttl: float = typer.Option(30.0, help="seconds without heartbeat before a lease is reaped"),
-          usbmux: str = typer.Option("", help="usbmuxd address for the ios driver (host:port or path)")) -> None:
+          host_slots: int | None = typer.Option(None, help="host-CPU devices to expose (tests use >1; default 1)"),
+          lease_ttl: float | None = typer.Option(
+              None, help="seconds without heartbeat before a lease is reaped (default 30)"),
+          usbmux: str = typer.Option("", help="usbmuxd address for the ios driver (host:port or path)"),
+          ios_startup_allowance: float | None = typer.Option(
+              None, "--ios-startup-allowance", metavar="SECONDS",
+              help="ios driver: seconds allowed for launch and model load on top of a job's timeout (default 60)"),
+          config_file: Path | None = typer.Option(
+              None, "--config", metavar="FILE.yaml",
+              help="agent config file (examples/agent.yaml); flags given explicitly override it")) -> None:
     """Run the agent of this host: one device worker per attached device."""
     import logging
     import socket
 
     from agents.agent import Agent, AgentConfig
+    from agents.config_file import AgentFile, load_agent_file, resolve
+    from orchestrator.spec.yamlpos import SpecError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unknown = [d for d in driver or [] if d not in ("host", "ios")]
+    if unknown:
+        raise fail(f"unknown driver {unknown[0]!r} (known: host, ios)", code=2)
+    flags_ios = {k: v for k, v in (("usbmux_address", usbmux), ("startup_allowance_s", ios_startup_allowance))
+                 if v not in (None, "")}
+    try:
+        conf = resolve(load_agent_file(config_file) if config_file else AgentFile(), drivers=driver, name=name,
+                       host_slots=host_slots, lease_ttl_s=lease_ttl, ios=flags_ios)
+    except SpecError as exc:
+        raise fail(str(exc), code=2) from None
+    assert conf.drivers is not None and conf.host_slots is not None and conf.lease_ttl_s is not None
+    name, lease_ttl = conf.name or "", conf.lease_ttl_s
     drivers: dict[str, dict] = {}
-    for d in driver:
-        if d == "host":
-            for slot in range(host_slots):
-                drivers["host" if slot == 0 else f"host{slot}"] = {"slot": f"{name or 'a'}{slot}"}
-        elif d == "ios":
-            drivers["ios"] = {"usbmux_address": usbmux} if usbmux else {}
-        else:
-            raise fail(f"unknown driver {d!r} (known: host, ios)", code=2)
+    if conf.drivers.host is not None:
+        for slot in range(conf.host_slots):
+            drivers["host" if slot == 0 else f"host{slot}"] = {"slot": f"{name or 'a'}{slot}"}
+    if conf.drivers.ios is not None:
+        drivers["ios"] = conf.drivers.ios.options()
     # three heartbeats per lease TTL: one lost heartbeat never costs a lease
     cfg = AgentConfig(name=name or socket.gethostname(), drivers=drivers, lease_ttl_s=lease_ttl,
                       heartbeat_s=min(5.0, lease_ttl / 3))

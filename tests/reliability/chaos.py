@@ -32,6 +32,10 @@ hosts:
       - {{product_type: "iPhone14,5", ios: "16.1", count: {count}}}
 """
 LEASE_TTL = "3"
+# the iOS driver allows a job timeout_s + this for launch and model load before a hung
+# harness becomes a `timeout` (60 s by default, for cold CoreML compiles on real phones);
+# a virtual harness starts in well under a second, so the hang scenario need not wait 60 s
+IOS_STARTUP_ALLOWANCE_S = "5"
 
 
 def spec(name: str, repeats: int, timeout_s: int = 20) -> str:
@@ -55,7 +59,7 @@ def start_stack(procs: Procs, vfleet: FleetHandle, workers: int = 1, **env: str)
         procs.start(f"worker{i}", "worker", "--queues", queues, "--concurrency", "3",
                     "--hostname", f"coordinator{i}@chaos")
     procs.start("agent", "agent", "--driver", "ios", "--usbmux", vfleet.usbmux_address, "--name", "chaos",
-                "--lease-ttl", LEASE_TTL)
+                "--lease-ttl", LEASE_TTL, "--ios-startup-allowance", IOS_STARTUP_ALLOWANCE_S)
 
 
 def a15(fleet: Fleet, state: str | None = None) -> list[dict[str, str]]:

@@ -16,7 +16,9 @@ BINARY = "/usr/bin/redis-server"
 
 
 class PrivateRedis:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, bind: tuple[str, ...] = ("127.0.0.1",)):
+        """``bind``: the addresses to listen on (the first is the one in ``url``); the
+        network-partition scenario adds a veth address that another namespace reaches."""
         self.binary = shutil.which("redis-server") or BINARY
         if not Path(self.binary).exists():
             pytest.skip(f"no redis-server binary ({BINARY}) for the Redis-restart scenario")
@@ -26,12 +28,17 @@ class PrivateRedis:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.bind = bind
+        self.url = f"redis://{bind[0]}:{self.port}/0"
+
+    def url_for(self, address: str) -> str:
+        return f"redis://{address}:{self.port}/0"
 
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always"],
+            # protected mode off: it would refuse the non-loopback clients of an explicit bind
+            [self.binary, "--port", str(self.port), "--bind", *self.bind, "--protected-mode", "no",
+             "--dir", str(self.dir), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
             stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
