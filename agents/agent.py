@@ -2,9 +2,12 @@
 
 It discovers devices through its drivers every few seconds (hot-plug), registers them
 in the fleet, keeps their heartbeats, and runs one device worker process per usable
-device. Quarantined / maintenance devices get no worker; an unplugged device's worker is
-stopped and the device goes offline. SIGTERM stops workers with Celery's warm shutdown,
-so a running benchmark finishes (or its lease is released) before the agent exits.
+device. A quarantined device's worker is restarted in health-only mode (it consumes only
+the device's own queue, so it takes no benchmarks but can pass the health check that
+releases it; agents.health_check); a maintenance device gets no worker; an unplugged
+device's worker is stopped and the device goes offline. SIGTERM stops workers with
+Celery's warm shutdown, so a running benchmark finishes (or its lease is released)
+before the agent exits.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class Agent:
         self.drivers: dict[str, Driver] = {n: make_driver(n, **o) for n, o in config.drivers.items()}
         self.devices: dict[str, DeviceInfo] = {}
         self.workers: dict[str, subprocess.Popen] = {}
+        self.health_only: dict[str, bool] = {}  # device id -> its worker serves health checks only
         self.stopping = threading.Event()
 
     # -- discovery --------------------------------------------------------------------
@@ -93,23 +97,32 @@ class Agent:
             state = self.fleet.device(dev_id).get("state", "available")
             proc = self.workers.get(dev_id)
             alive = proc is not None and proc.poll() is None
-            if state in ("quarantined", "maintenance"):
+            if state == "maintenance":
                 if alive:
                     log.info("device %s is %s: stopping its worker after the current job", dev_id, state)
                     self._stop_worker(dev_id)
                 continue
+            health_only = state == "quarantined"
+            if alive and self.health_only.get(dev_id) != health_only:
+                log.info("device %s is %s: restarting its worker %s after the current job", dev_id, state,
+                         "for health checks only" if health_only else "for benchmarks")
+                self._stop_worker(dev_id)
+                alive = False
             if not alive:
-                self._start_worker(dev)
+                self._start_worker(dev, health_only)
 
-    def _start_worker(self, dev: DeviceInfo) -> None:
+    def _start_worker(self, dev: DeviceInfo, health_only: bool = False) -> None:
         env = dict(os.environ, **self.config.env,
+                   BENCHFARM_HEALTH_ONLY="1" if health_only else "0",
                    BENCHFARM_DEVICE=json.dumps(dev.as_dict()),
                    BENCHFARM_DRIVER_OPTIONS=json.dumps(self.config.drivers.get(dev.driver, {})),
                    BENCHFARM_LEASE_TTL=str(self.config.lease_ttl_s),
                    BENCHFARM_HEARTBEAT_S=str(self.config.heartbeat_s))
         self.workers[dev.id] = subprocess.Popen(
             [sys.executable, "-m", "agents.device_worker"], env=env, preexec_fn=_die_with_parent)
-        log.info("started worker pid %d for %s", self.workers[dev.id].pid, dev.id)
+        self.health_only[dev.id] = health_only
+        log.info("started %sworker pid %d for %s", "health-only " if health_only else "",
+                 self.workers[dev.id].pid, dev.id)
 
     def _stop_worker(self, dev_id: str, grace: float = STOP_GRACE_S) -> None:
         proc = self.workers.pop(dev_id, None)

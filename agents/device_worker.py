@@ -1,7 +1,11 @@
-"""A device worker: one process, one device, one Celery consumer on ``device.<class>``.
+"""A device worker: one process, one device, one solo Celery consumer on ``device.<class>``
+(benchmarks) and ``device-id.<device>`` (this device's health checks), so a health check
+runs between two benchmarks of the device, never beside one.
 
 Started by the agent supervisor with the device description in ``BENCHFARM_DEVICE``
-(JSON) and the driver options in ``BENCHFARM_DRIVER_OPTIONS`` (JSON).
+(JSON) and the driver options in ``BENCHFARM_DRIVER_OPTIONS`` (JSON). With
+``BENCHFARM_HEALTH_ONLY=1`` (a quarantined device) it consumes only ``device-id.<device>``:
+the device takes no benchmarks but can still pass the health check that returns it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from agents.drivers import make_driver
 from agents.protocols import DeviceInfo
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.celery_app import app, device_queue
+from orchestrator.celery_app import app, device_id_queue, device_queue
 from orchestrator.export.artifacts import ArtifactStore
 from orchestrator.logs import bind_process, setup_logging
 
@@ -36,9 +40,12 @@ def main() -> int:
     setup_logging()
     bind_process(device_id=device.id, host=device.host)
     node = re.sub(r"[^A-Za-z0-9_.-]", "_", device.id)
+    queues = [device_id_queue(device.id)]
+    if os.environ.get("BENCHFARM_HEALTH_ONLY") != "1":
+        queues.insert(0, device_queue(device.device_class))
     try:
         app.worker_main([
-            "worker", "--pool=solo", "--concurrency=1", f"--queues={device_queue(device.device_class)}",
+            "worker", "--pool=solo", "--concurrency=1", f"--queues={','.join(queues)}",
             f"--hostname={node}@{device.host}", "--without-gossip", "--without-mingle",
             "--loglevel=INFO", "--prefetch-multiplier=1",
         ])

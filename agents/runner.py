@@ -234,6 +234,10 @@ def _execute(payload: dict[str, Any]) -> None:
             metrics.QUARANTINES.labels(dev.device_class).inc()
             log.error("device %s quarantined after %d consecutive infrastructure failures",
                       dev.id, QUARANTINE_AFTER)
+            # a passing golden health check returns it; imported here: it imports this module
+            from orchestrator.scheduling.health import schedule_recheck
+
+            schedule_recheck(ctx.fleet, app, dev.id)
     report["timeline"] = timeline.steps
     report["lease_valid_at_end"] = still_ours
     metrics.observe_attempt(dev.device_class, report)

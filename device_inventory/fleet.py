@@ -15,6 +15,7 @@ Keys (prefix ``bf:``):
   fence:<id>              monotonically increasing fencing token (INCR)
   attempt:<attempt_id>    hash: state (dispatched|claimed|fenced|done|cancelled), device, token
   failures:<id>           consecutive infrastructure failures
+  health-check:<check_id> hash: the outcome of one golden health check (agents.health_check)
   device-events           stream of every device state change (device, class, state, reason,
                           at); the coordinator copies it into the database, where capacity
                           reporting reads device state intervals
@@ -56,6 +57,67 @@ redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'device', ARGV[4], 'sta
 return {token, 'ok'}
 """
 
+# A health check may lease an available *or a quarantined* device (it is how a quarantined
+# device earns its way back), never one that holds a lease. A quarantined device keeps its
+# state while the check runs, so no benchmark can take it meanwhile (_ACQUIRE wants
+# 'available'); an available one turns 'leased' like for a job. The lease remembers the
+# state to keep if it is reaped ('keep_state'), so a dead worker does not launder a quarantine.
+_ACQUIRE_FOR_CHECK = """
+-- KEYS: device hash, lease hash, leases zset, fence counter, check attempt hash, events stream
+-- ARGV: check_id, expiry, device_id, now, events maxlen, attempt ttl
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'available' and state ~= 'quarantined' then return {-1, state or 'unknown'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-2, 'leased'} end
+local token = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[2], 'attempt_id', ARGV[1], 'job_id', 'health-check', 'token', token, 'since', ARGV[4],
+           'kind', 'health_check')
+if state == 'quarantined' then redis.call('HSET', KEYS[2], 'keep_state', 'quarantined') end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'attempt_id', ARGV[1], 'job_id', 'health-check')
+if state == 'available' then
+  redis.call('HSET', KEYS[1], 'state', 'leased')
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'device', ARGV[3], 'state', 'leased',
+             'attempt', ARGV[1], 'reason', 'health_check', 'at', ARGV[4])
+end
+redis.call('HSET', KEYS[5], 'state', 'claimed', 'device', ARGV[3], 'token', token)
+redis.call('EXPIRE', KEYS[5], ARGV[6])
+return {token, state}
+"""
+
+# Release a health check's lease and apply its verdict in one step, so no benchmark can
+# slip in between "lease released" and "device quarantined". verdict: passed | failed |
+# inconclusive. A check whose lease was reaped meanwhile changes nothing.
+_FINISH_CHECK = """
+-- KEYS: device hash, lease hash, leases zset, check attempt hash, failures counter, events stream
+-- ARGV: token, device_id, verdict, reason, now, events maxlen
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 'lease_lost' end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
+redis.call('HSET', KEYS[4], 'state', 'done')
+local state = redis.call('HGET', KEYS[1], 'state')
+local function set_state(new)
+  redis.call('HSET', KEYS[1], 'state', new, 'state_reason', ARGV[4], 'state_since', ARGV[5])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'device', ARGV[2], 'state', new,
+             'reason', ARGV[4], 'at', ARGV[5])
+end
+if ARGV[3] == 'failed' then
+  if state == 'maintenance' or state == 'offline' then return 'unchanged' end
+  redis.call('INCR', KEYS[5])
+  set_state('quarantined')
+  return 'quarantined'
+end
+if ARGV[3] == 'passed' then redis.call('DEL', KEYS[5]) end
+if state == 'quarantined' and ARGV[3] == 'passed' then
+  set_state('available')
+  return 'released'
+end
+if state == 'leased' or state == 'busy' then
+  set_state('available')
+end
+return 'unchanged'
+"""
+
 _RELEASE = """
 -- KEYS: device hash, lease hash, leases zset, attempt hash, events stream
 -- ARGV: token, device_id, attempt_state, now, events maxlen
@@ -80,12 +142,15 @@ if not score or tonumber(score) > tonumber(ARGV[2]) then return nil end
 local attempt = redis.call('HGET', KEYS[2], 'attempt_id')
 local job = redis.call('HGET', KEYS[2], 'job_id')
 local token = redis.call('HGET', KEYS[2], 'token')
+local keep = redis.call('HGET', KEYS[2], 'keep_state')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'offline')
 redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'device', ARGV[1], 'state', 'offline',
-           'reason', 'lease expired', 'at', ARGV[2])
+if not keep then
+  redis.call('HSET', KEYS[1], 'state', 'offline')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'device', ARGV[1], 'state', 'offline',
+             'reason', 'lease expired', 'at', ARGV[2])
+end
 if attempt then redis.call('HSET', KEYS[4] .. attempt, 'state', 'fenced') end
 return {attempt or '', job or '', token or '0'}
 """
@@ -107,6 +172,11 @@ class ReapedLease:
     token: int
 
 
+def _text(value: str | bytes) -> str:
+    # a Fleet may wrap a client without decode_responses; script replies then come as bytes
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class LeaseRefused(RuntimeError):
     """The device or attempt cannot be leased (busy, quarantined, attempt fenced ...)."""
 
@@ -119,6 +189,8 @@ class Fleet:
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._reap_one = client.register_script(_REAP_ONE)
+        self._acquire_for_check = client.register_script(_ACQUIRE_FOR_CHECK)
+        self._finish_check = client.register_script(_FINISH_CHECK)
 
     @classmethod
     def from_url(cls, url: str) -> Fleet:
@@ -214,6 +286,44 @@ class Fleet:
         if int(token) < 0:
             raise LeaseRefused(f"device {device_id} / attempt {attempt_id}: {msg}")
         return Lease(device_id, attempt_id, job_id, int(token))
+
+    def acquire_for_health_check(self, device_id: str, check_id: str, ttl: float) -> tuple[Lease, str]:
+        """Lease a device to a health check; returns the lease and the state it was leased in
+        ('available' or 'quarantined'). Refused while any lease (a job's) is held."""
+        token, state = self._acquire_for_check(
+            keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases",
+                  f"{P}fence:{device_id}", f"{P}attempt:{check_id}", EVENTS],
+            args=[check_id, time.time() + ttl, device_id, time.time(), EVENTS_MAXLEN, ATTEMPT_TTL_S],
+        )
+        state = _text(state)
+        if int(token) < 0:
+            raise LeaseRefused(f"device {device_id} / health check {check_id}: {state}")
+        return Lease(device_id, check_id, "health-check", int(token)), state
+
+    def finish_health_check(self, lease: Lease, verdict: str, reason: str) -> str:
+        """Release a health check's lease and apply its verdict atomically. Returns the device's
+        transition: 'released' (quarantine lifted), 'quarantined', 'unchanged' or 'lease_lost'."""
+        if verdict not in ("passed", "failed", "inconclusive"):
+            raise ValueError(f"unknown health check verdict {verdict!r}")
+        return _text(self._finish_check(
+            keys=[f"{P}device:{lease.device_id}", f"{P}lease:{lease.device_id}", f"{P}leases",
+                  f"{P}attempt:{lease.attempt_id}", f"{P}failures:{lease.device_id}", EVENTS],
+            args=[str(lease.token), lease.device_id, verdict, reason, time.time(), EVENTS_MAXLEN],
+        ))
+
+    def save_health_check(self, check_id: str, record: dict[str, Any], ttl_s: float = ATTEMPT_TTL_S) -> None:
+        """Keep a check's outcome (for `benchfarm devices check --wait`) and the device's last one."""
+        flat = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in record.items()}
+        with self.r.pipeline() as pipe:
+            pipe.hset(f"{P}health-check:{check_id}", mapping=flat)
+            pipe.expire(f"{P}health-check:{check_id}", int(ttl_s))
+            pipe.hset(f"{P}device:{record['device_id']}", mapping={
+                "health_check": flat.get("verdict", ""), "health_check_at": flat.get("finished_at", ""),
+                "health_check_detail": flat.get("detail", "")[:300]})
+            pipe.execute()
+
+    def health_check(self, check_id: str) -> dict[str, str]:
+        return self.r.hgetall(f"{P}health-check:{check_id}")
 
     def release(self, lease: Lease, attempt_state: str = "done") -> bool:
         """Give the device back; False when the lease was already reaped (fenced off)."""

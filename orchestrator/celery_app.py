@@ -1,10 +1,13 @@
 """The one Celery app: configuration and queue names. Tasks live in orchestrator.tasks.
 
 Queues are routed by name, not by task: ``device.<class>`` for benchmarks,
-``export.<platform>`` for exporters, ``coordinator`` for recording and bookkeeping.
+``device-id.<device>`` for one device's health checks, ``export.<platform>`` for
+exporters, ``coordinator`` for recording and bookkeeping.
 """
 
 from __future__ import annotations
+
+import re
 
 from celery import Celery
 from kombu import Queue
@@ -18,6 +21,14 @@ PRIORITY = {"pr": 0, "manual": 3, "nightly": 6}
 
 def device_queue(device_class: str) -> str:
     return f"device.{device_class}"
+
+
+def device_id_queue(device_id: str) -> str:
+    """The queue only one device's worker consumes (health checks): ``device-id.<sanitised id>``.
+
+    Ids like ``host:<hostname>:0`` hold ':' (the transport's priority separator), so
+    everything outside [A-Za-z0-9_.-] becomes '_'."""
+    return f"device-id.{re.sub(r'[^A-Za-z0-9_.-]', '_', device_id)}"
 
 
 def export_queue(platform: str) -> str:

@@ -3,7 +3,7 @@
 Two kinds:
 - *counters and histograms* counted where things happen: terminal jobs, retries, lease
   reaps and export cache hits in the coordinator worker; attempts, their durations,
-  step durations and quarantines in the agents' device workers;
+  step durations, quarantines and health checks in the agents' device workers;
 - *state gauges* read from the shared state at scrape time (job counts by state from
   the database, device states and queue depth per class and priority from Redis), by
   :class:`StateCollector`, so any process can serve them without double counting.
@@ -55,6 +55,8 @@ STEP_DURATION = Histogram("benchfarm_attempt_step_duration_seconds", "Duration o
                           ["step"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1200))
 QUARANTINES = Counter("benchfarm_quarantines", "Devices quarantined after repeated infrastructure failures.",
                       ["device_class"])
+HEALTH_CHECKS = Counter("benchfarm_health_checks", "Golden health checks a device worker ran, by verdict "
+                        "(passed | failed | inconclusive).", ["device_class", "outcome"])
 
 
 def observe_attempt(device_class: str, report: dict[str, Any]) -> None:

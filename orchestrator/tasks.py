@@ -1,5 +1,5 @@
 """Celery tasks: thin wrappers over domain code (orchestrator.runs, the export pipeline,
-agents.runner). Payloads are JSON: ids and plain parameters, never objects.
+agents.runner, agents.health_check). Payloads are JSON: ids and plain parameters, never objects.
 
 Heavy imports (torch, executorch) happen inside the task bodies so that a worker that
 only records results never loads them.
@@ -72,6 +72,15 @@ def run_job(payload: dict[str, Any]) -> None:
     from agents.runner import execute
 
     execute(payload)
+
+
+@app.task(name="benchfarm.health_check", acks_late=True)
+def health_check(request: dict[str, Any]) -> None:
+    """Per-device queue (``device-id.<id>``): the golden health check, run by the device's own
+    worker between its benchmarks (agents.health_check)."""
+    from agents.health_check import execute
+
+    execute(request)
 
 
 @app.task(name="benchfarm.attempt_started", **COORDINATOR_TASK)

@@ -4,12 +4,16 @@ Besides consuming its queues it runs two housekeeping loops: the lease reaper (e
 few seconds, requeues jobs whose device stopped heartbeating) when it serves the
 coordinator queue, and an exporter heartbeat per ``export.<platform>`` queue it serves,
 so the coordinator knows which exporter platforms are alive (e.g. macOS for MPS).
+A coordinator also sends the periodic golden health check to each device once per
+``BENCHFARM_HEALTH_CHECK_EVERY_S`` (orchestrator.scheduling.health; deduplicated across
+coordinators in Redis).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery.signals import worker_ready, worker_shutdown
 
@@ -18,6 +22,7 @@ from orchestrator import config, metrics, runs
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
 from orchestrator.history import drain_device_events
 from orchestrator.logs import setup_logging
+from orchestrator.scheduling import health
 
 log = logging.getLogger("benchfarm.worker")
 REAP_EVERY_S = 5.0
@@ -27,6 +32,8 @@ _stop = threading.Event()
 def _housekeeping(queues: list[str]) -> None:
     fleet = Fleet.from_url(config.redis_url())
     platforms = [q.split(".", 1)[1] for q in queues if q.startswith("export.")]
+    health_every = health.check_every_s()
+    last_health_sweep = 0.0
     while not _stop.wait(REAP_EVERY_S):
         try:
             for p in platforms:
@@ -38,6 +45,9 @@ def _housekeeping(queues: list[str]) -> None:
                 if fenced:
                     log.warning("reaped expired leases: %s", fenced)
                 outbox.send(app)
+                if time.monotonic() - last_health_sweep >= min(health.SWEEP_EVERY_S, health_every):
+                    health.periodic_sweep(fleet, app, health_every)
+                    last_health_sweep = time.monotonic()
         except Exception:
             log.warning("housekeeping failed", exc_info=True)
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
 from orchestrator.cli.export import export_command
+from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
@@ -20,6 +21,7 @@ app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iP
                   no_args_is_help=True, pretty_exceptions_enable=False)
 devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=True)
 app.add_typer(devices_app, name="devices")
+devices_app.command("check")(check_command)
 app.command("export")(export_command)
 app.command("matrix")(matrix_command)
 app.command("report")(report_command)
