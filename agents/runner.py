@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from agents import ab
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
@@ -193,24 +194,34 @@ def _execute(payload: dict[str, Any]) -> None:
                               "lease_token": lease.token}
     heartbeat = _Heartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
     heartbeat.start()
-    job: dict[str, Any] = {}
     try:
-        with timeline.step("fetch_artifact", key=payload["artifact_key"]):
-            model_path = ctx.store.get(payload["artifact_key"]).path
-        job = job_document(payload, lease.token)
         if hasattr(ctx.driver, "timeline"):
             ctx.driver.timeline = timeline  # the driver records its own steps (push, launch, pull...)
-        with timeline.step("prepare"):
-            ctx.driver.prepare(dev, job, model_path)
+        arm_runs = ab.plan_arms(payload, job_document(payload, lease.token))
+        docs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+        rounds: list[dict[str, Any]] = []
+        baseline_error = ""
         ctx.fleet.mark_busy(lease)
-        with timeline.step("run"):
-            raw = ctx.driver.run(dev, job)
-        with timeline.step("validate"):
-            doc = parse_result(raw)
-            if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
-                    job["job_id"], job["attempt_id"], job["attempt_token"]):
-                raise ContractError("result document belongs to another job/attempt/lease")
-        report.update(_classify(doc))
+        for arm_run in arm_runs:
+            if arm_run.arm == "B" and baseline_error:
+                continue  # the baseline failed once: finish the PR's own rounds without it
+            doc = _launch(ctx, dev, arm_run, timeline)
+            if doc["status"] != "ok":
+                if arm_run.arm == "A":
+                    break
+                baseline_error = f"{doc['error']['category']}: {doc['error']['message']}"
+                continue
+            docs[arm_run.arm].append(doc)
+            rounds.append(ab.round_summary(arm_run.arm, doc))
+        if doc["status"] != "ok" and arm_run.arm == "A":
+            report.update(_classify(doc))
+        else:
+            report.update(_classify(ab.merge_documents(docs["A"])))
+            if "ab" in payload:
+                report["ab"] = {"order": "".join(r["arm"] for r in rounds), "rounds": rounds,
+                                "baseline_artifact_key": payload["ab"]["baseline"]["artifact_key"],
+                                "baseline_result": ab.merge_documents(docs["B"]) if docs["B"] else None,
+                                "baseline_error": baseline_error}
     except DriverError as exc:
         report.update(outcome="infra", category=exc.category, message=str(exc))
     except ContractError as exc:
@@ -222,12 +233,6 @@ def _execute(payload: dict[str, Any]) -> None:
         report.update(outcome="infra", category="other", message=f"{type(exc).__name__}: {exc}")
     finally:
         heartbeat.stopped.set()
-        if job:
-            try:
-                with timeline.step("cleanup"):
-                    ctx.driver.cleanup(dev, job)
-            except Exception:
-                log.warning("cleanup failed on %s", dev.id, exc_info=True)
         still_ours = _retrying("releasing the lease", lambda: ctx.fleet.release(lease, "done"))
         infra = report.get("outcome") == "infra"
         if _retrying("recording the outcome", lambda: ctx.fleet.record_outcome(dev.id, infra, QUARANTINE_AFTER)):
@@ -242,6 +247,30 @@ def _execute(payload: dict[str, Any]) -> None:
     report["lease_valid_at_end"] = still_ours
     metrics.observe_attempt(dev.device_class, report)
     _send("benchfarm.record_attempt", report)
+
+
+def _launch(ctx: DeviceContext, dev: DeviceInfo, arm_run: ab.ArmRun, timeline: Timeline) -> dict[str, Any]:
+    """One harness launch: fetch the arm's artifact, prepare, run, validate, clean up."""
+    job, arm = arm_run.job, arm_run.arm
+    with timeline.step("fetch_artifact", key=arm_run.artifact_key, arm=arm):
+        model_path = ctx.store.get(arm_run.artifact_key).path
+    try:
+        with timeline.step("prepare", arm=arm):
+            ctx.driver.prepare(dev, job, model_path)
+        with timeline.step("run", arm=arm):
+            raw = ctx.driver.run(dev, job)
+        with timeline.step("validate", arm=arm):
+            doc = parse_result(raw)
+            if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
+                    job["job_id"], job["attempt_id"], job["attempt_token"]):
+                raise ContractError("result document belongs to another job/attempt/lease")
+        return doc
+    finally:
+        try:
+            with timeline.step("cleanup", arm=arm):
+                ctx.driver.cleanup(dev, job)
+        except Exception:
+            log.warning("cleanup failed on %s", dev.id, exc_info=True)
 
 
 def _gate(ctx: DeviceContext, timeline: Timeline) -> str:

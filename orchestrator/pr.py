@@ -1,30 +1,27 @@
 """PR jobs: submit a PR's cells, find each cell's baseline, give a verdict, comment on GitHub.
 
-Baseline of a cell (model × backend × device class × resolution × batch): the newest
-*finalised* run, other than the PR's own, that has results for that cell and belongs to
-the baseline branch — its ``meta.branch`` is the baseline, or it is a nightly run (the
-nightly matrix runs main) that names no other branch. Different cells may come from
-different runs; each is listed in the verdict. The statistics (Mann-Whitney + bootstrap
-CI + minimum effect) are ``orchestrator.analysis``'s; the table is ``orchestrator.reports``'.
+Which run is a cell's baseline is ``orchestrator.baselines``' rule; how a cell is compared
+(interleaved A/B in one lease, else that run's results) and the verify re-run of a
+suspected regression are ``orchestrator.verify``'s. The statistics (Mann-Whitney +
+bootstrap CI + minimum effect) are ``orchestrator.analysis``'s; the table is
+``orchestrator.reports``'.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
-from orchestrator.analysis.compare import CellComparison, compare_runs
+from orchestrator.analysis.compare import CellComparison
 from orchestrator.api.submit import RunMeta, submit_spec_text
-from orchestrator.reports.data import CellKey, RunData, RunInfo, load_run
+from orchestrator.reports.data import CellKey, RunData
 from orchestrator.reports.markdown import verdict_markdown
-from orchestrator.store.models import Job, Result, Run
+from orchestrator.verify import AB_BASIS, compare_pr_run
 
 MARKER = "<!-- benchfarm -->"
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -56,40 +53,13 @@ def submit_pr(spec_text: str, source: str, fleet: Fleet, meta: RunMeta, requeste
     return run_id
 
 
-def _on_baseline(run: Run, branch: str) -> bool:
-    meta = run.meta or {}
-    return meta.get("branch") == branch or (run.trigger == "nightly" and meta.get("branch", "main") == branch)
-
-
-def find_baselines(s: Session, candidate: RunData, branch: str = "main") -> dict[CellKey, str]:
-    """For each measured cell of ``candidate``, the run id of its newest baseline."""
-    wanted = {c.key for c in candidate.cells}
-    if not wanted:
-        return {}
-    rows = s.execute(
-        select(Job.model, Job.backend, Job.device_class, Job.input_resolution, Job.batch_size, Run)
-        .join(Result, Result.job_id == Job.id).join(Run, Run.id == Job.run_id)
-        .where(Run.finalized.is_(True), Run.id != candidate.run.id,
-               Job.model.in_({k.model for k in wanted}), Job.backend.in_({k.backend for k in wanted}))
-        .order_by(Run.created_at.desc())).all()
-    found: dict[CellKey, str] = {}
-    for *key_parts, run in rows:
-        key = CellKey(*key_parts)
-        if key in wanted and key not in found and _on_baseline(run, branch):
-            found[key] = run.id
-    return found
-
-
 def pr_verdict(s: Session, run_id: str, branch: str = "main", min_effect: float = 0.05) -> PrVerdict:
-    """Compare a PR run's cells with their baselines (raises ``reports.data.RunNotFound``)."""
-    candidate = load_run(s, run_id)
-    baselines = find_baselines(s, candidate, branch)
-    loaded = {rid: load_run(s, rid).by_key() for rid in set(baselines.values())}
-    base_cells = [loaded[rid][key] for key, rid in sorted(baselines.items())]
-    baseline = RunData(RunInfo("baseline", f"baseline {branch}", "nightly", "succeeded", datetime.min, {}),
-                       base_cells)
-    comparisons = compare_runs(baseline, candidate, min_effect)  # baseline cells are a subset of the PR's
-    return PrVerdict(run_id, _markdown(candidate, comparisons, baselines, branch), comparisons, baselines)
+    """Compare a PR run's cells with their baselines (raises ``reports.data.RunNotFound``):
+    in-lease A/B where the cell ran interleaved, else the newest baseline run; a suspected
+    regression counts only when the automatic verify re-run confirms it (``orchestrator.verify``)."""
+    found = compare_pr_run(s, run_id, branch, min_effect)
+    md = _markdown(found.candidate, found.comparisons, found.baseline_runs, branch)
+    return PrVerdict(run_id, md, found.comparisons, found.baseline_runs)
 
 
 def _markdown(candidate: RunData, comparisons: list[CellComparison], baselines: dict[CellKey, str],
@@ -97,9 +67,16 @@ def _markdown(candidate: RunData, comparisons: list[CellComparison], baselines: 
     meta = candidate.run.meta
     title = f"PR #{meta['pr']}" if meta.get("pr") else f"run `{candidate.run.id}`"
     runs = sorted(set(baselines.values()))
-    sources = ", ".join(f"`{r}`" for r in runs) if runs else f"none (no finalised `{branch}` results for these cells)"
+    ab = sum(c.basis == AB_BASIS for c in comparisons)
+    sources = ", ".join(f"`{r}`" for r in runs) if runs else (
+        "none" if ab else f"none (no finalised `{branch}` results for these cells)")
     head = [MARKER, f"## benchfarm: {title} vs `{branch}`", "",
-            f"Run `{candidate.run.id}` ({candidate.run.status}) · baseline runs: {sources}", ""]
+            f"Run `{candidate.run.id}` ({candidate.run.status}) · baseline runs: {sources}"
+            + (f" · {ab} cell(s) measured interleaved A/B with the `{branch}` artifact on the same device "
+               "in one lease" if ab else ""), ""]
+    verify = (candidate.run.meta or {}).get("verify") or {}
+    if verify.get("cells"):
+        head += [f"Suspected regressions re-run once to verify: {', '.join(verify['cells'])}.", ""]
     return "\n".join(head) + "\n" + verdict_markdown(comparisons, f"Baseline (`{branch}`)", "PR")
 
 

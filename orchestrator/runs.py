@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
 from orchestrator import celery_app as capp
-from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.artifacts import ArtifactStore, BadArtifactName
 from orchestrator.export.registry import registry
 from orchestrator.planning import plan
 from orchestrator.spec.matrix import MatrixSpec
@@ -35,6 +35,9 @@ QUARANTINE_AFTER = 3
 RETRY_BACKOFF_S = (1, 5, 20, 60)
 GOLDEN_SEED = 1234
 EXPORTER_KEY = "bf:exporters"
+VERIFY_KEY = "bf:verify:"
+VERIFY_KEY_TTL_S = 30 * 86400
+VERIFY_DECIDE_S = 60
 
 
 def new_id() -> str:
@@ -139,6 +142,9 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
                 job.state, job.reason, job.finished_at = "blocked", cell.blocked_reason, utcnow()
             s.add(job)
         s.flush()
+        if trigger == "pr":
+            _pair_with_baselines(s, run_id, (meta or {}).get("baseline") or "main", spec.parameters.ab_rounds,
+                                 store)
         for key, req in requests.items():
             art = s.get(Artifact, key)
             if art is None:
@@ -160,8 +166,32 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
                 job.state = "exporting"
             outbox.messages.append(Message("benchfarm.export", [key, _request_dict(req)],
                                            capp.export_queue(platform), priority))
-        _finalize_if_done(s, run_id, outbox)
+        _finalize_if_done(s, run_id, outbox, fleet)
     return run_id, outbox
+
+
+def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, store: ArtifactStore) -> None:
+    """Give each PR job its baseline's artifact, to run interleaved with it in one lease
+    (device-to-device and thermal drift then cancel). A cell without a stored baseline
+    artifact, or whose artifact is the baseline's own, runs plain and is compared with
+    the baseline run's results instead."""
+    from orchestrator.baselines import find_baseline_cells
+
+    jobs = list(s.scalars(select(Job).where(Job.run_id == run_id, Job.state == "queued")))
+    keys = {(j.model, j.backend, j.device_class, j.input_resolution, j.batch_size) for j in jobs}
+    found = find_baseline_cells(s, keys, branch, exclude_run=run_id)
+    for job in jobs:
+        base = found.get((job.model, job.backend, job.device_class, job.input_resolution, job.batch_size))
+        if base is None or base.artifact_key == job.artifact_key:
+            continue
+        art = s.get(Artifact, base.artifact_key)
+        try:
+            usable = art is not None and art.status == "ready" and store.exists(base.artifact_key)
+        except BadArtifactName:  # a row no exporter wrote (imported results): nothing to run
+            usable = False
+        if not usable:
+            continue
+        job.baseline_artifact_key, job.ab_rounds = base.artifact_key, rounds
 
 
 def _request_dict(req: Any) -> dict[str, Any]:
@@ -206,7 +236,7 @@ def export_done(key: str, outcome: str, meta: dict[str, Any], fleet: Fleet) -> O
                 job.reason = f"export failed: {art.reason}" if outcome == "failed" else art.reason
                 job.finished_at = utcnow()
         for run_id in {j.run_id for j in s.scalars(select(Job).where(Job.artifact_key == key))}:
-            _finalize_if_done(s, run_id, outbox)
+            _finalize_if_done(s, run_id, outbox, fleet)
     return outbox
 
 
@@ -241,6 +271,11 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
+    if base is not None and job.ab_rounds > 0:
+        payload["ab"] = {"rounds": job.ab_rounds, "baseline": {
+            "artifact_key": base.key, "model_sha256": base.file_sha256,
+            "model_file": _model_file(job.model + "-baseline", job.backend, base.key)}}
     outbox.messages.append(Message("benchfarm.run_job", [payload], capp.device_queue(job.device_class),
                                    job.priority, countdown))
     return attempt
@@ -297,6 +332,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     validate_result(doc)
                     if (doc["job_id"], doc["attempt_id"]) != (job.id, attempt.id):
                         raise ContractError("result document names another job/attempt")
+                    ab_block = _ab_block(payload.get("ab"), job, attempt)
                 except ContractError as exc:
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome == "ok":
@@ -306,7 +342,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
                              median_ms=st.median, p10_ms=st.p10, p90_ms=st.p90, mean_ms=st.mean,
                              peak_memory_bytes=doc["peak_memory_bytes"],
-                             energy_mj=doc.get("energy_mj_per_inference"), document=doc))
+                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block))
                 attempt.state = "succeeded"
                 job.state, job.finished_at, job.reason = "succeeded", utcnow(), ""
                 s.flush()  # the unique constraint speaks here, inside the transaction
@@ -323,10 +359,38 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 attempt.error_category = payload.get("category", "other")
                 attempt.error = payload.get("message", "")[:4000]
                 retried = _retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
-            _finalize_if_done(s, job.run_id, outbox)
+            _finalize_if_done(s, job.run_id, outbox, fleet)
             return RecordOutcome(True, retried=retried), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:
+    """The baseline arm of an interleaved A/B attempt, checked like the result itself
+    (raises ``ContractError``): what the verdict compares the PR's samples with."""
+    from agents.harness.contract import ContractError, validate_result
+    from orchestrator.stats import latency_stats
+
+    if not ab:
+        return None
+    if not isinstance(ab, dict) or ab.get("baseline_artifact_key") != job.baseline_artifact_key:
+        raise ContractError("A/B block does not name this job's baseline artifact")
+    order = str(ab.get("order", ""))[:64]
+    base = ab.get("baseline_result")
+    block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
+                             "baseline_artifact_key": job.baseline_artifact_key,
+                             "baseline_error": str(ab.get("baseline_error") or "")[:2000]}
+    if base is None:
+        return block
+    validate_result(base)
+    if (base["job_id"], base["attempt_id"]) != (job.id, attempt.id) or base["status"] != "ok":
+        raise ContractError("A/B baseline document names another job/attempt or is not ok")
+    st = latency_stats(base["latencies_ms"])
+    return block | {"latencies_ms": base["latencies_ms"], "median_ms": st.median, "p10_ms": st.p10,
+                    "p90_ms": st.p90, "load_time_ms": base["load_time_ms"],
+                    "peak_memory_bytes": base["peak_memory_bytes"],
+                    "energy_mj_per_inference": base.get("energy_mj_per_inference"),
+                    "simulated": bool(base["simulated"])}
 
 
 def _retry_or_fail(s: Session, job: Job, fleet: Fleet, outbox: Outbox, category: str, message: str) -> bool:
@@ -356,9 +420,25 @@ def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
             job = attempt.job
             if job.state not in JOB_TERMINAL:
                 _retry_or_fail(s, job, fleet, outbox, "device_lost", attempt.error)
-            _finalize_if_done(s, job.run_id, outbox)
+            _finalize_if_done(s, job.run_id, outbox, fleet)
             fenced.append(attempt.id)
+    finalize_stragglers(fleet, outbox)
     return fenced, outbox
+
+
+def finalize_stragglers(fleet: Fleet, outbox: Outbox) -> list[str]:
+    """Finalise runs whose jobs are all terminal but that nobody finalised: under READ
+    COMMITTED two coordinators recording a run's last two jobs at once each still see the
+    other's job open, and neither finalises. The reaper's pass closes that gap."""
+    open_job = select(Job.id).where(Job.run_id == Run.id, Job.state.not_in(JOB_TERMINAL)).exists()
+    with db_session() as s:
+        stuck = list(s.scalars(select(Run.id).where(Run.finalized.is_(False), ~open_job).limit(100)))
+    done = []
+    for run_id in stuck:
+        with db_session() as s:
+            if _finalize_if_done(s, run_id, outbox, fleet):
+                done.append(run_id)
+    return done
 
 
 # -- cancel and finalise ---------------------------------------------------------------------
@@ -384,15 +464,19 @@ def cancel(run_id: str, fleet: Fleet) -> int:
     return n
 
 
-def _finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None) -> bool:
-    """Finalise the run once, when its last job turns terminal (no Celery chords needed)."""
+def _finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, fleet: Fleet | None = None) -> bool:
+    """Finalise the run once, when its last job turns terminal (no Celery chords needed).
+    A PR run with a suspected regression first gets its verify jobs (when a fleet is at
+    hand to dispatch them) and is finalised when those are done."""
     s.flush()
     open_jobs = s.scalar(select(func.count()).select_from(Job).where(
         Job.run_id == run_id, Job.state.not_in(JOB_TERMINAL)))
     if open_jobs:
         return False
-    states = list(s.scalars(select(Job.state).where(Job.run_id == run_id)))
     run = s.get(Run, run_id)
+    if fleet is not None and outbox is not None and _request_verify(s, run, fleet, outbox):
+        return False
+    states = list(s.scalars(select(Job.state).where(Job.run_id == run_id)))
     status = run_status(states, cancelled=bool((run.meta or {}).get("cancelled")))
     counts: dict[str, int] = {}
     for st in states:
@@ -408,6 +492,49 @@ def _finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None) -> 
     return won == 1
 
 
+def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
+    """Once per PR run: re-run each cell whose first measurement looks slower than its
+    baseline (one more job, a fresh lease). True when verify jobs were dispatched.
+
+    The decision is taken exactly once: a Redis ``SET NX`` per run, so two coordinators
+    finishing the last two jobs at once add one set of jobs. The loser defers (True) while
+    the winner's transaction may still be in flight; a decision that never committed is
+    given up after ``VERIFY_DECIDE_S`` and the run is finalised without a verify round
+    (the reaper's straggler pass gets there), rather than never."""
+    import time
+
+    from orchestrator.verify import suspected_regressions
+
+    meta = dict(run.meta or {})
+    if run.trigger != "pr" or run.finalized or "verify" in meta or meta.get("cancelled"):
+        return False
+    key = f"{VERIFY_KEY}{run.id}"
+    if not fleet.r.set(key, str(time.time()), nx=True, ex=VERIFY_KEY_TTL_S):
+        return time.time() - float(fleet.r.get(key) or 0) < VERIFY_DECIDE_S
+    suspects = suspected_regressions(s, run.id, meta.get("baseline") or "main")
+    run.meta = dict(meta, verify={"cells": [k.label() for k in suspects], "requested_at": utcnow().isoformat()})
+    if not suspects:
+        return False
+    wanted = {tuple(k) for k in suspects}
+    seen: set[tuple[Any, ...]] = set()
+    for job in sorted(run.jobs, key=lambda j: j.repeat_index):
+        key = (job.model, job.backend, job.device_class, job.input_resolution, job.batch_size)
+        if key not in wanted or key in seen or job.purpose != "measure" or job.state != "succeeded":
+            continue
+        seen.add(key)
+        again = Job(id=new_id(), run_id=run.id, model=job.model, backend=job.backend,
+                    device_class=job.device_class, device_selector=job.device_selector,
+                    input_resolution=job.input_resolution, batch_size=job.batch_size, iterations=job.iterations,
+                    warmup=job.warmup, compute_units=job.compute_units, timeout_s=job.timeout_s,
+                    repeat_index=max(j.repeat_index for j in run.jobs) + 1, artifact_key=job.artifact_key,
+                    baseline_artifact_key=job.baseline_artifact_key, ab_rounds=job.ab_rounds,
+                    purpose="verify", priority=job.priority)
+        s.add(again)
+        s.flush()
+        dispatch(s, again, fleet, outbox)
+    return bool(seen)
+
+
 def run_state(run_id: str) -> dict[str, Any]:
     with db_session() as s:
         run = s.get(Run, run_id)
@@ -415,7 +542,8 @@ def run_state(run_id: str) -> dict[str, Any]:
             raise RunNotFound(run_id)
         jobs = [{"id": j.id, "model": j.model, "backend": j.backend, "device_class": j.device_class,
                  "input_resolution": j.input_resolution, "batch_size": j.batch_size, "repeat": j.repeat_index,
-                 "state": j.state, "reason": j.reason, "attempts": j.attempt_count} for j in run.jobs]
+                 "state": j.state, "reason": j.reason, "attempts": j.attempt_count, "purpose": j.purpose,
+                 "ab": bool(j.baseline_artifact_key)} for j in run.jobs]
         results = s.scalar(select(func.count()).select_from(Result).join(Job).where(Job.run_id == run_id))
         return {"id": run.id, "name": run.name, "trigger": run.trigger, "status": run.status,
                 "finalized": run.finalized, "created_at": run.created_at.isoformat(),

@@ -15,6 +15,7 @@ class CellComparison:
     candidate: Cell | None
     verdict: Verdict
     note: str = ""  # why there is no statistical verdict (missing / failed side)
+    basis: str = ""  # what the baseline side is (in-lease A/B, a stored run), when it matters
 
     @property
     def simulated(self) -> bool:

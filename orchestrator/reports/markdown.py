@@ -48,7 +48,12 @@ def side_summary(cell: Cell | None) -> str:
 def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "Baseline",
                      candidate_label: str = "PR") -> str:
     """Per cell: baseline, candidate, change, verdict — for a PR comment."""
-    lines = [f"| Cell | {baseline_label} | {candidate_label} | Change | Verdict |", "|---|---|---|---|---|"]
+    with_basis = any(c.basis for c in comparisons)
+    if with_basis:
+        lines = [f"| Cell | {baseline_label} | {candidate_label} | Change | Verdict | Compared with |",
+                 "|---|---|---|---|---|---|"]
+    else:
+        lines = [f"| Cell | {baseline_label} | {candidate_label} | Change | Verdict |", "|---|---|---|---|---|"]
     for comp in comparisons:
         v = comp.verdict
         label = cell_label(comp.key) + (f" *({SIMULATED})*" if comp.simulated else "")
@@ -58,8 +63,11 @@ def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "B
             change = f"{v.change_pct:+.1f}%"
             if v.ci:
                 change += f" (95% CI {v.ci[0]:.2f}-{v.ci[1]:.2f}×, p={v.p_value:.2g})"
-        lines.append(f"| {_cell(label)} | {side_summary(comp.baseline)} | {side_summary(comp.candidate)} | "
-                     f"{_cell(change)} | {VERDICT_ICON[v.verdict]} |")
+            if comp.note:
+                change += f"; {comp.note}"
+        row = (f"| {_cell(label)} | {side_summary(comp.baseline)} | {side_summary(comp.candidate)} | "
+               f"{_cell(change)} | {VERDICT_ICON[v.verdict]} |")
+        lines.append(row + (f" {_cell(comp.basis or '—')} |" if with_basis else ""))
     counts = {k: sum(c.verdict.verdict == k for c in comparisons) for k in VERDICT_ICON}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     out = "\n".join(lines) + f"\n\n**Summary:** {summary or 'no cells'}.\n"

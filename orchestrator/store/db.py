@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import config
 from orchestrator.store.models import Base
+from orchestrator.store.upgrade import add_missing_columns
 
 
 def engine(url: str | None = None) -> Engine:
@@ -35,6 +36,7 @@ def _engine(url: str) -> Engine:
     else:
         eng = create_engine(url, pool_pre_ping=True)
     Base.metadata.create_all(eng)
+    add_missing_columns(eng)  # a database made by an earlier benchfarm gains new columns
     return eng
 
 

@@ -71,6 +71,11 @@ class Job(Base):
     compute_units: Mapped[str] = mapped_column(String(16), default="all")
     timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     artifact_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # PR cells: the baseline's artifact, run interleaved with ours in the same lease (ABAB...)
+    baseline_artifact_key: Mapped[str] = mapped_column(String(64), default="")
+    ab_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    # measure: a cell of the spec | verify: the automatic re-run of a suspected regression
+    purpose: Mapped[str] = mapped_column(String(16), default="measure")
     state: Mapped[str] = mapped_column(String(24), default="queued", index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     priority: Mapped[int] = mapped_column(Integer, default=5)
@@ -120,6 +125,8 @@ class Result(Base):
     peak_memory_bytes: Mapped[int] = mapped_column(Integer)
     energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated result document
+    # interleaved A/B: the baseline arm measured in the same lease (order, rounds, latencies)
+    ab: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

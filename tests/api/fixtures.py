@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import point_broker_at, redis_or_skip, release_env
 
-SERVICE_REDIS_DB = 8
+SERVICE_REDIS_DB = int(os.environ.get("BENCHFARM_TEST_SERVICE_REDIS_DB", "8"))  # movable, like the core DB
 
 
 def _postgres_schema(base: str) -> Iterator[str]:

@@ -1,0 +1,74 @@
+"""Interleaved A/B and the verify re-run, end to end: a real worker, a real host agent and
+ExecuTorch on this CPU. A nightly run measures ``zoo:tiny_cnn``; a PR replaces the model
+under the same name with a much heavier one. The PR's job must run both programs ABAB in
+one lease on one device, the suspected regression must be re-run once, and the verdict
+must say slower on the strength of the in-lease comparison, confirmed by the re-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from device_inventory.fleet import Fleet
+from orchestrator import pr as prdomain
+from orchestrator import runs
+from orchestrator.api.submit import RunMeta
+from orchestrator.spec.matrix import loads_spec
+from orchestrator.store.db import session
+from orchestrator.store.models import Attempt, Job, Result, Run
+from orchestrator.verify import AB_BASIS
+from tests.conftest import Procs, wait_until
+
+CELL = "backends: [xnnpack]\ndevices: [host-cpu]\nparameters: {input_resolution: [64], warmup: 2, iterations: 30, " \
+       "timeout_s: 120, ab_rounds: 2}\n"
+NIGHTLY = "name: nightly-ab\nmodels: [tiny_cnn]\n" + CELL
+PR = "name: pr-ab\nmodels: [{name: tiny_cnn, source: 'import:tests.pr.ab_models:slower_tiny_cnn'}]\n" + CELL
+
+
+def _finalized(run_id: str) -> bool:
+    with session() as s:
+        return bool(s.get(Run, run_id).finalized)
+
+
+def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified(
+        svc_env: dict[str, str], tmp_path: Path) -> None:
+    procs = Procs(svc_env, tmp_path)
+    fleet = Fleet.from_url(svc_env["REDIS_URL"])
+    try:
+        procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
+        procs.start("agent", "agent", "--driver", "host", "--name", "ab")
+        wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 60, "the host device")
+        nightly, outbox = runs.submit(loads_spec(NIGHTLY), NIGHTLY, fleet, trigger="nightly")
+        outbox.send()
+        wait_until(lambda: _finalized(nightly), 240, "the nightly run")
+        pr_id = prdomain.submit_pr(PR, "pr.yaml", fleet, RunMeta(repo="acme/app", pr=7, baseline="main"))
+        wait_until(lambda: _finalized(pr_id), 300, "the PR run and its verify re-run")
+    finally:
+        procs.stop_all()
+    logs = procs.log("worker")[-3000:] + procs.log("agent")[-3000:]
+    with session() as s:
+        base_job = s.scalars(select(Job).where(Job.run_id == nightly)).one()
+        jobs = {j.purpose: j for j in s.scalars(select(Job).where(Job.run_id == pr_id))}
+        assert set(jobs) == {"measure", "verify"}, ([(j.purpose, j.state, j.reason) for j in jobs.values()], logs)
+        for job in jobs.values():
+            # the PR's own program, paired with the baseline's (a different artifact, same cell)
+            assert job.state == "succeeded" and job.artifact_key != base_job.artifact_key
+            assert job.baseline_artifact_key == base_job.artifact_key and job.ab_rounds == 2
+            result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
+            assert result.ab["order"] == "ABAB" and not result.ab["baseline_error"]
+            assert len(result.ab["latencies_ms"]) == len(result.document["latencies_ms"]) == 30  # 2 x 15 each
+            # one lease, one device: both arms' launches are steps of the same attempt
+            attempt = s.get(Attempt, result.attempt_id)
+            arms = [step.get("arm") for step in attempt.timeline if step["step"] == "run"]
+            assert arms == ["A", "B", "A", "B"], attempt.timeline
+            assert result.median_ms > 1.5 * result.ab["median_ms"]  # the heavier program, measured slower
+        run_meta = s.get(Run, pr_id).meta
+        verdict = prdomain.pr_verdict(s, pr_id, "main")
+    assert run_meta["verify"]["cells"] == ["tiny_cnn/xnnpack/host-cpu@64x1"]
+    (comp,) = verdict.comparisons
+    assert comp.verdict.verdict == "slower" and comp.basis == AB_BASIS, comp
+    assert "confirmed by the verify re-run" in comp.note
+    assert verdict.baseline_runs == {}  # nothing was compared with a stored run's numbers
+    text = " ".join(verdict.markdown.split())
+    assert "interleaved A/B" in text and "re-run once to verify" in text and "🔴 slower" in text
