@@ -65,9 +65,9 @@ def new_request(device_id: str, trigger: str, recheck: int = 0) -> dict[str, Any
             "recheck": recheck, "requested_at": time.time()}
 
 
-def send(app: Celery, request: dict[str, Any], countdown: float = 0.0) -> None:
+def send(app: Celery, request: dict[str, Any], countdown: float = 0.0, expires_s: float | None = None) -> None:
     app.send_task(TASK, args=[request], queue=device_id_queue(request["device_id"]), priority=0,
-                  countdown=countdown if countdown > 0 else None)
+                  countdown=countdown if countdown > 0 else None, expires=expires_s)
 
 
 def recheck_delay_s(recheck: int) -> float:
@@ -122,7 +122,8 @@ def periodic_sweep(fleet: Fleet, app: Celery, every_s: float | None = None) -> l
             first_sight, due = pipe.execute()
         if first_sight or not due:
             continue
-        send(app, new_request(device_id, "periodic"))
+        # a device whose agent is away does not pile up one stale check per period
+        send(app, new_request(device_id, "periodic"), expires_s=every)
         sent.append(device_id)
     if sent:
         log.info("periodic health checks sent to %d devices", len(sent))
