@@ -32,6 +32,12 @@ import redis
 
 DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
 P = "bf:"
+
+
+def attempt_key(attempt_id: str) -> str:
+    return f"{P}attempt:{attempt_id}"
+
+
 EVENTS = f"{P}device-events"
 # the stream is a buffer until the coordinator drains it into the database
 EVENTS_MAXLEN = 200_000
@@ -266,6 +272,7 @@ class Fleet:
 
     # -- attempts and leases ------------------------------------------------------
     def dispatch_attempt(self, attempt_id: str) -> None:
+        # written before the attempt's row commits: a missing record later means data loss
         self.r.hset(f"{P}attempt:{attempt_id}", "state", "dispatched")
         self.r.expire(f"{P}attempt:{attempt_id}", ATTEMPT_TTL_S)
 

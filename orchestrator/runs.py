@@ -10,16 +10,17 @@ an id whose row is not visible yet.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from device_inventory.fleet import Fleet
+from device_inventory.fleet import Fleet, attempt_key
 from orchestrator import celery_app as capp
 from orchestrator.export.artifacts import ArtifactStore, BadArtifactName
 from orchestrator.export.registry import registry
@@ -38,6 +39,11 @@ EXPORTER_KEY = "bf:exporters"
 VERIFY_KEY = "bf:verify:"
 VERIFY_KEY_TTL_S = 30 * 86400
 VERIFY_DECIDE_S = 60
+# attempts open this long whose Redis record is gone were lost by the broker (reap_lost)
+LOST_GRACE_S = 120
+LOST_CHECK_EVERY_S = 60
+LOST_BATCH = 5000
+_last_lost_check = 0.0
 
 
 def new_id() -> str:
@@ -78,14 +84,10 @@ class RunNotFound(LookupError):
 
 # -- exporters ------------------------------------------------------------------------
 def exporters_alive(fleet: Fleet) -> set[str]:
-    import time
-
     return {p for p, exp in fleet.r.zrangebyscore(EXPORTER_KEY, time.time(), "+inf", withscores=True)}
 
 
 def exporter_heartbeat(fleet: Fleet, platform: str, ttl: float = 30) -> None:
-    import time
-
     fleet.r.zadd(EXPORTER_KEY, {platform: time.time() + ttl})
 
 
@@ -422,8 +424,44 @@ def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
                 _retry_or_fail(s, job, fleet, outbox, "device_lost", attempt.error)
             _finalize_if_done(s, job.run_id, outbox, fleet)
             fenced.append(attempt.id)
+    global _last_lost_check
+    if time.monotonic() - _last_lost_check >= LOST_CHECK_EVERY_S:
+        _last_lost_check = time.monotonic()
+        fenced += reap_lost(fleet, outbox)
     finalize_stragglers(fleet, outbox)
     return fenced, outbox
+
+
+def reap_lost(fleet: Fleet, outbox: Outbox, grace_s: float = LOST_GRACE_S) -> list[str]:
+    """Retry attempts whose Redis record is gone: the broker lost its data (a restart
+    without persistence), and with it the queued message and any lease. An open attempt's
+    record is written before its row commits, so a missing one is never a race; without
+    this pass such a job would wait for a message that no longer exists, for ever. Should
+    the agent of a "running" one still be alive, its late report is rejected (fenced)."""
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    with db_session() as s:
+        rows = s.execute(select(Attempt.id).where(Attempt.state.in_(ATTEMPT_OPEN), Attempt.dispatched_at < cutoff)
+                         .order_by(Attempt.dispatched_at).limit(LOST_BATCH)).scalars().all()
+    if not rows:
+        return []
+    pipe = fleet.r.pipeline(transaction=False)
+    for attempt_id in rows:
+        pipe.exists(attempt_key(attempt_id))
+    lost = [a for a, present in zip(rows, pipe.execute(), strict=True) if not present]
+    done = []
+    for attempt_id in lost:
+        with db_session() as s:
+            attempt = s.get(Attempt, attempt_id)
+            if attempt is None or attempt.state not in ATTEMPT_OPEN or fleet.attempt_state(attempt_id):
+                continue
+            attempt.state, attempt.error_category, attempt.finished_at = "fenced", "broker_lost", utcnow()
+            attempt.error = "the broker lost this attempt's message and claim (Redis data loss): retried"
+            job = attempt.job
+            if job.state not in JOB_TERMINAL:
+                _retry_or_fail(s, job, fleet, outbox, "broker_lost", attempt.error)
+            _finalize_if_done(s, job.run_id, outbox, fleet)
+            done.append(attempt_id)
+    return done
 
 
 def finalize_stragglers(fleet: Fleet, outbox: Outbox) -> list[str]:
@@ -501,8 +539,6 @@ def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
     the winner's transaction may still be in flight; a decision that never committed is
     given up after ``VERIFY_DECIDE_S`` and the run is finalised without a verify round
     (the reaper's straggler pass gets there), rather than never."""
-    import time
-
     from orchestrator.verify import suspected_regressions
 
     meta = dict(run.meta or {})

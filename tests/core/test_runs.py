@@ -221,3 +221,39 @@ def test_priorities_put_pr_work_ahead_in_the_broker(fleet, bf_env):
     assert client.llen("export.linux:6") >= 1
     with session() as s:
         assert s.scalars(select(Artifact)).all()
+
+
+def test_attempts_the_broker_lost_are_retried_and_their_late_reports_rejected(fleet):
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    outbox = runs.Outbox()
+    assert runs.reap_lost(fleet, outbox) == []  # young, and its Redis record is there
+    assert runs.reap_lost(fleet, outbox, grace_s=-1) == []  # old, but the record is there: just waiting
+    fleet.r.delete(f"bf:attempt:{attempt_id}")  # Redis restarted without persistence
+    assert runs.reap_lost(fleet, outbox) == []  # within the grace period nothing is judged
+    assert runs.reap_lost(fleet, outbox, grace_s=-1) == [attempt_id]
+    with session() as s:
+        job = s.get(Job, job_id)
+        lost = s.get(Attempt, attempt_id)
+        assert (lost.state, lost.error_category) == ("fenced", "broker_lost")
+        retry = [a for a in job.attempts if a.id != attempt_id]
+        assert job.state == "waiting-for-device" and len(retry) == 1
+    assert fleet.attempt_state(retry[0].id) == "dispatched"
+    assert [m.args[0]["attempt_id"] for m in outbox.messages] == [retry[0].id]
+    late, _ = runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok",
+                                   "result": result_doc(job_id, attempt_id)}, fleet)
+    assert not late.accepted and "fenced" in late.reason
+
+
+def test_the_reaper_finalises_a_run_nobody_finalised(fleet):
+    run_id, _ = submit(fleet)
+    with session() as s:
+        for j in s.scalars(select(Job).where(Job.run_id == run_id)):
+            j.state = "failed"  # as if two coordinators recorded the last jobs and each saw the other open
+        s.get(Run, run_id).finalized = False
+    _fenced, outbox = runs.reap(fleet)
+    with session() as s:
+        run = s.get(Run, run_id)
+        assert run.finalized and run.status == "failed"
+    assert [e for e, _ in outbox.events] == ["run_finished"]
+    assert runs.finalize_stragglers(fleet, runs.Outbox()) == []
