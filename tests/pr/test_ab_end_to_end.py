@@ -63,6 +63,9 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
             arms = [step.get("arm") for step in attempt.timeline if step["step"] == "run"]
             assert arms == ["A", "B", "A", "B"], attempt.timeline
             assert result.median_ms > 1.5 * result.ab["median_ms"]  # the heavier program, measured slower
+            run_s = sum(step["duration_s"] for step in attempt.timeline if step["step"] == "run")
+            print(f"\nA/B {job.purpose}: PR median {result.median_ms:.2f} ms, baseline (same lease) "
+                  f"{result.ab['median_ms']:.2f} ms, 4 launches {run_s:.1f} s; order {result.ab['order']}")
         run_meta = s.get(Run, pr_id).meta
         verdict = prdomain.pr_verdict(s, pr_id, "main")
     assert run_meta["verify"]["cells"] == ["tiny_cnn/xnnpack/host-cpu@64x1"]
