@@ -284,10 +284,25 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
 
 
 # -- agent reports --------------------------------------------------------------------------
+def _lock_open_attempt(s: Session, attempt_id: str) -> Attempt | None:
+    """The attempt, read under a write lock, if it is still open; else None.
+
+    Every change of an attempt's state goes through here. The no-op UPDATE takes SQLite's
+    write lock / PostgreSQL's row lock (which re-checks the state once a concurrent writer
+    commits) before the row is read, so the read-modify-write that follows cannot lose a
+    concurrent one — e.g. a late ``attempt_started`` overwriting ``succeeded`` with
+    ``running`` when both messages are consumed at once after a broker restart."""
+    won = s.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN))
+                    .values(state=Attempt.state).execution_options(synchronize_session=False)).rowcount
+    if won != 1:
+        return None
+    return s.get(Attempt, attempt_id, populate_existing=True)
+
+
 def attempt_started(payload: dict[str, Any]) -> bool:
     with db_session() as s:
-        attempt = s.get(Attempt, payload["attempt_id"])
-        if attempt is None or attempt.state not in ATTEMPT_OPEN:
+        attempt = _lock_open_attempt(s, payload["attempt_id"])
+        if attempt is None:
             return False
         attempt.state = "running"
         attempt.device_id = payload.get("device_id", "")
@@ -317,7 +332,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     outbox = Outbox()
     try:
         with db_session() as s:
-            attempt = s.get(Attempt, payload["attempt_id"])
+            attempt = _lock_open_attempt(s, payload["attempt_id"]) or s.get(Attempt, payload["attempt_id"])
             if attempt is None:
                 return RecordOutcome(False, "unknown attempt"), outbox
             job = attempt.job
@@ -412,8 +427,8 @@ def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
     fenced = []
     for lease in fleet.reap_expired():
         with db_session() as s:
-            attempt = s.get(Attempt, lease.attempt_id)
-            if attempt is None or attempt.state not in ATTEMPT_OPEN:
+            attempt = _lock_open_attempt(s, lease.attempt_id)
+            if attempt is None:
                 continue
             attempt.state = "fenced"
             attempt.error_category = "device_lost"
@@ -451,8 +466,8 @@ def reap_lost(fleet: Fleet, outbox: Outbox, grace_s: float = LOST_GRACE_S) -> li
     done = []
     for attempt_id in lost:
         with db_session() as s:
-            attempt = s.get(Attempt, attempt_id)
-            if attempt is None or attempt.state not in ATTEMPT_OPEN or fleet.attempt_state(attempt_id):
+            attempt = _lock_open_attempt(s, attempt_id)
+            if attempt is None or fleet.attempt_state(attempt_id):
                 continue
             attempt.state, attempt.error_category, attempt.finished_at = "fenced", "broker_lost", utcnow()
             attempt.error = "the broker lost this attempt's message and claim (Redis data loss): retried"
@@ -490,10 +505,14 @@ def cancel(run_id: str, fleet: Fleet) -> int:
         for job in run.jobs:
             if job.state in JOB_TERMINAL:
                 continue
-            for a in job.attempts:
-                if a.state in ATTEMPT_OPEN:
-                    a.state = "cancelled"
-                    fleet.cancel_attempt(a.id)
+            opened = [a for a in job.attempts if a.state in ATTEMPT_OPEN]
+            locked = [a for a in opened if _lock_open_attempt(s, a.id) is not None]
+            s.refresh(job)  # under the locks: a report recorded meanwhile has made it terminal
+            if job.state in JOB_TERMINAL:
+                continue
+            for a in locked:
+                a.state = "cancelled"
+                fleet.cancel_attempt(a.id)
             job.state, job.reason, job.finished_at = "cancelled", "run cancelled", utcnow()
             n += 1
         run.meta = dict(run.meta or {}, cancelled=True)

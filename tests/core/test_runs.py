@@ -257,3 +257,30 @@ def test_the_reaper_finalises_a_run_nobody_finalised(fleet):
         assert run.finalized and run.status == "failed"
     assert [e for e, _ in outbox.events] == ["run_finished"]
     assert runs.finalize_stragglers(fleet, runs.Outbox()) == []
+
+
+def test_a_late_started_report_never_reopens_a_recorded_attempt(fleet):
+    """After a broker restart an agent's 'started' and 'finished' reports can be consumed at
+    once by two coordinator threads; whatever the interleaving, the attempt ends succeeded."""
+    for _ in range(12):
+        run_id, _ = submit(fleet)
+        job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+        barrier = threading.Barrier(2)
+
+        def started(attempt_id=attempt_id, barrier=barrier):
+            barrier.wait()
+            runs.attempt_started({"attempt_id": attempt_id, "device_id": "d1", "lease_token": 1})
+
+        def finished(attempt_id=attempt_id, job_id=job_id, barrier=barrier):
+            barrier.wait()
+            runs.record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok", "device_id": "d1",
+                                 "lease_token": 1, "result": result_doc(job_id, attempt_id)}, fleet)
+
+        threads = [threading.Thread(target=started), threading.Thread(target=finished)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with session() as s:
+            assert s.get(Attempt, attempt_id).state == "succeeded"
+            assert s.get(Job, job_id).state == "succeeded"
