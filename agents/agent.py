@@ -59,6 +59,11 @@ class AgentConfig:
     lease_ttl_s: float = 30.0
     heartbeat_s: float = 5.0
     env: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)  # on every device of this agent
+    device_labels: dict[str, list[str]] = field(default_factory=dict)  # device id -> its own labels
+
+    def labels_of(self, device_id: str) -> list[str]:
+        return sorted(set(self.labels) | set(self.device_labels.get(device_id, [])))
 
 
 class Agent:
@@ -77,6 +82,7 @@ class Agent:
         for name, driver in self.drivers.items():
             try:
                 for dev in driver.discover():
+                    dev.extra["labels"] = self.config.labels_of(dev.id)
                     seen[dev.id] = dev
             except Exception:
                 log.warning("discovery with driver %s failed", name, exc_info=True)
@@ -90,7 +96,8 @@ class Agent:
                 log.info("device %s (%s, %s) attached", dev_id, dev.device_class, dev.name)
             self.devices[dev_id] = dev
             self.fleet.register(dev_id, {**{k: v for k, v in dev.as_dict().items() if k != "extra"},
-                                         "agent": self.config.name}, heartbeat_ttl=DEVICE_TTL_S)
+                                         "agent": self.config.name, "labels": ",".join(dev.extra["labels"])},
+                                heartbeat_ttl=DEVICE_TTL_S)
 
     def reconcile_workers(self) -> None:
         for dev_id, dev in self.devices.items():

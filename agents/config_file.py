@@ -9,7 +9,7 @@ command's default, and a flag given on the command line overrides the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -55,11 +55,18 @@ class Drivers(StrictModel):
         return [n for n in ("host", "ios") if getattr(self, n) is not None]
 
 
+Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
 class AgentFile(StrictModel):
     name: str | None = Field(default=None, min_length=1)
     lease_ttl_s: float | None = Field(default=None, gt=0)
     host_slots: int | None = Field(default=None, ge=1)
     drivers: Drivers | None = None
+    # matched by spec selectors such as ``A15 label=lab-b``: on every device of this agent,
+    # and per device id (UDID, ``host:<name>:<slot>``)
+    labels: list[Label] | None = None
+    device_labels: dict[str, list[Label]] | None = None
 
 
 def load_agent_file(path: str | Path) -> AgentFile:
@@ -77,7 +84,8 @@ def load_agent_file(path: str | Path) -> AgentFile:
 
 
 def resolve(conf: AgentFile, *, drivers: list[str] | None = None, name: str = "", host_slots: int | None = None,
-            lease_ttl_s: float | None = None, ios: dict[str, Any] | None = None) -> AgentFile:
+            lease_ttl_s: float | None = None, ios: dict[str, Any] | None = None,
+            labels: list[str] | None = None) -> AgentFile:
     """Merge command-line flags over the file: a flag that was given (not None / "" / [])
     wins, the file fills in the rest, the built-in defaults whatever neither set.
     ``ios``: driver options from flags, merged key by key over the file's ``drivers.ios``."""
@@ -88,6 +96,8 @@ def resolve(conf: AgentFile, *, drivers: list[str] | None = None, name: str = ""
         "host_slots": host_slots if host_slots is not None else (conf.host_slots or 1),
         "lease_ttl_s": lease_ttl_s if lease_ttl_s is not None else (conf.lease_ttl_s or 30.0),
         "drivers": {d: (ios_options if d == "ios" else {}) for d in chosen},
+        "labels": sorted(set(conf.labels or []) | set(labels or [])),
+        "device_labels": conf.device_labels or {},
     }
     # through validation again: a flag's value obeys the same rules as the file's
     try:

@@ -23,7 +23,7 @@ from device_inventory.fleet import Fleet, LeaseRefused
 from orchestrator import metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
-from orchestrator.spec.matrix import os_matches
+from orchestrator.spec.matrix import labels_match, os_matches
 
 log = logging.getLogger("benchfarm.agent")
 
@@ -167,6 +167,11 @@ def _execute(payload: dict[str, Any]) -> None:
         return
     if not os_matches(payload.get("device_selector", ""), dev.os_version):
         _bounce(payload, f"{dev.id} runs {dev.os} {dev.os_version}, the job asks for {payload['device_selector']}")
+        time.sleep(BOUNCE_DELAY_S)
+        return
+    if not labels_match(payload.get("device_selector", ""), dev.extra.get("labels", [])):
+        _bounce(payload, f"{dev.id} has labels {dev.extra.get('labels', [])}, the job asks for "
+                         f"{payload['device_selector']}")
         time.sleep(BOUNCE_DELAY_S)
         return
     if dev.id in payload.get("avoid_devices", []) and int(payload.get("bounces", 0)) < AVOID_BOUNCES:

@@ -2,7 +2,9 @@
 
 Agents change device states in Redis only; capacity reporting needs the history in
 SQL. The stream id is the primary key, so a copy interrupted half-way and repeated
-inserts nothing twice; the cursor only moves after the commit.
+inserts nothing twice; the cursor only moves after the commit. A copied ``quarantined``
+event is also the ``device_quarantined`` webhook (sent by the coordinator, which has the
+webhook URL, not by the agent that quarantined the device).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet, P
+from orchestrator.notify import notify
 from orchestrator.store.db import session
 from orchestrator.store.models import DeviceEvent
 
@@ -26,6 +29,7 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
         if not events:
             return copied
         infos: dict[str, dict[str, str]] = {}
+        quarantined: list[dict[str, str]] = []
         with session() as s:
             known = set(s.scalars(select(DeviceEvent.stream_id).where(
                 DeviceEvent.stream_id.in_([eid for eid, _ in events]))))
@@ -38,4 +42,10 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
                                   host=info.get("host", ""), state=f.get("state", ""), reason=f.get("reason", ""),
                                   at=datetime.fromtimestamp(float(f.get("at", "0")), UTC).replace(tzinfo=None)))
                 copied += 1
+                if f.get("state") == "quarantined":
+                    quarantined.append({"device_id": dev, "device_class": info.get("device_class", ""),
+                                        "host": info.get("host", ""), "reason": f.get("reason", "")})
         fleet.r.set(CURSOR_KEY, events[-1][0])
+        # after the commit, once per event: the stream id is the key a second copier collides on
+        for payload in quarantined:
+            notify("device_quarantined", payload)

@@ -546,6 +546,16 @@ def _finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, fle
     if won == 1 and outbox is not None:
         outbox.events.append(("run_finished", {"run_id": run_id, "name": run.name, "trigger": run.trigger,
                                                "status": status, "jobs": counts}))
+        verify = (run.meta or {}).get("verify") or {}
+        if run.trigger == "pr" and verify.get("cells"):  # only a suspected regression can be a confirmed one
+            from orchestrator.verify import compare_pr_run
+
+            meta = run.meta or {}
+            slower = [c.key.label() for c in compare_pr_run(s, run_id, meta.get("baseline") or "main").comparisons
+                      if c.verdict.verdict == "slower"]
+            if slower:
+                outbox.events.append(("regression_found", {"run_id": run_id, "repo": meta.get("repo"),
+                                                           "pr": meta.get("pr"), "cells": slower}))
     return won == 1
 
 

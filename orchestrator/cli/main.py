@@ -115,6 +115,8 @@ def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: ho
           ios_startup_allowance: float | None = typer.Option(
               None, "--ios-startup-allowance", metavar="SECONDS",
               help="ios driver: seconds allowed for launch and model load on top of a job's timeout (default 60)"),
+          label: list[str] | None = typer.Option(
+              None, "--label", help="label for every device of this agent (spec selector 'A15 label=NAME')"),
           config_file: Path | None = typer.Option(
               None, "--config", metavar="FILE.yaml",
               help="agent config file (examples/agent.yaml); flags given explicitly override it")) -> None:
@@ -134,7 +136,7 @@ def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: ho
                  if v not in (None, "")}
     try:
         conf = resolve(load_agent_file(config_file) if config_file else AgentFile(), drivers=driver, name=name,
-                       host_slots=host_slots, lease_ttl_s=lease_ttl, ios=flags_ios)
+                       host_slots=host_slots, lease_ttl_s=lease_ttl, ios=flags_ios, labels=label)
     except SpecError as exc:
         raise fail(str(exc), code=2) from None
     assert conf.drivers is not None and conf.host_slots is not None and conf.lease_ttl_s is not None
@@ -147,7 +149,8 @@ def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: ho
         drivers["ios"] = conf.drivers.ios.options()
     # three heartbeats per lease TTL: one lost heartbeat never costs a lease
     cfg = AgentConfig(name=name or socket.gethostname(), drivers=drivers, lease_ttl_s=lease_ttl,
-                      heartbeat_s=min(5.0, lease_ttl / 3))
+                      heartbeat_s=min(5.0, lease_ttl / 3), labels=list(conf.labels or []),
+                      device_labels=dict(conf.device_labels or {}))
     Agent(cfg, fleet_or_exit()).run()
 
 
@@ -184,7 +187,7 @@ def devices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
         return
     t = Table(title="devices")
     cols = ("id", "device_class", "product_type", "os_version", "state", "battery", "thermal", "job_id",
-            "simulated")
+            "labels", "simulated")
     for c in cols:
         t.add_column(c)
     for r in rows:

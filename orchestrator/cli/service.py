@@ -84,7 +84,6 @@ def _publish_verdict(run_id: str, baseline: str, repo: str, pr: int, min_effect:
     import os
 
     from orchestrator import pr as prdomain
-    from orchestrator.notify import notify
     from orchestrator.reports.data import RunNotFound
     from orchestrator.store.db import session
 
@@ -93,9 +92,7 @@ def _publish_verdict(run_id: str, baseline: str, repo: str, pr: int, min_effect:
             verdict = prdomain.pr_verdict(s, run_id, baseline, min_effect)
     except RunNotFound as exc:
         raise fail(str(exc)) from None
-    if verdict.regressions:
-        notify("regression_found", {"run_id": run_id, "repo": repo, "pr": pr,
-                                    "cells": [c.key.label() for c in verdict.regressions]})
+    # the regression_found webhook is the coordinator's, sent once when the run is finalised
     token = os.environ.get("GITHUB_TOKEN", "")
     if token:
         try:

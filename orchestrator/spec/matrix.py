@@ -19,9 +19,11 @@ from orchestrator.spec.types import StrictModel
 from orchestrator.spec.yamlpos import load_validated, loads_validated
 
 _SELECTOR = re.compile(
-    r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?\s*$",
+    r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?"
+    r"(?P<labels>(?:\s*,?\s*label\s*=\s*[A-Za-z0-9_.-]+)*)\s*$",
     re.I,
 )
+_LABEL = re.compile(r"label\s*=\s*([A-Za-z0-9_.-]+)", re.I)
 
 
 def _resolve_backend(name: str) -> str:
@@ -64,11 +66,13 @@ class ModelRef(StrictModel):
 
 
 class DeviceSelector(StrictModel):
-    """A device class, optionally narrowed by iOS version (``A17-Pro ios>=18``)."""
+    """A device class, optionally narrowed by iOS version and device labels
+    (``A17-Pro ios>=18 label=lab-b``; every label named must be on the device)."""
 
     device_class: str
     os_op: str | None = None
     os_version: str | None = None
+    labels: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -77,20 +81,27 @@ class DeviceSelector(StrictModel):
             return value
         m = _SELECTOR.match(value)
         if not m:
-            raise ValueError(f"device selector {value!r} is not 'CLASS [ios>=VERSION]'")
+            raise ValueError(f"device selector {value!r} is not 'CLASS [ios>=VERSION] [label=NAME ...]'")
         try:
             cid = catalog().resolve_class(m["cls"]).id
         except UnknownDeviceClass as exc:
             raise ValueError(str(exc)) from None
-        return {"device_class": cid, "os_op": m["op"], "os_version": m["ver"]}
+        return {"device_class": cid, "os_op": m["op"], "os_version": m["ver"],
+                "labels": sorted(set(_LABEL.findall(m["labels"] or "")))}
 
     def label(self) -> str:
-        return self.device_class + (f" ios{self.os_op}{self.os_version}" if self.os_op else "")
+        return (self.device_class + (f" ios{self.os_op}{self.os_version}" if self.os_op else "")
+                + "".join(f" label={x}" for x in self.labels))
 
 
 def _version(text: str) -> tuple[int, ...]:
     parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
     return tuple(parts + [0] * (3 - len(parts)))  # 16.5 == 16.5.0
+
+
+def labels_match(selector_label: str, device_labels: list[str] | set[str]) -> bool:
+    """Does a device carry every ``label=NAME`` a selector label asks for?"""
+    return set(_LABEL.findall(selector_label)) <= set(device_labels)
 
 
 def os_matches(selector_label: str, os_version: str) -> bool:

@@ -86,3 +86,18 @@ def test_the_cli_exits_2_naming_the_line(tmp_path: Path) -> None:
     assert f"{path}:2: lease_ttl: Extra inputs are not permitted" in result.output.replace("\n", "")
     result = CliRunner().invoke(app, ["agent", "--ios-startup-allowance", "-1", "--driver", "ios"])
     assert result.exit_code == 2 and "startup_allowance_s" in result.output
+
+
+def test_labels_from_file_and_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, "labels: [lab-b]\ndevice_labels:\n  udid-1: [charger]\n")
+    merged = resolve(load_agent_file(path), labels=["rack-3", "lab-b"])
+    assert merged.labels == ["lab-b", "rack-3"] and merged.device_labels == {"udid-1": ["charger"]}
+    with pytest.raises(SpecError, match=r":1: labels\[0\]: "):
+        load_agent_file(write(tmp_path, "labels: ['no spaces']\n"))
+
+
+def test_agent_labels_per_device() -> None:
+    from agents.agent import AgentConfig
+
+    cfg = AgentConfig(labels=["lab-b"], device_labels={"udid-1": ["charger"]})
+    assert cfg.labels_of("udid-1") == ["charger", "lab-b"] and cfg.labels_of("other") == ["lab-b"]

@@ -114,3 +114,21 @@ def test_an_agent_killed_mid_benchmark_loses_nothing(bf_env, procs):
         assert mine.attempt_id == attempts[-1].id and f":{killed}" not in mine.device_id
     assert not [d for d in fleet.devices() if d.get("state") in ("leased", "busy")]
     print(f"\nagent SIGKILL: jobs=1 results=1 duplicates=0 lost=0 recovery={recovery:.1f}s")
+
+
+def test_a_label_selector_runs_only_on_devices_with_that_label(bf_env, procs):
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "3")
+    procs.start("plain", "agent", "--driver", "host", "--name", "plain")
+    procs.start("lab", "agent", "--driver", "host", "--name", "lab", "--label", "lab-b")
+    wait_until(lambda: len(available_hosts(fleet)) >= 2, 90, "2 host devices")
+    labelled = [d["id"] for d in fleet.devices() if d.get("labels") == "lab-b"]
+    assert len(labelled) == 1 and labelled[0].startswith("host:")
+    text = spec("labels", 4, 2).replace("devices: [host-cpu]", "devices: ['host-cpu label=lab-b']")
+    run_id = submit(fleet, text, "manual")
+    wait_until(lambda: finalized(run_id), 300, "the labelled run")
+    with session() as s:
+        results = s.scalars(select(Result).join(Job).where(Job.run_id == run_id)).all()
+        selectors = {j.device_selector for j in s.scalars(select(Job).where(Job.run_id == run_id))}
+    assert selectors == {"host-cpu label=lab-b"}
+    assert len(results) == 4 and {r.device_id for r in results} == set(labelled)

@@ -89,3 +89,15 @@ def test_os_selectors():
     assert os_matches(label, "16.2") and os_matches(label, "17.0.1") and not os_matches(label, "16.1")
     assert os_matches("A15", "12.0")
     assert not os_matches("M2 ios<16", "16.5") and os_matches("M2 ios==16.5", "16.5.0")
+
+
+def test_label_selectors():
+    from orchestrator.spec.matrix import labels_match, os_matches
+
+    spec = loads_spec(GOOD.replace('"a15"', '"A15 ios>=16.2 label=lab-b, label=charger"'))
+    label = spec.devices[1].label()
+    assert label == "A15 ios>=16.2 label=charger label=lab-b" and spec.devices[1].labels == ["charger", "lab-b"]
+    assert labels_match(label, ["lab-b", "charger", "x"]) and not labels_match(label, ["lab-b"])
+    assert os_matches(label, "16.3") and labels_match("A15", [])
+    with pytest.raises(SpecError, match=r"label=NAME"):
+        loads_spec(GOOD.replace('"a15"', '"A15 label=bad/label"'))

@@ -19,6 +19,7 @@ from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
 from orchestrator.verify import AB_BASIS
 from tests.conftest import Procs, wait_until
+from tests.webhook_sink import webhook_sink
 
 CELL = "backends: [xnnpack]\ndevices: [host-cpu]\nparameters: {input_resolution: [64], warmup: 2, iterations: 30, " \
        "timeout_s: 120, ab_rounds: 2}\n"
@@ -33,7 +34,9 @@ def _finalized(run_id: str) -> bool:
 
 def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified(
         svc_env: dict[str, str], tmp_path: Path) -> None:
-    procs = Procs(svc_env, tmp_path)
+    sink = webhook_sink()
+    hook_url, hooks = sink.__enter__()
+    procs = Procs(dict(svc_env, BENCHFARM_WEBHOOK_URL=hook_url), tmp_path)
     fleet = Fleet.from_url(svc_env["REDIS_URL"])
     try:
         procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
@@ -46,6 +49,7 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
         wait_until(lambda: _finalized(pr_id), 300, "the PR run and its verify re-run")
     finally:
         procs.stop_all()
+        sink.__exit__(None, None, None)
     logs = procs.log("worker")[-3000:] + procs.log("agent")[-3000:]
     with session() as s:
         base_job = s.scalars(select(Job).where(Job.run_id == nightly)).one()
@@ -75,3 +79,9 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
     assert verdict.baseline_runs == {}  # nothing was compared with a stored run's numbers
     text = " ".join(verdict.markdown.split())
     assert "interleaved A/B" in text and "re-run once to verify" in text and "🔴 slower" in text
+    # the coordinator's webhooks: each run finished once, the confirmed regression once
+    events = [(h["event"], h["payload"]["run_id"]) for h in hooks]
+    assert sorted(events) == sorted([("run_finished", nightly), ("run_finished", pr_id),
+                                     ("regression_found", pr_id)]), events
+    [found] = [h["payload"] for h in hooks if h["event"] == "regression_found"]
+    assert found["cells"] == ["tiny_cnn/xnnpack/host-cpu@64x1"] and (found["repo"], found["pr"]) == ("acme/app", 7)

@@ -17,6 +17,7 @@ from orchestrator.store.db import session
 from orchestrator.store.models import Run
 from tests.pr.fake_github import FakeGitHub
 from tests.reports.factory import add_cell, add_run
+from tests.webhook_sink import webhook_sink
 
 SPEC = "name: pr-cells\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [host-cpu]\n"
 
@@ -148,30 +149,9 @@ def test_cli_submit_a_pte_model(svc_env: dict[str, str], tmp_path: Path) -> None
 
 
 def test_webhook_posts_json_and_never_raises(svc_env: dict[str, str]) -> None:
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    got: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def log_message(self, *_a: object) -> None:
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    with webhook_sink() as (url, got):
         assert notify("regression_found", {"run_id": "r1"}, url)
         assert got[0]["event"] == "regression_found" and got[0]["payload"] == {"run_id": "r1"}
         assert not notify("no_such_event", {}, url)
-    finally:
-        srv.shutdown()
-        srv.server_close()
-    assert not notify("run_finished", {}, f"http://127.0.0.1:{srv.server_address[1]}/gone", timeout_s=1)
+    assert not notify("run_finished", {}, url.replace("/hook", "/gone"), timeout_s=1)  # the receiver is gone
     assert not notify("run_finished", {})  # no BENCHFARM_WEBHOOK_URL: nothing to do

@@ -1,0 +1,25 @@
+"""A quarantine copied from the device-event stream is the device_quarantined webhook, sent
+once however often the copy runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from device_inventory.fleet import Fleet
+from orchestrator.history import drain_device_events
+from tests.webhook_sink import webhook_sink
+
+
+def test_a_quarantine_is_announced_once(bf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    with webhook_sink() as (url, got):
+        monkeypatch.setenv("BENCHFARM_WEBHOOK_URL", url)
+        fleet.register("udid-1", {"device_class": "A15", "host": "mac-1"})
+        fleet.set_state("udid-1", "quarantined", "3 consecutive infrastructure failures")
+        assert drain_device_events(fleet) >= 2
+        assert drain_device_events(fleet) == 0
+        fleet.r.delete("bf:device-events:cursor")  # a copier that lost its cursor copies nothing twice
+        assert drain_device_events(fleet) == 0
+    assert [(h["event"], h["payload"]) for h in got] == [("device_quarantined", {
+        "device_id": "udid-1", "device_class": "A15", "host": "mac-1",
+        "reason": "3 consecutive infrastructure failures"})]
