@@ -206,20 +206,22 @@ def _execute(payload: dict[str, Any]) -> None:
         docs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         rounds: list[dict[str, Any]] = []
         baseline_error = ""
+        failed: dict[str, Any] | None = None  # the job's own program reported an error
         ctx.fleet.mark_busy(lease)
         for arm_run in arm_runs:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
             doc = _launch(ctx, dev, arm_run, timeline)
+            if doc["status"] != "ok" and arm_run.arm == "A":
+                failed = doc
+                break
             if doc["status"] != "ok":
-                if arm_run.arm == "A":
-                    break
                 baseline_error = f"{doc['error']['category']}: {doc['error']['message']}"
                 continue
             docs[arm_run.arm].append(doc)
             rounds.append(ab.round_summary(arm_run.arm, doc))
-        if doc["status"] != "ok" and arm_run.arm == "A":
-            report.update(_classify(doc))
+        if failed is not None:
+            report.update(_classify(failed))
         else:
             report.update(_classify(ab.merge_documents(docs["A"])))
             if "ab" in payload:
