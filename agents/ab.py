@@ -1,7 +1,8 @@
 """Interleaved A/B inside one lease: the PR's program (A) and its baseline's (B) take turns
-on the same device, ABAB..., so device-to-device differences and thermal drift hit both
-arms alike instead of masquerading as a regression (the complaint about ExecuTorch's
-benchmark CI comparing numbers from different phones on different days).
+on the same device (ABBA ABBA...: the first arm swaps every round), so device-to-device
+differences, thermal drift and launch order hit both arms alike instead of masquerading as
+a regression (the complaint about ExecuTorch's benchmark CI comparing numbers from
+different phones on different days).
 
 Each arm run is a full harness launch (warm-up included) with ``ceil(iterations / rounds)``
 iterations, so an A/B job costs about twice a plain one whatever the number of rounds.
@@ -38,8 +39,10 @@ def plan_arms(payload: dict[str, Any], job: dict[str, Any]) -> list[ArmRun]:
     a = dict(job, iterations=per_run)
     base = ab["baseline"]
     b = dict(job, iterations=per_run, model_file=base["model_file"], model_sha256=base["model_sha256"])
-    return [run for _ in range(rounds) for run in (ArmRun("A", payload["artifact_key"], a),
-                                                    ArmRun("B", base["artifact_key"], b))]
+    arm_a, arm_b = ArmRun("A", payload["artifact_key"], a), ArmRun("B", base["artifact_key"], b)
+    # ABBA ABBA...: the arm that goes first swaps every round, so a linear drift (warming
+    # up, heating up) and any first-launch advantage fall on both arms alike
+    return [run for r in range(rounds) for run in ((arm_a, arm_b) if r % 2 == 0 else (arm_b, arm_a))]
 
 
 def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ every verdict other than "within noise" is a false alarm. Each trial measures:
   - *stored baseline*: the baseline measured on a quiet machine, the PR later while other
     work loads the CPU (what comparing with last night's numbers does when the device, its
     temperature or its neighbours changed in between);
-  - *interleaved A/B*: both arms alternating ABAB in blocks, all while that load runs
-    (what ``agents/ab.py`` does inside one lease).
+  - *interleaved A/B*: both arms alternating in blocks in the agent's own order (ABBA for
+    two rounds), all while that load runs (what ``agents/ab.py`` does inside one lease).
 Both go through benchfarm's verdict (``orchestrator.analysis.regression.compare_cells``).
 The load is ``LOAD_PROCS`` busy-looping processes. Writes bench/results/ab_drift.json.
 """
@@ -51,10 +51,13 @@ def main() -> dict:
     import torch
     from executorch.runtime import Runtime
 
+    from agents import ab
     from agents.harness.contract import golden_input
     from orchestrator.analysis.regression import compare_cells
     from orchestrator.export.pipeline import ExportRequest, export_artifact
 
+    order = "".join(r.arm for r in ab.plan_arms({"artifact_key": "a", "ab": {"rounds": ROUNDS, "baseline": {
+        "artifact_key": "b", "model_file": "b.pte", "model_sha256": ""}}}, {"iterations": ITER}))
     art, _ = export_artifact(ExportRequest("mobilenet_v3_small", "zoo:mobilenet_v3_small", "xnnpack", 224))
     method = Runtime.get().load_program(str(art.path)).load_method("forward")
     x = torch.from_numpy(golden_input([1, 3, 224, 224], 1234))
@@ -75,9 +78,8 @@ def main() -> dict:
         with Load():
             pr_later = measure(ITER)
             a, b = [], []
-            for _ in range(ROUNDS):  # ABAB, each block ITER / ROUNDS iterations
-                a += measure(ITER // ROUNDS)
-                b += measure(ITER // ROUNDS)
+            for arm in order:  # the agent's own order (agents.ab.plan_arms), ITER / ROUNDS iterations a block
+                (a if arm == "A" else b).extend(measure(ITER // ROUNDS))
         stored = compare_cells(quiet_baseline, pr_later)
         paired = compare_cells(b, a)
         trials.append({"trial": trial, "stored_baseline": {"verdict": stored.verdict, "change_pct": stored.change_pct,
@@ -91,7 +93,7 @@ def main() -> dict:
     false_alarms = {k: sum(t[k]["verdict"] != "within noise" for t in trials)
                     for k in ("stored_baseline", "interleaved_ab")}
     result = {"model": "mobilenet_v3_small@224 xnnpack fp32", "same_program_both_arms": True,
-              "iterations_per_arm": ITER, "ab_rounds": ROUNDS, "load_processes": LOAD_PROCS,
+              "iterations_per_arm": ITER, "ab_rounds": ROUNDS, "order": order, "load_processes": LOAD_PROCS,
               "trials": trials, "false_alarms": false_alarms, "of": TRIALS}
     out = ROOT / "bench" / "results" / "ab_drift.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

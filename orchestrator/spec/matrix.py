@@ -121,7 +121,7 @@ class Parameters(StrictModel):
     repeats: int = Field(default=1, ge=1, le=100)
     timeout_s: int = Field(default=600, ge=1, le=24 * 3600)
     compute_units: str = "all"
-    # PR cells with a baseline artifact: A/B rounds in one lease (ABAB for 2); iterations are
+    # PR cells with a baseline artifact: A/B rounds in one lease (ABBA for 2); iterations are
     # split across the rounds so an A/B job costs about twice a plain one, not 2 x rounds
     ab_rounds: int = Field(default=2, ge=1, le=10)
 

@@ -71,7 +71,7 @@ class Job(Base):
     compute_units: Mapped[str] = mapped_column(String(16), default="all")
     timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     artifact_key: Mapped[str] = mapped_column(String(64), default="", index=True)
-    # PR cells: the baseline's artifact, run interleaved with ours in the same lease (ABAB...)
+    # PR cells: the baseline's artifact, run interleaved with ours in the same lease (ABBA...)
     baseline_artifact_key: Mapped[str] = mapped_column(String(64), default="")
     ab_rounds: Mapped[int] = mapped_column(Integer, default=0)
     # measure: a cell of the spec | verify: the automatic re-run of a suspected regression

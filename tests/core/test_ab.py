@@ -31,10 +31,11 @@ def test_plain_job_is_one_launch_of_its_own_artifact() -> None:
     assert [(r.arm, r.artifact_key, r.job["iterations"]) for r in runs] == [("A", "k" * 64, 25)]
 
 
-def test_ab_alternates_and_splits_iterations() -> None:
+def test_ab_alternates_abba_and_splits_iterations() -> None:
     runs = ab.plan_arms(PAYLOAD, JOB)
-    assert "".join(r.arm for r in runs) == "ABAB"
-    assert [r.artifact_key[0] for r in runs] == ["k", "b", "k", "b"]
+    assert "".join(r.arm for r in runs) == "ABBA"  # the first arm swaps every round
+    assert [r.artifact_key[0] for r in runs] == ["k", "b", "b", "k"]
+    assert "".join(r.arm for r in ab.plan_arms(dict(PAYLOAD, ab=dict(PAYLOAD["ab"], rounds=3)), JOB)) == "ABBAAB"
     assert {r.job["iterations"] for r in runs} == {13}  # ceil(25 / 2): each arm gets >= 25 samples
     b = runs[1].job
     assert (b["model_file"], b["model_sha256"]) == ("base.pte", "c" * 64)

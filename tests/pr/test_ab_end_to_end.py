@@ -1,6 +1,6 @@
 """Interleaved A/B and the verify re-run, end to end: a real worker, a real host agent and
 ExecuTorch on this CPU. A nightly run measures ``zoo:tiny_cnn``; a PR replaces the model
-under the same name with a much heavier one. The PR's job must run both programs ABAB in
+under the same name with a much heavier one. The PR's job must run both programs ABBA in
 one lease on one device, the suspected regression must be re-run once, and the verdict
 must say slower on the strength of the in-lease comparison, confirmed by the re-run."""
 
@@ -60,12 +60,12 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
             assert job.state == "succeeded" and job.artifact_key != base_job.artifact_key
             assert job.baseline_artifact_key == base_job.artifact_key and job.ab_rounds == 2
             result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
-            assert result.ab["order"] == "ABAB" and not result.ab["baseline_error"]
+            assert result.ab["order"] == "ABBA" and not result.ab["baseline_error"]
             assert len(result.ab["latencies_ms"]) == len(result.document["latencies_ms"]) == 30  # 2 x 15 each
             # one lease, one device: both arms' launches are steps of the same attempt
             attempt = s.get(Attempt, result.attempt_id)
             arms = [step.get("arm") for step in attempt.timeline if step["step"] == "run"]
-            assert arms == ["A", "B", "A", "B"], attempt.timeline
+            assert arms == ["A", "B", "B", "A"], attempt.timeline
             assert result.median_ms > 1.5 * result.ab["median_ms"]  # the heavier program, measured slower
             run_s = sum(step["duration_s"] for step in attempt.timeline if step["step"] == "run")
             print(f"\nA/B {job.purpose}: PR median {result.median_ms:.2f} ms, baseline (same lease) "

@@ -30,7 +30,7 @@ def _pr_run(s, medians: dict[str, float], ab_median: float | None = None) -> Run
             if ab_median is not None:
                 result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
                 lat = list(np.random.default_rng(i + 60).normal(ab_median, ab_median * 0.03, 40))
-                result.ab = {"order": "ABAB", "rounds": [], "baseline_artifact_key": "x", "baseline_error": "",
+                result.ab = {"order": "ABBA", "rounds": [], "baseline_artifact_key": "x", "baseline_error": "",
                              "latencies_ms": lat, "simulated": False}
     return run
 
