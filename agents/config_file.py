@@ -8,6 +8,8 @@ command's default, and a flag given on the command line overrides the file.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -55,7 +57,7 @@ class Drivers(StrictModel):
         return [n for n in ("host", "ios") if getattr(self, n) is not None]
 
 
-Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})?$")]
 
 
 class AgentFile(StrictModel):
@@ -81,6 +83,19 @@ def load_agent_file(path: str | Path) -> AgentFile:
              if (v := getattr(ios, k))}
     drivers = conf.drivers.model_copy(update={"ios": ios.model_copy(update=paths)})
     return conf.model_copy(update={"drivers": drivers})
+
+
+def inventory_labels() -> list[str]:
+    """Labels a host inventory gave this host (``BENCHFARM_HOST_LABELS``, written into
+    ``agent.env`` by ``benchfarm hosts bootstrap``): ``{rack: a}`` becomes ``rack:a``."""
+    raw = os.environ.get("BENCHFARM_HOST_LABELS", "")
+    try:
+        labels = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        raise SpecError([f"BENCHFARM_HOST_LABELS: not JSON: {raw[:80]!r}"]) from None
+    if not isinstance(labels, dict):
+        raise SpecError(["BENCHFARM_HOST_LABELS: must be a JSON object of key: value"])
+    return [f"{k}:{v}" for k, v in sorted(labels.items())]
 
 
 def resolve(conf: AgentFile, *, drivers: list[str] | None = None, name: str = "", host_slots: int | None = None,

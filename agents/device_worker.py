@@ -21,7 +21,7 @@ from agents.protocols import DeviceInfo
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import app, device_id_queue, device_queue
-from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.remote import RemoteArtifactStore
 from orchestrator.logs import bind_process, setup_logging
 
 
@@ -31,7 +31,7 @@ def main() -> int:
     device = DeviceInfo(**info)
     driver = make_driver(device.driver, **options)
     runner.install(runner.DeviceContext(
-        driver=driver, device=device, fleet=Fleet.from_url(config.redis_url()), store=ArtifactStore(),
+        driver=driver, device=device, fleet=Fleet.from_url(config.redis_url()), store=RemoteArtifactStore.from_env(),
         lease_ttl=float(os.environ.get("BENCHFARM_LEASE_TTL", "30")),
         heartbeat_every=float(os.environ.get("BENCHFARM_HEARTBEAT_S", "5")),
         cool_down_max_s=float(os.environ.get("BENCHFARM_COOL_DOWN_MAX_S", "120")),

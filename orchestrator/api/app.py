@@ -1,6 +1,7 @@
 """The FastAPI application: ``create_app()``; served by ``benchfarm api`` (uvicorn).
 
-Routes: ``/runs`` (submit, list, get, matrix, cancel), ``/runs/pte`` (upload), ``/devices``,
+Routes: ``/runs`` (submit, list, get, matrix, cancel), ``/runs/pte`` (upload), ``/artifacts/{key}``
+(agents on other hosts download programs; token required), ``/devices``,
 ``/capacity``, ``/health``, ``/openapi.json`` + ``/docs``. Auth: see :mod:`orchestrator.api.auth`
 (writes need a bearer token, reads are open). Optional parts — the ``/ui`` dashboard and
 the ``/metrics`` exposition — are mounted when their modules import, so the API works
@@ -20,7 +21,7 @@ from sqlalchemy import text
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.api import runs, uploads
+from orchestrator.api import artifacts, runs, uploads
 from orchestrator.export.sources import BadSource
 from orchestrator.spec.yamlpos import SpecError
 from orchestrator.store import db
@@ -65,6 +66,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
     app.add_exception_handler(BadSource, _bad_input)
     app.include_router(uploads.router)  # before /runs/{run_id} routes: "/runs/pte" is a literal path
     app.include_router(runs.router)
+    app.include_router(artifacts.router)
 
     @app.get("/devices", tags=["fleet"])
     def devices(request: Request) -> list[dict[str, Any]]:

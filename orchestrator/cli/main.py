@@ -125,7 +125,7 @@ def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: ho
     import socket
 
     from agents.agent import Agent, AgentConfig
-    from agents.config_file import AgentFile, load_agent_file, resolve
+    from agents.config_file import AgentFile, inventory_labels, load_agent_file, resolve
     from orchestrator.spec.yamlpos import SpecError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -136,7 +136,8 @@ def agent(driver: list[str] | None = typer.Option(None, help="drivers to use: ho
                  if v not in (None, "")}
     try:
         conf = resolve(load_agent_file(config_file) if config_file else AgentFile(), drivers=driver, name=name,
-                       host_slots=host_slots, lease_ttl_s=lease_ttl, ios=flags_ios, labels=label)
+                       host_slots=host_slots, lease_ttl_s=lease_ttl, ios=flags_ios,
+                       labels=[*(label or []), *inventory_labels()])
     except SpecError as exc:
         raise fail(str(exc), code=2) from None
     assert conf.drivers is not None and conf.host_slots is not None and conf.lease_ttl_s is not None

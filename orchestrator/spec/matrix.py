@@ -20,10 +20,11 @@ from orchestrator.spec.yamlpos import load_validated, loads_validated
 
 _SELECTOR = re.compile(
     r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?"
-    r"(?P<labels>(?:\s*,?\s*label\s*=\s*[A-Za-z0-9_.-]+)*)\s*$",
+    r"(?P<labels>(?:\s*,?\s*label\s*=\s*[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?)*)\s*$",
     re.I,
 )
-_LABEL = re.compile(r"label\s*=\s*([A-Za-z0-9_.-]+)", re.I)
+# a label is a name (``lab-b``) or a host inventory's key:value (``rack:a``)
+_LABEL = re.compile(r"label\s*=\s*([A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?)", re.I)
 
 
 def _resolve_backend(name: str) -> str:

@@ -101,3 +101,18 @@ def test_agent_labels_per_device() -> None:
 
     cfg = AgentConfig(labels=["lab-b"], device_labels={"udid-1": ["charger"]})
     assert cfg.labels_of("udid-1") == ["charger", "lab-b"] and cfg.labels_of("other") == ["lab-b"]
+
+
+def test_host_inventory_labels_become_key_value_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.config_file import inventory_labels
+    from orchestrator.spec.matrix import labels_match, loads_spec
+
+    monkeypatch.setenv("BENCHFARM_HOST_LABELS", '{"usb_hub": "anker-10", "rack": "a"}')
+    labels = inventory_labels()
+    assert labels == ["rack:a", "usb_hub:anker-10"]
+    assert resolve(AgentFile(), labels=labels).labels == labels  # valid agent labels
+    spec = loads_spec("name: s\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: ['A15 label=rack:a']\n")
+    assert labels_match(spec.devices[0].label(), labels) and not labels_match("A15 label=rack:b", labels)
+    monkeypatch.setenv("BENCHFARM_HOST_LABELS", "[1, 2]")
+    with pytest.raises(SpecError, match="JSON object"):
+        inventory_labels()
