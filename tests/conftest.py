@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +56,12 @@ def point_broker_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     reset_broker_pool()
 
 
+@contextmanager
 def service_env(tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch, redis_db: int,
-                **extra: str) -> tuple[dict[str, str], redis.Redis]:
+                **extra: str) -> Iterator[dict[str, str]]:
     """Point this process (env, Celery) at a flushed Redis DB, a private SQLite file (or a
     reset PostgreSQL schema when DATABASE_URL is set) and an artifact store; the dict is
-    the environment for child processes. Undo with :func:`release_env`."""
+    the environment for child processes; the DB is flushed again on the way out."""
     url = redis_or_skip(redis_db)
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -70,7 +73,10 @@ def service_env(tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     point_broker_at(url, monkeypatch)
-    return dict(os.environ), client
+    try:
+        yield dict(os.environ)
+    finally:
+        release_env(client)
 
 
 def release_env(client: redis.Redis) -> None:
@@ -81,9 +87,8 @@ def release_env(client: redis.Redis) -> None:
 @pytest.fixture
 def bf_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The core suites' environment (Redis DB CORE_REDIS_DB)."""
-    env, client = service_env(tmp_path, shared_artifacts, monkeypatch, CORE_REDIS_DB)
-    yield env
-    release_env(client)
+    with service_env(tmp_path, shared_artifacts, monkeypatch, CORE_REDIS_DB) as env:
+        yield env
 
 
 def _reset_postgres(url: str) -> None:
@@ -110,6 +115,12 @@ class Procs:
         self.procs.append((name, proc))
         return proc
 
+    def __enter__(self) -> Procs:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_all()
+
     def log(self, name: str) -> str:
         return (self.logdir / f"{name}.log").read_text(errors="replace")
 
@@ -130,9 +141,14 @@ class Procs:
 
 @pytest.fixture
 def procs(bf_env: dict[str, str], tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(bf_env, tmp_path)
-    yield p
-    p.stop_all()
+    with Procs(bf_env, tmp_path) as p:
+        yield p
+
+
+def free_port(addr: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:

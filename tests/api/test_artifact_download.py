@@ -4,7 +4,6 @@ with an empty local store runs a job whose program only the coordinator has."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,22 +22,16 @@ from orchestrator.export.remote import RemoteArtifactStore
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Result, Run
-from tests.conftest import Procs, wait_until
+from tests.conftest import Procs, free_port, wait_until
 
 KEY = "ab" * 32
 PROGRAM = b"\x1c\x00\x00\x00ET12" + bytes(range(256)) * 40
 GOLDEN = {"shape": [1, 10], "values": [0.1, -2.5, 3.25], "top1": 2}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def api_url(svc_env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -85,7 +78,7 @@ def test_no_token_wrong_token_unknown_key_corrupt_copy(api_url: str, tmp_path: P
 
 
 def test_an_agent_without_the_store_runs_a_job_from_the_api(svc_env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     token = auth.create_token("remote-agent")
     coordinator = Procs(svc_env, tmp_path)
     remote_env = dict(svc_env, BENCHFARM_ARTIFACTS=str(tmp_path / "agent-cache"),

@@ -12,8 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from device_inventory.fleet import Fleet
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Run
-from tests.conftest import wait_until
-from tests.observability.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 SPEC = """\
 name: obs

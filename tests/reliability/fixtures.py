@@ -11,21 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Procs, release_env, service_env
+from tests.conftest import Procs, service_env
 
 RELIABILITY_REDIS_DB = 9
 
 
 @pytest.fixture
 def rel_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    env, client = service_env(tmp_path, shared_artifacts, monkeypatch, RELIABILITY_REDIS_DB,
-                              HOME=str(tmp_path / "home"))
-    yield env
-    release_env(client)
+    with service_env(tmp_path, shared_artifacts, monkeypatch, RELIABILITY_REDIS_DB, HOME=str(tmp_path / "home")) as env:
+        yield env
 
 
 @pytest.fixture
 def rel_procs(rel_env: dict[str, str], tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(rel_env, tmp_path)
-    yield p
-    p.stop_all()
+    with Procs(rel_env, tmp_path) as p:
+        yield p

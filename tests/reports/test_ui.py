@@ -5,7 +5,6 @@ driver or selenium is absent; never downloads a browser."""
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from orchestrator.reports.build import build_report
 from orchestrator.reports.html import report_html
 from orchestrator.reports.ui import router
 from orchestrator.store.db import engine
+from tests.conftest import free_port
 
 from .factory import seed_run
 
@@ -94,15 +94,9 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(sqlite_db: tuple[Session, str], fleet: Fleet | None) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
