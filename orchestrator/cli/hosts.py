@@ -102,8 +102,12 @@ def bootstrap(host: str, inventory: InventoryOpt = DEFAULT_INVENTORY, known_host
               pip_args: Annotated[str, typer.Option(help="extra pip install arguments, e.g. --no-deps")] = "",
               system_site_packages: Annotated[bool, typer.Option(help="venv sees host packages")] = False,
               redis_url: RedisOpt = None, connect_timeout: ConnectOpt = 10.0,
-              command_timeout: CommandOpt = 900.0, retries: RetriesOpt = 1) -> None:
+              command_timeout: CommandOpt = 900.0, retries: RetriesOpt = 1,
+              artifact_url: Annotated[str, typer.Option(
+                  help="coordinator API the agent downloads programs from (default $BENCHFARM_ARTIFACT_URL; "
+                       "the token comes from $BENCHFARM_API_TOKEN, never from the command line)")] = "") -> None:
     """Install the agent on HOST (wheel, venv, config, service) and start it; idempotent."""
+    import os
     import tempfile
 
     from orchestrator.fleetops.bootstrap import bootstrap as run_bootstrap
@@ -118,8 +122,12 @@ def bootstrap(host: str, inventory: InventoryOpt = DEFAULT_INVENTORY, known_host
                 wheel = build_wheel(source, Path(tmp))
             elif not wheel.is_file():
                 raise fail(f"--wheel {wheel}: no such file", code=2)
+            artifact_url = artifact_url or os.environ.get("BENCHFARM_ARTIFACT_URL", "")
+            api_token = os.environ.get("BENCHFARM_API_TOKEN", "")
+            if artifact_url and not api_token:
+                raise fail("--artifact-url needs $BENCHFARM_API_TOKEN (benchfarm tokens create NAME)", code=2)
             report = run_bootstrap(target, ctx.known_hosts, wheel, redis_url or config.redis_url(),
-                                   shlex.split(pip_args), system_site_packages, ctx.timeouts)
+                                   shlex.split(pip_args), system_site_packages, ctx.timeouts, artifact_url, api_token)
         except FleetOpsError as exc:
             raise fail(str(exc)) from None
     for note in report.notes:

@@ -188,7 +188,7 @@ def devices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
         return
     t = Table(title="devices")
     cols = ("id", "device_class", "product_type", "os_version", "state", "battery", "thermal", "job_id",
-            "labels", "simulated")
+            "labels", "health_check", "simulated")
     for c in cols:
         t.add_column(c)
     for r in rows:

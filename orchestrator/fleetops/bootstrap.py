@@ -76,8 +76,10 @@ def build_wheel(source: Path, out_dir: Path, timeout: float = 600.0) -> Path:
 
 
 def bootstrap(host: Host, known_hosts: str, wheel: Path, redis_url: str, pip_args: list[str] | None = None,
-              system_site_packages: bool = False, timeouts: Timeouts | None = None) -> BootstrapReport:
-    """Install or update the agent on ``host`` from ``wheel``; start it as a service."""
+              system_site_packages: bool = False, timeouts: Timeouts | None = None, artifact_url: str = "",
+              api_token: str = "") -> BootstrapReport:
+    """Install or update the agent on ``host`` from ``wheel``; start it as a service.
+    ``artifact_url``/``api_token``: the agent fetches programs from the coordinator's API."""
     if "agent" not in host.roles:
         raise FleetOpsError(host.name, f"has roles {host.roles}, not 'agent': nothing to bootstrap")
     report = BootstrapReport(host.name)
@@ -98,7 +100,8 @@ def bootstrap(host: Host, known_hosts: str, wheel: Path, redis_url: str, pip_arg
                                 "background process with a pid file (not restarted after a reboot)")
         files = {
             fixed[0]: (None, 0o644, "wheel"),
-            layout.env_file: (units.agent_env(host, layout, redis_url).encode(), 0o600, "agent config"),
+            layout.env_file: (units.agent_env(host, layout, redis_url, artifact_url, api_token).encode(), 0o600,
+                              "agent config"),
             layout.launcher: (units.render_launcher(host, layout).encode(), 0o755, "agent launcher"),
             layout.unit_path(mode): (units.render_unit(host, layout, mode).encode(), 0o755, "service unit"),
             layout.service_json: (json.dumps({"mode": mode}).encode(), 0o644, "service mode"),

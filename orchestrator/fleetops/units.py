@@ -144,8 +144,10 @@ def agent_argv(host: Host, layout: Layout) -> list[str]:
     return [layout.benchfarm, "agent", "--name", host.name, *drivers]
 
 
-def agent_env(host: Host, layout: Layout, redis_url: str) -> str:
-    """``agent.env``: sourced by the launcher. Mode 0600 (the broker URL may hold a password)."""
+def agent_env(host: Host, layout: Layout, redis_url: str, artifact_url: str = "", api_token: str = "") -> str:
+    """``agent.env``: sourced by the launcher. Mode 0600 (the broker URL may hold a password,
+    and the API token is a secret). With ``artifact_url`` the agent downloads programs from
+    the coordinator's API instead of reading a shared store path."""
     env = {
         "REDIS_URL": redis_url,
         "BENCHFARM_AGENT_NAME": host.name,
@@ -153,6 +155,8 @@ def agent_env(host: Host, layout: Layout, redis_url: str) -> str:
         "BENCHFARM_DEVICE_CLASSES": ",".join(host.device_classes),
         "BENCHFARM_HOST_LABELS": json.dumps(host.labels, sort_keys=True),
     }
+    if artifact_url:
+        env |= {"BENCHFARM_ARTIFACT_URL": artifact_url, "BENCHFARM_API_TOKEN": api_token}
     lines = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
     header = "# Written by `benchfarm hosts bootstrap`; local edits are overwritten."
     return "\n".join([header, *lines]) + "\n"

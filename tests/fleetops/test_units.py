@@ -67,6 +67,11 @@ def test_launcher_sources_env_and_picks_drivers(tmp_path):
     out = subprocess.run(["sh", "-c", f". {env}; printf '%s|%s|%s' \"$REDIS_URL\" \"$BENCHFARM_AGENT_NAME\" "
                           "\"$BENCHFARM_HOST_LABELS\""], capture_output=True, text=True, timeout=10).stdout
     assert out == "redis://:p$w d'q@redis:6379/0|mac-1|{\"rack\": \"a\"}"
+    assert "BENCHFARM_ARTIFACT_URL" not in env.read_text()  # shared store path unless asked
+    env.write_text(units.agent_env(HOST, LAYOUT, "redis://r/0", "http://coord:8000", "bf_x.y'z"))
+    out = subprocess.run(["sh", "-c", f". {env}; printf '%s|%s' \"$BENCHFARM_ARTIFACT_URL\" \"$BENCHFARM_API_TOKEN\""],
+                         capture_output=True, text=True, timeout=10).stdout
+    assert out == "http://coord:8000|bf_x.y'z"
     launcher = units.render_launcher(HOST, LAYOUT)
     assert f". {LAYOUT.env_file}\n" in launcher and launcher.endswith(f"exec {bench} agent --name mac-1 "
                                                                       "--driver ios\n")
