@@ -13,6 +13,7 @@ beside it as the ``ab`` block of the report.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,14 +67,8 @@ def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return validate_result(merged)
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
 def round_summary(arm: str, doc: dict[str, Any]) -> dict[str, Any]:
     """What the report keeps of each launch: enough to see drift between rounds."""
-    return {"arm": arm, "median_ms": _median(doc["latencies_ms"]), "iterations": len(doc["latencies_ms"]),
+    return {"arm": arm, "median_ms": statistics.median(doc["latencies_ms"]), "iterations": len(doc["latencies_ms"]),
             "thermal_before": doc.get("thermal_before", "unknown"),
             "thermal_after": doc.get("thermal_after", "unknown")}

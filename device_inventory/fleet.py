@@ -273,21 +273,21 @@ class Fleet:
     # -- attempts and leases ------------------------------------------------------
     def dispatch_attempt(self, attempt_id: str) -> None:
         # written before the attempt's row commits: a missing record later means data loss
-        self.r.hset(f"{P}attempt:{attempt_id}", "state", "dispatched")
-        self.r.expire(f"{P}attempt:{attempt_id}", ATTEMPT_TTL_S)
+        self.r.hset(attempt_key(attempt_id), "state", "dispatched")
+        self.r.expire(attempt_key(attempt_id), ATTEMPT_TTL_S)
 
     def attempt_state(self, attempt_id: str) -> str | None:
-        return self.r.hget(f"{P}attempt:{attempt_id}", "state")
+        return self.r.hget(attempt_key(attempt_id), "state")
 
     def cancel_attempt(self, attempt_id: str) -> None:
-        self.r.hset(f"{P}attempt:{attempt_id}", "state", "cancelled")
+        self.r.hset(attempt_key(attempt_id), "state", "cancelled")
 
     def acquire(self, device_id: str, attempt_id: str, job_id: str, ttl: float) -> Lease:
         """Lease a device to an attempt; the attempt must still be 'dispatched' (not fenced,
         not already claimed by a redelivered copy of the same message)."""
         token, msg = self._acquire(
             keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases",
-                  f"{P}fence:{device_id}", f"{P}attempt:{attempt_id}", EVENTS],
+                  f"{P}fence:{device_id}", attempt_key(attempt_id), EVENTS],
             args=[attempt_id, job_id, time.time() + ttl, device_id, time.time(), EVENTS_MAXLEN],
         )
         if int(token) < 0:
@@ -299,7 +299,7 @@ class Fleet:
         ('available' or 'quarantined'). Refused while any lease (a job's) is held."""
         token, state = self._acquire_for_check(
             keys=[f"{P}device:{device_id}", f"{P}lease:{device_id}", f"{P}leases",
-                  f"{P}fence:{device_id}", f"{P}attempt:{check_id}", EVENTS],
+                  f"{P}fence:{device_id}", attempt_key(check_id), EVENTS],
             args=[check_id, time.time() + ttl, device_id, time.time(), EVENTS_MAXLEN, ATTEMPT_TTL_S],
         )
         state = _text(state)
@@ -314,7 +314,7 @@ class Fleet:
             raise ValueError(f"unknown health check verdict {verdict!r}")
         return _text(self._finish_check(
             keys=[f"{P}device:{lease.device_id}", f"{P}lease:{lease.device_id}", f"{P}leases",
-                  f"{P}attempt:{lease.attempt_id}", f"{P}failures:{lease.device_id}", EVENTS],
+                  attempt_key(lease.attempt_id), f"{P}failures:{lease.device_id}", EVENTS],
             args=[str(lease.token), lease.device_id, verdict, reason, time.time(), EVENTS_MAXLEN],
         ))
 
@@ -336,7 +336,7 @@ class Fleet:
         """Give the device back; False when the lease was already reaped (fenced off)."""
         return bool(self._release(
             keys=[f"{P}device:{lease.device_id}", f"{P}lease:{lease.device_id}", f"{P}leases",
-                  f"{P}attempt:{lease.attempt_id}", EVENTS],
+                  attempt_key(lease.attempt_id), EVENTS],
             args=[str(lease.token), lease.device_id, attempt_state, time.time(), EVENTS_MAXLEN],
         ))
 

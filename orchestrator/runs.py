@@ -178,12 +178,12 @@ def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, stor
     artifact, or whose artifact is the baseline's own, runs plain and is compared with
     the baseline run's results instead."""
     from orchestrator.baselines import find_baseline_cells
+    from orchestrator.reports.data import CellKey
 
     jobs = list(s.scalars(select(Job).where(Job.run_id == run_id, Job.state == "queued")))
-    keys = {(j.model, j.backend, j.device_class, j.input_resolution, j.batch_size) for j in jobs}
-    found = find_baseline_cells(s, keys, branch, exclude_run=run_id)
+    found = find_baseline_cells(s, {CellKey.of(j) for j in jobs}, branch, exclude_run=run_id)
     for job in jobs:
-        base = found.get((job.model, job.backend, job.device_class, job.input_resolution, job.batch_size))
+        base = found.get(CellKey.of(job))
         if base is None or base.artifact_key == job.artifact_key:
             continue
         art = s.get(Artifact, base.artifact_key)
@@ -568,6 +568,7 @@ def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
     the winner's transaction may still be in flight; a decision that never committed is
     given up after ``VERIFY_DECIDE_S`` and the run is finalised without a verify round
     (the reaper's straggler pass gets there), rather than never."""
+    from orchestrator.reports.data import CellKey
     from orchestrator.verify import suspected_regressions
 
     meta = dict(run.meta or {})
@@ -580,10 +581,11 @@ def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
     run.meta = dict(meta, verify={"cells": [k.label() for k in suspects], "requested_at": utcnow().isoformat()})
     if not suspects:
         return False
-    wanted = {tuple(k) for k in suspects}
-    seen: set[tuple[Any, ...]] = set()
+    wanted = set(suspects)
+    seen: set[CellKey] = set()
+    next_repeat = max(j.repeat_index for j in run.jobs) + 1
     for job in sorted(run.jobs, key=lambda j: j.repeat_index):
-        key = (job.model, job.backend, job.device_class, job.input_resolution, job.batch_size)
+        key = CellKey.of(job)
         if key not in wanted or key in seen or job.purpose != "measure" or job.state != "succeeded":
             continue
         seen.add(key)
@@ -591,7 +593,7 @@ def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
                     device_class=job.device_class, device_selector=job.device_selector,
                     input_resolution=job.input_resolution, batch_size=job.batch_size, iterations=job.iterations,
                     warmup=job.warmup, compute_units=job.compute_units, timeout_s=job.timeout_s,
-                    repeat_index=max(j.repeat_index for j in run.jobs) + 1, artifact_key=job.artifact_key,
+                    repeat_index=next_repeat, artifact_key=job.artifact_key,
                     baseline_artifact_key=job.baseline_artifact_key, ab_rounds=job.ab_rounds,
                     purpose="verify", priority=job.priority)
         s.add(again)

@@ -45,8 +45,7 @@ def _samples(s: Session, run_id: str) -> dict[tuple[CellKey, str], _Samples]:
     rows = s.execute(select(Job, Result).outerjoin(Result, Result.job_id == Job.id)
                      .where(Job.run_id == run_id).order_by(Job.repeat_index)).all()
     for job, result in rows:
-        key = CellKey(job.model, job.backend, job.device_class, job.input_resolution, job.batch_size)
-        smp = out[(key, job.purpose)]
+        smp = out[(CellKey.of(job), job.purpose)]
         smp.jobs += 1
         if result is None:
             continue
@@ -90,7 +89,7 @@ def compare_pr_run(s: Session, run_id: str, branch: str = "main",
     samples = _samples(s, run_id)
     cells = candidate.by_key()
     found = find_baseline_cells(s, cells.keys(), branch, exclude_run=run_id)
-    hist_runs = {CellKey(*k): v.run_id for k, v in found.items()}
+    hist_runs = {k: v.run_id for k, v in found.items()}
     loaded = {rid: load_run(s, rid).by_key() for rid in set(hist_runs.values())}
     comparisons, used_runs = [], {}
     for key in sorted(cells):

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.capacity.queueing import makespan_bounds
 from orchestrator.planning import Cell, plan
+from orchestrator.reports.data import CellKey
 from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result
@@ -65,9 +66,6 @@ class Estimate:
     source: str  # "measured (n=..)" | SEED_LABEL | "unknown"
 
 
-CellKey = tuple[str, str, str, int, int]
-
-
 def measured_samples() -> dict[CellKey, list[tuple[float, float, int]]]:
     """(model, backend, class, resolution, batch) -> [(attempt seconds, median ms, warm-up+iterations)]."""
     out: dict[CellKey, list[tuple[float, float, int]]] = defaultdict(list)
@@ -76,13 +74,13 @@ def measured_samples() -> dict[CellKey, list[tuple[float, float, int]]]:
                          .join(Job, Job.id == Result.job_id).where(Attempt.started_at.is_not(None),
                                                                    Attempt.finished_at.is_not(None)))
         for job, att, med in rows:
-            key = (job.model, job.backend, job.device_class, job.input_resolution, job.batch_size)
-            out[key].append(((att.finished_at - att.started_at).total_seconds(), med, job.warmup + job.iterations))
+            seconds = (att.finished_at - att.started_at).total_seconds()
+            out[CellKey.of(job)].append((seconds, med, job.warmup + job.iterations))
     return out
 
 
 def estimate(cell: Cell, runs: int, samples: dict[CellKey, list[tuple[float, float, int]]]) -> Estimate:
-    key = (cell.model, cell.backend, cell.device_class, cell.input_resolution, cell.batch_size)
+    key = CellKey.of(cell)
     if rows := samples.get(key):
         per_job = [max(0.0, total - n * med / 1000) + runs * med / 1000 for total, med, n in rows]
         return Estimate(median(per_job), f"measured (n={len(rows)})")

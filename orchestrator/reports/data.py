@@ -40,6 +40,11 @@ class CellKey(NamedTuple):
     def label(self) -> str:
         return f"{self.model}/{self.backend}/{self.device_class}@{self.input_resolution}x{self.batch_size}"
 
+    @classmethod
+    def of(cls, job: Any) -> CellKey:
+        """The cell of anything with the five fields: a job row, a planned cell."""
+        return cls(job.model, job.backend, job.device_class, job.input_resolution, job.batch_size)
+
 
 @dataclass
 class Cell:
@@ -187,7 +192,7 @@ def load_run(session: Session, run_id: str) -> RunData:
     arts = {a.key: a for a in session.scalars(select(Artifact).where(Artifact.key.in_(keys)))} if keys else {}
     groups: dict[CellKey, list[Job]] = defaultdict(list)
     for j in jobs:
-        groups[CellKey(j.model, j.backend, j.device_class, j.input_resolution, j.batch_size)].append(j)
+        groups[CellKey.of(j)].append(j)
     cells = [
         _build_cell(key, group, results, next((arts[j.artifact_key] for j in group if j.artifact_key in arts),
                                               None))
