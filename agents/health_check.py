@@ -37,14 +37,13 @@ passed on a quarantined device = available again with the failure counter reset 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.harness.contract import ContractError, parse_result, validate_job
+from agents.harness.contract import ContractError, validate_job
 from agents.protocols import DriverError
-from agents.runner import DeviceContext, current
+from agents.runner import DeviceContext, LeaseHeartbeat, current, launch
 from agents.timeline import Timeline
 from device_inventory.fleet import Lease, LeaseRefused
 from orchestrator import config, metrics
@@ -150,21 +149,6 @@ def judge_output(store: ArtifactStore, artifact: StoredArtifact, backend: Backen
     return True, f"matched: max |error| {error:.3g} <= {tolerance:.3g}", comparison
 
 
-class _LeaseKeeper(threading.Thread):
-    """Heartbeats the check's lease while the driver works (as the runner's heartbeat does)."""
-
-    def __init__(self, ctx: DeviceContext):
-        super().__init__(daemon=True, name="health-check-lease")
-        self.ctx, self.stopped = ctx, threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.ctx.heartbeat_every):
-            try:
-                self.ctx.fleet.heartbeat(self.ctx.device.id, self.ctx.lease_ttl, lease_ttl=self.ctx.lease_ttl)
-            except Exception:  # Redis blip: the lease may expire; finish_health_check then changes nothing
-                log.warning("health check lease heartbeat failed for %s", self.ctx.device.id, exc_info=True)
-
-
 def run_check(ctx: DeviceContext, request: dict[str, Any], store: ArtifactStore | None = None) -> CheckResult:
     """Run one golden check on ``ctx``'s device and apply its verdict to the fleet."""
     dev, store = ctx.device, store or ctx.store
@@ -211,31 +195,21 @@ def _run(ctx: DeviceContext, store: ArtifactStore, result: CheckResult, timeline
 
 def _benchmark_under_lease(ctx: DeviceContext, store: ArtifactStore, result: CheckResult, timeline: Timeline,
                            lease: Lease, artifact: StoredArtifact, backend: Backend) -> None:
-    dev = ctx.device
-    keeper = _LeaseKeeper(ctx)
+    keeper = LeaseHeartbeat(ctx, result.check_id)  # a check is never cancelled
     keeper.start()
-    job: dict[str, Any] = {}
     try:
-        job = golden_job(result.check_id, lease.token, artifact, backend)
         if hasattr(ctx.driver, "timeline"):
             ctx.driver.timeline = timeline
-        with timeline.step("prepare"):
-            ctx.driver.prepare(dev, job, artifact.path)
-        with timeline.step("run"):
-            raw = ctx.driver.run(dev, job)
-        with timeline.step("validate"):
-            doc = parse_result(raw)
-            if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
-                    job["job_id"], job["attempt_id"], job["attempt_token"]):
-                raise ContractError("result document belongs to another job/attempt/lease")
-            result.simulated = doc["simulated"]
-            if doc["status"] != "ok":
-                result.verdict = "failed"
-                result.detail = f"harness reported {doc['error']['category']}: {doc['error']['message'][:300]}"
-            else:
-                passes, result.output_check, result.comparison = judge_output(store, artifact, backend, doc)
-                result.verdict = "passed" if passes else "failed"
-                result.detail = "golden benchmark ok" if passes else f"output {result.output_check}"
+        job = golden_job(result.check_id, lease.token, artifact, backend)
+        doc = launch(ctx, ctx.device, job, artifact.key, timeline, store)  # the same path as a benchmark
+        result.simulated = doc["simulated"]
+        if doc["status"] != "ok":
+            result.verdict = "failed"
+            result.detail = f"harness reported {doc['error']['category']}: {doc['error']['message'][:300]}"
+        else:
+            passes, result.output_check, result.comparison = judge_output(store, artifact, backend, doc)
+            result.verdict = "passed" if passes else "failed"
+            result.detail = "golden benchmark ok" if passes else f"output {result.output_check}"
     except DriverError as exc:
         result.verdict, result.detail = "failed", str(exc)
     except ContractError as exc:
@@ -247,12 +221,6 @@ def _benchmark_under_lease(ctx: DeviceContext, store: ArtifactStore, result: Che
         result.verdict, result.detail = "inconclusive", f"agent error: {type(exc).__name__}: {exc}"
     finally:
         keeper.stopped.set()
-        if job:
-            try:
-                with timeline.step("cleanup"):
-                    ctx.driver.cleanup(dev, job)
-            except Exception:
-                log.warning("health check cleanup failed on %s", dev.id, exc_info=True)
         reason = f"health_check {result.verdict}" + (f": {result.detail}"[:300] if result.verdict != "passed" else "")
         result.transition = ctx.fleet.finish_health_check(lease, result.verdict, reason)
 

@@ -122,10 +122,11 @@ def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
     })
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps the lease alive while the benchmark runs and notices a cancelled attempt."""
+class LeaseHeartbeat(threading.Thread):
+    """Keeps the lease alive while the device works; with ``on_cancel``, also notices a
+    cancelled attempt (a health check has nothing to cancel)."""
 
-    def __init__(self, ctx: DeviceContext, attempt_id: str, on_cancel: Any):
+    def __init__(self, ctx: DeviceContext, attempt_id: str, on_cancel: Any = None):
         super().__init__(daemon=True, name="lease-heartbeat")
         self.ctx, self.attempt_id, self.on_cancel = ctx, attempt_id, on_cancel
         self.stopped = threading.Event()
@@ -134,7 +135,7 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.ctx.heartbeat_every):
             try:
                 self.ctx.fleet.heartbeat(self.ctx.device.id, self.ctx.lease_ttl, lease_ttl=self.ctx.lease_ttl)
-                if self.ctx.fleet.attempt_state(self.attempt_id) == "cancelled":
+                if self.on_cancel and self.ctx.fleet.attempt_state(self.attempt_id) == "cancelled":
                     self.on_cancel()
                     return
             except Exception:  # Redis blip: the lease may expire, and fencing handles that
@@ -197,7 +198,7 @@ def _execute(payload: dict[str, Any]) -> None:
                                         "host": dev.host, "lease_token": lease.token})
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
                               "lease_token": lease.token}
-    heartbeat = _Heartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
+    heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
     heartbeat.start()
     try:
         if hasattr(ctx.driver, "timeline"):
@@ -211,7 +212,7 @@ def _execute(payload: dict[str, Any]) -> None:
         for arm_run in arm_runs:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
-            doc = _launch(ctx, dev, arm_run, timeline)
+            doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, arm=arm_run.arm)
             if doc["status"] != "ok" and arm_run.arm == "A":
                 failed = doc
                 break
@@ -256,17 +257,19 @@ def _execute(payload: dict[str, Any]) -> None:
     _send("benchfarm.record_attempt", report)
 
 
-def _launch(ctx: DeviceContext, dev: DeviceInfo, arm_run: ab.ArmRun, timeline: Timeline) -> dict[str, Any]:
-    """One harness launch: fetch the arm's artifact, prepare, run, validate, clean up."""
-    job, arm = arm_run.job, arm_run.arm
-    with timeline.step("fetch_artifact", key=arm_run.artifact_key, arm=arm):
-        model_path = ctx.store.get(arm_run.artifact_key).path
+def launch(ctx: DeviceContext, dev: DeviceInfo, job: dict[str, Any], artifact_key: str, timeline: Timeline,
+           store: ArtifactStore | None = None, **step_args: Any) -> dict[str, Any]:
+    """One harness launch under a lease the caller holds: fetch the artifact (verified),
+    prepare, run, validate the document against the job, clean up. Shared by benchmark
+    attempts (each A/B arm, ``step_args`` naming it) and golden health checks."""
+    with timeline.step("fetch_artifact", key=artifact_key, **step_args):
+        model_path = (store or ctx.store).get(artifact_key).path
     try:
-        with timeline.step("prepare", arm=arm):
+        with timeline.step("prepare", **step_args):
             ctx.driver.prepare(dev, job, model_path)
-        with timeline.step("run", arm=arm):
+        with timeline.step("run", **step_args):
             raw = ctx.driver.run(dev, job)
-        with timeline.step("validate", arm=arm):
+        with timeline.step("validate", **step_args):
             doc = parse_result(raw)
             if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
                     job["job_id"], job["attempt_id"], job["attempt_token"]):
@@ -274,7 +277,7 @@ def _launch(ctx: DeviceContext, dev: DeviceInfo, arm_run: ab.ArmRun, timeline: T
         return doc
     finally:
         try:
-            with timeline.step("cleanup", arm=arm):
+            with timeline.step("cleanup", **step_args):
                 ctx.driver.cleanup(dev, job)
         except Exception:
             log.warning("cleanup failed on %s", dev.id, exc_info=True)
