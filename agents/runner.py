@@ -23,6 +23,7 @@ from device_inventory.fleet import Fleet, LeaseRefused
 from orchestrator import metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
+from orchestrator.scheduling.health import schedule_recheck
 from orchestrator.spec.matrix import labels_match, os_matches
 
 log = logging.getLogger("benchfarm.agent")
@@ -247,10 +248,7 @@ def _execute(payload: dict[str, Any]) -> None:
             metrics.QUARANTINES.labels(dev.device_class).inc()
             log.error("device %s quarantined after %d consecutive infrastructure failures",
                       dev.id, QUARANTINE_AFTER)
-            # a passing golden health check returns it; imported here: it imports this module
-            from orchestrator.scheduling.health import schedule_recheck
-
-            schedule_recheck(ctx.fleet, app, dev.id)
+            schedule_recheck(ctx.fleet, app, dev.id)  # a passing golden health check returns it
     report["timeline"] = timeline.steps
     report["lease_valid_at_end"] = still_ours
     metrics.observe_attempt(dev.device_class, report)
