@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agents.drivers.host_harness import cpu_model
 from agents.harness.contract import JOB_FILE, RESULT_FILE, validate_job
 from agents.protocols import DeviceInfo, DriverError, Health
 
@@ -46,7 +47,7 @@ class HostDriver:
             name=f"{hostname} CPU",
             os=platform.system(),
             os_version=platform.release(),
-            chip=platform.processor() or platform.machine(),
+            chip=cpu_model(),
             host=hostname,
             driver=self.name,
             extra={"cpus": os.cpu_count() or 1},
