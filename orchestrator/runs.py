@@ -125,7 +125,8 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     run_id = new_id()
     with db_session() as s:
         run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
+                  spec_yaml=spec_text, spec_source=source,
+                  meta={**(meta or {}), "profile": spec.parameters.profile_job()},
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
@@ -273,6 +274,8 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    if (job.run.meta or {}).get("profile"):
+        payload["profile"] = job.run.meta["profile"]
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
         payload["ab"] = {"rounds": job.ab_rounds, "baseline": {

@@ -125,6 +125,21 @@ class Parameters(StrictModel):
     # PR cells with a baseline artifact: A/B rounds in one lease (ABBA for 2); iterations are
     # split across the rounds so an A/B job costs about twice a plain one, not 2 x rounds
     ab_rounds: int = Field(default=2, ge=1, le=10)
+    # the untimed per-operator profiling pass after each cell's timed iterations (ETDump)
+    profile: bool = True
+    profile_iterations: int = Field(default=20, ge=1, le=1000)
+    # > 0 also records intermediate outputs for numerical debugging; too small a buffer
+    # aborts the runtime, which costs that cell its profile only
+    profile_debug_buffer_bytes: int = Field(default=0, ge=0, le=1 << 30)
+
+    def profile_job(self) -> dict[str, int] | None:
+        """The job document's ``profile`` block, or None when the spec turns profiling off."""
+        if not self.profile:
+            return None
+        block = {"iterations": self.profile_iterations}
+        if self.profile_debug_buffer_bytes:
+            block["debug_buffer_bytes"] = self.profile_debug_buffer_bytes
+        return block
 
     @field_validator("input_resolution")
     @classmethod
