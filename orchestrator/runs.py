@@ -25,7 +25,7 @@ from orchestrator import celery_app as capp
 from orchestrator.export.artifacts import ArtifactStore, BadArtifactName
 from orchestrator.export.registry import registry
 from orchestrator.planning import plan
-from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.spec.matrix import MatrixSpec, profile_block
 from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
@@ -125,8 +125,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     run_id = new_id()
     with db_session() as s:
         run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source,
-                  meta={**(meta or {}), "profile": spec.parameters.profile_job()},
+                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
@@ -274,8 +273,9 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
-    if (job.run.meta or {}).get("profile"):
-        payload["profile"] = job.run.meta["profile"]
+    profile = profile_block(job.run.spec_yaml)
+    if profile:
+        payload["profile"] = profile
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
         payload["ab"] = {"rounds": job.ab_rounds, "baseline": {

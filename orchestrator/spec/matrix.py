@@ -8,6 +8,7 @@ with its file and line before anything is queued.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,6 +178,16 @@ class MatrixSpec(StrictModel):
         default_factory=list, description="cells to skip: {model, backend, device, reason}"
     )
 
+
+
+@lru_cache(maxsize=64)
+def profile_block(spec_text: str) -> dict[str, int] | None:
+    """The profile block for jobs of a run, from its stored spec (validated at submit;
+    cached: every dispatch of the run's jobs asks)."""
+    try:
+        return loads_spec(spec_text).parameters.profile_job()
+    except ValueError:
+        return None
 
 
 def load_spec(path: str | Path) -> MatrixSpec:
