@@ -130,7 +130,7 @@ def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
 def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) -> int:
     from orchestrator import runs
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
-    from orchestrator.reports.matrix import render_matrix
+    from orchestrator.cli.matrix_view import print_matrix
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
     from orchestrator.store.db import session
@@ -179,8 +179,7 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
             console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
             statuses.append(wait_for_run(run_id, timeout))
             with session() as s:
-                for table in render_matrix(s, run_id, compact=True):
-                    console.print(table)
+                print_matrix(console, s, run_id, compact=True)
             console.print(f"run {run_id} ({spec.name}): [bold]{statuses[-1]}[/]")
         with console.status("shutting down"):
             stack.close()

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from orchestrator.cli.capacity import capacity_app
-from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
+from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
+from orchestrator.cli.devices import devices_app
 from orchestrator.cli.export import export_command
-from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
+from orchestrator.cli.runs import runs_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
+from orchestrator.cli.status import status_command
 from orchestrator.selftest import selftest_command
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=True)
 app.add_typer(devices_app, name="devices")
-devices_app.command("check")(check_command)
 app.command("export")(export_command)
+app.command("runs")(runs_command)
+app.command("status")(status_command)
 app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
@@ -63,41 +63,20 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
             raise typer.Exit(1)
 
 
-@app.command()
-def status(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """A run's status and every job's state."""
-    from orchestrator import runs
-
-    try:
-        state = runs.run_state(run_id)
-    except runs.RunNotFound:
-        raise fail(f"no run {run_id!r}") from None
-    if as_json:
-        console.print_json(json.dumps(state))
-        return
-    t = Table(title=f"run {state['id']} {state['name']} ({state['trigger']}): {state['status']}")
-    for col in ("job", "model", "backend", "class", "res", "batch", "rep", "state", "attempts", "reason"):
-        t.add_column(col)
-    for j in state["jobs"]:
-        t.add_row(j["id"], j["model"], j["backend"], j["device_class"], str(j["input_resolution"]),
-                  str(j["batch_size"]), str(j["repeat"]), j["state"], str(j["attempts"]), j["reason"][:80])
-    console.print(t)
-
-
 def _print_matrix(run_id: str) -> None:
-    from orchestrator.reports.matrix import render_matrix
+    from orchestrator.cli.matrix_view import print_matrix
     from orchestrator.store.db import session
 
     with session() as s:
-        for table in render_matrix(s, run_id, compact=True):
-            console.print(table)
+        print_matrix(console, s, run_id, compact=True)
 
 
 @app.command()
-def cancel(run_id: str) -> None:
+def cancel(run_id: str = typer.Argument(..., help="run id, unique prefix, latest or latest:NAME")) -> None:
     """Cancel a run: queued jobs are dropped, running ones stopped at the agent."""
     from orchestrator import runs
 
+    run_id = resolve_run_or_exit(run_id)
     try:
         n = runs.cancel(run_id, fleet_or_exit())
     except runs.RunNotFound:
@@ -164,46 +143,6 @@ def worker(queues: str = typer.Option("coordinator,export.linux", help="comma-se
 
     fleet_or_exit()
     start([q.strip() for q in queues.split(",") if q.strip()], concurrency, pool, hostname)
-
-
-@devices_app.callback()
-def devices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
-            local: bool = typer.Option(False, "--local", help="discover this host's devices directly")) -> None:
-    """Table of devices: class, OS, state, battery, thermal, current job."""
-    if ctx.invoked_subcommand:
-        return
-    if local:
-        from agents.drivers import make_driver
-
-        rows = []
-        for name in ("host", "ios"):
-            try:
-                rows += [d.as_dict() for d in make_driver(name).discover()]
-            except Exception as exc:  # no usbmuxd, no pymobiledevice3 pairing: say so, go on
-                rows.append({"driver": name, "error": str(exc)[:200]})
-    else:
-        rows = fleet_or_exit().devices()
-    if as_json:
-        console.print_json(json.dumps(rows, default=str))
-        return
-    t = Table(title="devices")
-    cols = ("id", "device_class", "product_type", "os_version", "state", "battery", "thermal", "job_id",
-            "labels", "health_check", "simulated")
-    for c in cols:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*[str(r.get(c, "")) for c in cols])
-    console.print(t)
-
-
-@devices_app.command("release")
-def devices_release(device_id: str) -> None:
-    """Return a quarantined device to service."""
-    fleet = fleet_or_exit()
-    if not fleet.device(device_id):
-        raise fail(f"no device {device_id!r}")
-    fleet.release_quarantine(device_id)
-    console.print(f"device {device_id} released")
 
 
 @app.command()

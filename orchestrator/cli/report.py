@@ -14,13 +14,12 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from orchestrator.cli.common import console, err_console, fail, resolve_run_or_exit
 from orchestrator.reports.data import RunNotFound
 from orchestrator.store.db import session
 
-console = Console()
-err_console = Console(stderr=True)
+RUN_HELP = "run id, unique prefix, latest or latest:NAME"
 
 
 class Format(StrEnum):
@@ -29,11 +28,6 @@ class Format(StrEnum):
     csv = "csv"
     hud = "hud"
     json = "json"
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -54,21 +48,23 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def matrix_command(
-    run_id: str = typer.Argument(..., help="run id"),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     markdown: bool = typer.Option(False, "--markdown", help="markdown instead of terminal tables"),
+    wide: bool = typer.Option(False, "--wide", help="every column, budgets with their figures"),
 ) -> None:
-    """The device matrix of a run, in the seed guide's layout."""
-    from orchestrator.reports.matrix import matrix_markdown, render_matrix
+    """The device matrix of a run, in the seed guide's layout (one table per device class)."""
+    from orchestrator.cli.matrix_view import print_matrix
+    from orchestrator.reports.matrix import matrix_markdown
 
+    run_id = resolve_run_or_exit(run_id)
     try:
         with session() as s:
             if markdown:
                 _write(matrix_markdown(s, run_id), None)
             else:
-                for table in render_matrix(s, run_id):
-                    console.print(table)
+                print_matrix(console, s, run_id, wide=wide)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _guess_format(output: Path | None) -> Format:
@@ -78,7 +74,7 @@ def _guess_format(output: Path | None) -> Format:
 
 
 def report_command(
-    run_id: str = typer.Argument(..., help="run id"),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
     fmt: Format | None = typer.Option(None, "--format", "-f",
                                       help="md | html | csv | hud (PyTorch HUD v3) | json (benchfarm cells); "
@@ -96,11 +92,13 @@ def report_command(
     from orchestrator.reports.markdown import report_markdown
 
     fmt = fmt or _guess_format(output)
+    run_id = resolve_run_or_exit(run_id)
+    baseline = resolve_run_or_exit(baseline) if baseline else None
     try:
         with session() as s:
             report = build_report(s, run_id, baseline, history, silent_after)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     render = {
         Format.md: report_markdown, Format.html: report_html, Format.csv: report_csv,
         Format.hud: lambda r: json.dumps(hud_records(r), indent=1) + "\n",
@@ -110,8 +108,8 @@ def report_command(
 
 
 def compare_command(
-    base_run: str = typer.Argument(..., help="baseline run id"),
-    new_run: str = typer.Argument(..., help="candidate run id"),
+    base_run: str = typer.Argument(..., help="baseline run (" + RUN_HELP + ")"),
+    new_run: str = typer.Argument(..., help="candidate run (" + RUN_HELP + ")"),
     min_effect: float = typer.Option(0.05, "--min-effect", min=0.0, max=1.0,
                                      help="smallest relative change reported as faster/slower"),
     fail_on_slower: bool = typer.Option(False, "--fail-on-slower", help="exit 2 if any cell is slower"),
@@ -119,11 +117,12 @@ def compare_command(
     """Verdict per cell (faster / slower / within noise) as a markdown table for a PR comment."""
     from orchestrator.reports.markdown import pr_verdict_markdown
 
+    base_run, new_run = resolve_run_or_exit(base_run), resolve_run_or_exit(new_run)
     try:
         with session() as s:
             text, comparisons = pr_verdict_markdown(s, base_run, new_run, min_effect)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _write(text, None)
     if fail_on_slower and any(c.verdict.verdict == "slower" for c in comparisons):
         raise typer.Exit(2)
