@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from agents import ab
+from agents import ab, conditions
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
@@ -289,6 +289,8 @@ def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
+        if conditions.apply(ctx.fleet, ctx.device.id, health):
+            return "; ".join(health.problems)
         ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
             "battery": health.battery_level if health.battery_level is not None else "",
             "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})

@@ -30,7 +30,10 @@ from typing import Any
 
 import redis
 
-DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
+# developer_mode_off / ddi_missing: the phone cannot run developer services until a person
+# (or the host going online) fixes it; the agent sets and clears them (agents/conditions.py)
+CONDITION_STATES = ("developer_mode_off", "ddi_missing")
+DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance", *CONDITION_STATES)
 P = "bf:"
 
 
@@ -265,7 +268,7 @@ class Fleet:
         out = []
         for d, info, hb in zip(ids, raw[::2], raw[1::2], strict=True):
             info = dict(info, id=d)
-            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy"):
+            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy", *CONDITION_STATES):
                 info["state"] = "offline"
             out.append(info)
         return out

@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from device_inventory.fleet import CONDITION_STATES
 from orchestrator.cli.common import console, fail, fleet_or_exit
 from orchestrator.cli.fit import Col, print_table
 from orchestrator.cli.health import check_command
@@ -51,7 +52,8 @@ def device_row(d: dict[str, Any], short: dict[str, str], wide: bool) -> dict[str
         "thermal": d.get("thermal", ""), "job": d.get("job_id", "")[: None if wide else 7],
         "health": d.get("health_check", ""), "host": d.get("host", ""), "labels": d.get("labels", ""),
         "simulated": "simulated" if d.get("simulated") == "True" else "measured",
-        "reason": d.get("state_reason", "") if d.get("state") in ("quarantined", "maintenance") else "",
+        "reason": d.get("state_reason", "") if d.get("state") in ("quarantined", "maintenance",
+                                                                   *CONDITION_STATES) else "",
     }
 
 
