@@ -50,7 +50,15 @@ def _arms(payload: dict[str, Any], job: dict[str, Any]) -> tuple[ArmRun, ArmRun]
     return ArmRun("A", payload["artifact_key"], a), ArmRun("B", base["artifact_key"], b)
 
 
+def _without_profile(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if k != "profile"}
+
+
 def _round(arms: tuple[ArmRun, ArmRun], r: int) -> tuple[ArmRun, ArmRun]:
+    # one profiling pass per arm is enough: the first round's launches profile, later ones do not
+    if r > 0:
+        arms = (ArmRun("A", arms[0].artifact_key, _without_profile(arms[0].job)),
+                ArmRun("B", arms[1].artifact_key, _without_profile(arms[1].job)))
     # ABBA ABBA...: the arm that goes first swaps every round, so a linear drift (warming
     # up, heating up) and any first-launch advantage fall on both arms alike
     return arms if r % 2 == 0 else (arms[1], arms[0])

@@ -25,7 +25,7 @@ from orchestrator import celery_app as capp
 from orchestrator.export.artifacts import ArtifactStore, BadArtifactName
 from orchestrator.export.registry import registry
 from orchestrator.planning import plan
-from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.spec.matrix import MatrixSpec, profile_block
 from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
@@ -274,6 +274,9 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    profile = profile_block(job.run.spec_yaml)
+    if profile:
+        payload["profile"] = profile
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
         payload["ab"] = {"rounds": job.ab_rounds, **(job.ab_plan or {}), "baseline": {
@@ -387,7 +390,6 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
     """The baseline arm of an interleaved A/B attempt, checked like the result itself
     (raises ``ContractError``): what the verdict compares the PR's samples with."""
     from agents.harness.contract import ContractError, validate_result
-    from orchestrator.analysis.launches import adaptive_summary
     from orchestrator.stats import latency_stats
 
     if not ab:
@@ -399,7 +401,7 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
     block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
                              "baseline_artifact_key": job.baseline_artifact_key,
                              "baseline_error": str(ab.get("baseline_error") or "")[:2000],
-                             "adaptive": adaptive_summary(ab.get("adaptive"))}
+                             "adaptive": _adaptive_summary(ab.get("adaptive"))}
     if base is None:
         return block
     validate_result(base)
@@ -411,6 +413,21 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
                     "peak_memory_bytes": base["peak_memory_bytes"],
                     "energy_mj_per_inference": base.get("energy_mj_per_inference"),
                     "simulated": bool(base["simulated"])}
+
+
+def _adaptive_summary(raw: Any) -> dict[str, Any]:
+    """The agent's account of its adaptive rounds (``agents.ab.RoundPlan.summary``), kept
+    to known keys and bounded sizes: it is input from an agent, stored as is."""
+    raw = raw if isinstance(raw, dict) else {}
+    out: dict[str, Any] = {}
+    for key in ("rounds_done", "device_s"):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
+            out[key] = value
+    for key in ("stop_reason", "agent_outcome", "agent_verdict"):
+        if isinstance(raw.get(key), str):
+            out[key] = raw[key][:64]
+    return out
 
 
 def _retry_or_fail(s: Session, job: Job, fleet: Fleet, outbox: Outbox, category: str, message: str) -> bool:

@@ -66,7 +66,10 @@ def paired_medians(rounds: Sequence[Mapping[str, Any]]) -> list[tuple[float, flo
     one: consecutive launches). A round whose partner launch is missing is dropped."""
     groups: dict[Any, dict[str, float]] = {}
     for i, launch in enumerate(rounds):
-        groups.setdefault(launch.get("round", i // 2), {})[str(launch.get("arm"))] = float(launch["median_ms"])
+        try:  # stored agent input: a malformed entry is skipped, never trusted
+            groups.setdefault(int(launch.get("round", i // 2)), {})[str(launch["arm"])] = float(launch["median_ms"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
     return [(g["A"], g["B"]) for g in groups.values()
             if set(g) == {"A", "B"} and g["A"] > 0 and g["B"] > 0]
 
@@ -141,17 +144,3 @@ def launch_interval(medians: Sequence[float], level: float = 0.95) -> tuple[floa
     _, lo, hi, _ = _t_interval(logs, level)
     return math.exp(lo), math.exp(hi)
 
-
-def adaptive_summary(raw: Any) -> dict[str, Any]:
-    """The agent's account of its adaptive rounds (``agents.ab.RoundPlan.summary``), kept
-    to known keys and bounded sizes: it is input from an agent, stored as is."""
-    raw = raw if isinstance(raw, dict) else {}
-    out: dict[str, Any] = {}
-    for key in ("rounds_done", "device_s"):
-        value = raw.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
-            out[key] = value
-    for key in ("stop_reason", "agent_outcome", "agent_verdict"):
-        if isinstance(raw.get(key), str):
-            out[key] = raw[key][:64]
-    return out

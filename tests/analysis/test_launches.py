@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from orchestrator.analysis.launches import (
-    adaptive_summary,
     decide,
     launch_interval,
     looks_for,
@@ -93,8 +92,3 @@ def test_launch_interval_needs_two_launches() -> None:
     lo, hi = launch_interval([10.0, 10.5, 9.8, 10.2])
     assert lo < 10.1 < hi
 
-
-def test_adaptive_summary_keeps_known_bounded_fields() -> None:
-    out = adaptive_summary({"rounds_done": 6, "stop_reason": "x" * 500, "device_s": True, "evil": "y"})
-    assert out == {"rounds_done": 6, "stop_reason": "x" * 64}
-    assert adaptive_summary("nonsense") == {}
