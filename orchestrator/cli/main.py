@@ -149,12 +149,15 @@ def worker(queues: str = typer.Option("coordinator,export.linux", help="comma-se
 def demo(spec: list[Path] = typer.Option(
              [], help="matrix specs to run (default: examples/seed-matrix.yaml, then examples/host-quick.yaml)"),
          fleet: Path = typer.Option(None, help="virtual fleet (default: examples/virtual-fleet.yaml)"),
-         timeout: float = typer.Option(1800, help="give up on a run after this many seconds")) -> None:
+         timeout: float = typer.Option(1800, help="give up on a run after this many seconds"),
+         open_report: bool = typer.Option(False, "--open", help="open the first run's HTML report in a browser")
+         ) -> None:
     """Start everything needed (virtual iOS fleet, coordinator, exporter, agent), run the seed
-    matrix on virtual devices (simulated) and the host-CPU matrix (measured), print, shut down."""
+    matrix on virtual devices (simulated) and the host-CPU matrix (measured), print, write each
+    run's HTML report (the paths are printed), shut down."""
     from orchestrator.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(spec, fleet, timeout))
+    raise typer.Exit(run_demo(spec, fleet, timeout, open_report))
 
 
 if __name__ == "__main__":
