@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agents.virtual import rsd
 from agents.virtual.lockdown import LockdownSession
 from agents.virtual.services import LOCKDOWN_RSD_NAMES, rsd_names
+from agents.virtual.services.developer import service_available
 from agents.virtual.tcp import IPV6_HEADER, StreamHandler, TcpEndpoint
 
 if TYPE_CHECKING:
@@ -60,11 +61,12 @@ def listeners(server: VirtualFleetServer, device: VirtualDevice) -> tuple[dict[i
                 await LockdownSession(server, device, reader, writer).serve()
             svc: StreamHandler = serve
         else:
-            svc = functools.partial(handler, device)
+            svc = _gated(name, device, functools.partial(handler, device))
         bound[port] = rsd.with_checkin(name, svc) if checkin else svc
 
     def info() -> dict[str, Any]:
-        return rsd.peer_info(device, ports)
+        # DVT is listed only while the developer image is mounted and Developer Mode is on
+        return rsd.peer_info(device, {n: p for n, p in ports.items() if service_available(device, n)})
 
     def delay() -> float:
         fault = device.faults.active("rsd_slow")
@@ -75,6 +77,16 @@ def listeners(server: VirtualFleetServer, device: VirtualDevice) -> tuple[dict[i
 
     bound[rsd.RSD_PORT] = functools.partial(rsd.serve_rsd, info, delay_s=delay)
     return bound, ports
+
+
+def _gated(name: str, device: VirtualDevice, serve: StreamHandler) -> StreamHandler:
+    """A service that closes at once while the device does not offer it (no developer image)."""
+
+    async def gated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if service_available(device, name):
+            await serve(reader, writer)
+
+    return gated
 
 
 async def serve_core_device_proxy(server: VirtualFleetServer, device: VirtualDevice,

@@ -39,6 +39,11 @@ VERSION_RANGES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     **{name: ((0,), (16, 99)) for name in DVT_SERVICE_NAMES},
     CORE_DEVICE_PROXY: ((17, 4), (99,)),
 }
+# iOS 17+ serves the lockdown services over the RSD tunnel too, as NAME + this suffix behind an
+# RSDCheckin (pymobiledevice3 picks those names when its provider is an RSD): every registered
+# service is, except the old aliases a device only answers through lockdownd.
+RSD_SHIM_SUFFIX = ".shim.remote"
+LOCKDOWN_ONLY = ("com.apple.iosdiagnostics.relay",)
 
 log = logging.getLogger("agents.virtual.services")
 
@@ -46,8 +51,12 @@ log = logging.getLogger("agents.virtual.services")
 def default_services() -> dict[str, Handler]:
     """A fresh registry: the built-in services plus DVT when its module is present."""
     from agents.virtual.services.afc import serve_afc, serve_house_arrest
+    from agents.virtual.services.crash_reports import serve_crashreportcopymobile, serve_crashreportmover
     from agents.virtual.services.diagnostics import serve_diagnostics
     from agents.virtual.services.installation_proxy import serve_installation_proxy
+    from agents.virtual.services.mobile_image_mounter import serve_mobile_image_mounter
+    from agents.virtual.services.os_trace_relay import serve_os_trace_relay
+    from agents.virtual.services.syslog_relay import serve_syslog_relay
 
     registry: dict[str, Handler] = {
         "com.apple.afc": serve_afc,
@@ -55,6 +64,11 @@ def default_services() -> dict[str, Handler]:
         "com.apple.mobile.installation_proxy": serve_installation_proxy,
         "com.apple.mobile.diagnostics_relay": serve_diagnostics,
         "com.apple.iosdiagnostics.relay": serve_diagnostics,
+        "com.apple.syslog_relay": serve_syslog_relay,
+        "com.apple.os_trace_relay": serve_os_trace_relay,
+        "com.apple.crashreportcopymobile": serve_crashreportcopymobile,
+        "com.apple.crashreportmover": serve_crashreportmover,
+        "com.apple.mobile.mobile_image_mounter": serve_mobile_image_mounter,
     }
     dvt = _load_dvt()
     if dvt is not None:
@@ -80,12 +94,12 @@ def rsd_names(registry: dict[str, Handler]) -> dict[str, tuple[Handler, bool]]:
     """
     table: dict[str, tuple[Handler, bool]] = {}
     for name, handler in registry.items():
-        if name == CORE_DEVICE_PROXY:
+        if name == CORE_DEVICE_PROXY or name in LOCKDOWN_ONLY:
             continue
         if name in DVT_SERVICE_NAMES:
             table[DVT_RSD_NAME] = (handler, False)
             continue
-        table[f"{name}.shim.remote"] = (handler, True)
+        table[name + RSD_SHIM_SUFFIX] = (handler, True)
     return table
 
 
