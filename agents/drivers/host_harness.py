@@ -23,7 +23,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agents.harness.contract import JOB_FILE, RESULT_FILE, golden_input, summarize_output, validate_job
+from agents.harness.contract import (
+    JOB_FILE,
+    RESULT_FILE,
+    executorch_version,
+    golden_input,
+    summarize_output,
+    validate_job,
+)
 
 PRODUCER_VERSION = "1"
 
@@ -85,6 +92,7 @@ def run_job(job_dir: Path) -> dict:
             "os_version": platform.release(),
         },
         "backend": job["backend"],
+        **({"runtime_version": v} if (v := executorch_version()) else {}),
         "thermal_before": "unknown",
         "thermal_after": "unknown",
         "energy_mj_per_inference": None,
