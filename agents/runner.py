@@ -112,7 +112,8 @@ def _bounce(payload: dict[str, Any], why: str) -> None:
 
 
 def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
-    return validate_job({
+    profile = {"profile": payload["profile"]} if payload.get("profile") else {}
+    return validate_job({**profile,
         "schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
         "attempt_token": token, "model_file": payload["model_file"], "model_sha256": payload["model_sha256"],
         "backend": payload["backend"], "runtime": payload["runtime"], "compute_units": payload["compute_units"],

@@ -25,7 +25,7 @@ from orchestrator import celery_app as capp
 from orchestrator.export.artifacts import ArtifactStore, BadArtifactName
 from orchestrator.export.registry import registry
 from orchestrator.planning import plan
-from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.spec.matrix import MatrixSpec, profile_block
 from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
@@ -273,6 +273,9 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    profile = profile_block(job.run.spec_yaml)
+    if profile:
+        payload["profile"] = profile
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
         payload["ab"] = {"rounds": job.ab_rounds, "baseline": {

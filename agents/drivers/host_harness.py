@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agents.drivers import host_profile
 from agents.harness.contract import (
     JOB_FILE,
     RESULT_FILE,
@@ -143,11 +144,17 @@ def run_job(job_dir: Path) -> dict:
     return doc
 
 
-def run_and_write(job_dir: Path) -> None:
-    doc = run_job(job_dir)
+def write_result(job_dir: Path, doc: dict) -> None:
     tmp = job_dir / (RESULT_FILE + ".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(job_dir / RESULT_FILE)  # atomic: the agent never reads half a document
+
+
+def run_and_write(job_dir: Path) -> None:
+    doc = run_job(job_dir)
+    write_result(job_dir, doc)
+    # the untimed profiling pass, after the timing result is safely on disk
+    host_profile.profile_after_timing(job_dir, doc, write_result)
 
 
 def serve() -> int:
