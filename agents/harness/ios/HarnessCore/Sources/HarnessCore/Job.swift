@@ -19,6 +19,8 @@ public struct Job: Equatable {
     public var iterations: Int
     public var timeoutS: Double
     public var goldenSeed: UInt64
+    /// The job asks for an event-tracer profiling pass (job.schema.json `profile`).
+    public var profileRequested = false
 
     /// job.json larger than this is not a job (a real one is well under 2 KB).
     public static let maxBytes = 64 * 1024
@@ -29,8 +31,9 @@ public struct Job: Equatable {
     static let keys: Set<String> = [
         "schema_version", "job_id", "attempt_id", "attempt_token", "model_file", "model_sha256", "backend",
         "runtime", "compute_units", "input_shape", "input_resolution", "batch_size", "warmup", "iterations",
-        "timeout_s", "golden_input",
+        "timeout_s", "golden_input", "profile",
     ]
+    static let profileKeys: Set<String> = ["iterations", "warmup", "timeout_s", "debug_buffer_bytes", "etrecord_file"]
 
     public var inputElementCount: Int {
         // validated at decode time, so this cannot overflow
@@ -84,7 +87,11 @@ public struct Job: Equatable {
         let sha = try f.string("model_sha256")
         guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { throw HarnessError.badJob("$.model_sha256", "must be 64 lowercase hex digits") }
-        return Job(
+        if o["profile"] != nil {
+            let p = try f.object("profile", keys: profileKeys)
+            _ = try p.integer("iterations", min: 1, max: 1000)
+        }
+        var job = Job(
             jobId: try f.string("job_id", maxLength: 64), attemptId: try f.string("attempt_id", maxLength: 64),
             attemptToken: try f.integer("attempt_token", min: 0, max: Int64.max), modelFile: modelFile,
             modelSha256: sha, backend: try f.string("backend"),
@@ -95,6 +102,8 @@ public struct Job: Equatable {
             warmup: Int(try f.integer("warmup", min: 0, max: 10000)),
             iterations: Int(try f.integer("iterations", min: 1, max: 100_000)),
             timeoutS: timeout, goldenSeed: UInt64(seed))
+        job.profileRequested = o["profile"] != nil
+        return job
     }
 
     /// `^[A-Za-z0-9._-]{1,128}\.pte$`: a file name inside Documents/, never a path.

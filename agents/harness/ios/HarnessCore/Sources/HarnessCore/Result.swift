@@ -61,6 +61,9 @@ public struct ResultDocument: Equatable {
     public var batteryAfter: Battery??
     public var output: ResultOutput??
     public var error: HarnessError??
+    /// The profiling pass's block ($defs/profile), kept as JSON: the harness only ever writes
+    /// "unsupported" into it (ResultDocument.profileUnsupported).
+    public var profile: JSONValue?
     public var startedAt = ""
     public var finishedAt = ""
 
@@ -123,8 +126,17 @@ public struct ResultDocument: Equatable {
             o["error"] = v.map { .object(["category": .string($0.category.rawValue), "message": s($0.message, 4000)]) }
                 ?? .null
         }
+        if let v = profile { o["profile"] = v }
         return .object(o)
     }
+
+    /// The answer to a job that asks for a profile: the phone has no ETDump pass yet, and saying
+    /// so keeps the timing result (a missing block would read as a lost profile).
+    public static let profileUnsupported: JSONValue = .object([
+        "status": .string("error"), "simulated": .bool(false), "source": .string("etdump"),
+        "error": .object(["category": .string("unsupported"),
+                          "message": .string("the iOS harness has no event-tracer (ETDump) profiling pass")]),
+    ])
 
     public func encoded() -> Data { JSONWriter.data(json) }
 }
@@ -149,6 +161,7 @@ extension ResultDocument {
         r.startedAt = try f.string("started_at")
         r.finishedAt = try f.string("finished_at")
         if o["runtime_version"] != nil { r.runtimeVersion = try f.string("runtime_version") }
+        r.profile = o["profile"]
         if o["load_time_ms"] != nil { r.loadTimeMs = try f.number("load_time_ms") }
         func samples(_ key: String) throws -> [Double]? {
             guard let v = o[key] else { return nil }

@@ -50,6 +50,7 @@ public final class BenchmarkSession {
                 d.attemptId = job.attemptId
                 d.attemptToken = job.attemptToken
                 d.backend = job.backend
+                if job.profileRequested { d.profile = ResultDocument.profileUnsupported }
             }
             let deadline = Deadline(clock: clock, seconds: job.timeoutS)
             let watchdog = startWatchdog(deadline: deadline, shared: shared)

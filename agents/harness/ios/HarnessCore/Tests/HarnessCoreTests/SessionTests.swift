@@ -138,6 +138,14 @@ final class SessionTests: XCTestCase {
                        .string("out_of_memory"))
     }
 
+    func testProfileRequestIsAnsweredUnsupportedAndTimingKept() throws {
+        try writeJob { $0["profile"] = .object(["iterations": .int(3)]) }
+        let (code, doc) = try run(PlainRunner(.ok), name: "session_profile_unsupported")
+        XCTAssertEqual(code, 0)
+        XCTAssertEqual(doc["status"], .string("ok"))
+        XCTAssertEqual(doc["profile"]?["error"]?["category"], .string("unsupported"))
+    }
+
     func testRuntimeBackendTheAppLacksIsUnsupported() throws {
         try writeJob { $0["runtime"] = .string("MetalBackend") }
         let (_, doc) = try run(PlainRunner(.ok), name: "session_no_backend")
