@@ -36,6 +36,18 @@ from agents.harness.contract import (
 PRODUCER_VERSION = "1"
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name (``AMD EPYC 7B13``): what a host benchmark ran on. The kernel
+    release says nothing about speed; ``platform.processor()`` is empty on most Linux hosts."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -88,7 +100,7 @@ def run_job(job_dir: Path) -> dict:
         "device": {
             "model": "host",
             "name": socket.gethostname(),
-            "chip": platform.processor() or platform.machine(),
+            "chip": cpu_model(),
             "os": platform.system(),
             "os_version": platform.release(),
         },
