@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.drivers import host_profile
+from agents.drivers.host_harness import cpu_model
 from agents.harness.contract import JOB_FILE, RESULT_FILE, validate_job
 from agents.protocols import DeviceInfo, DriverError, Health
 
@@ -47,7 +48,7 @@ class HostDriver:
             name=f"{hostname} CPU",
             os=platform.system(),
             os_version=platform.release(),
-            chip=platform.processor() or platform.machine(),
+            chip=cpu_model(),
             host=hostname,
             driver=self.name,
             extra={"cpus": os.cpu_count() or 1},

@@ -24,9 +24,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.drivers import host_profile
-from agents.harness.contract import JOB_FILE, RESULT_FILE, golden_input, summarize_output, validate_job
+from agents.harness.contract import (
+    JOB_FILE,
+    RESULT_FILE,
+    executorch_version,
+    golden_input,
+    summarize_output,
+    validate_job,
+)
 
 PRODUCER_VERSION = "1"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``AMD EPYC 7B13``): what a host benchmark ran on. The kernel
+    release says nothing about speed; ``platform.processor()`` is empty on most Linux hosts."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _now() -> str:
@@ -81,11 +100,12 @@ def run_job(job_dir: Path) -> dict:
         "device": {
             "model": "host",
             "name": socket.gethostname(),
-            "chip": platform.processor() or platform.machine(),
+            "chip": cpu_model(),
             "os": platform.system(),
             "os_version": platform.release(),
         },
         "backend": job["backend"],
+        **({"runtime_version": v} if (v := executorch_version()) else {}),
         "thermal_before": "unknown",
         "thermal_after": "unknown",
         "energy_mj_per_inference": None,
