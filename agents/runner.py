@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from agents import ab, conditions
+from agents import ab, conditions, etdumps
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
@@ -205,13 +205,12 @@ def _execute(payload: dict[str, Any]) -> None:
     try:
         if hasattr(ctx.driver, "timeline"):
             ctx.driver.timeline = timeline  # the driver records its own steps (push, launch, pull...)
-        arm_runs = ab.plan_arms(payload, job_document(payload, lease.token))
+        plan = ab.RoundPlan(payload, job_document(payload, lease.token))
         docs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
-        rounds: list[dict[str, Any]] = []
         baseline_error = ""
         failed: dict[str, Any] | None = None  # the job's own program reported an error
         ctx.fleet.mark_busy(lease)
-        for arm_run in arm_runs:
+        for arm_run in plan:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
             doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, arm=arm_run.arm)
@@ -220,18 +219,19 @@ def _execute(payload: dict[str, Any]) -> None:
                 break
             if doc["status"] != "ok":
                 baseline_error = f"{doc['error']['category']}: {doc['error']['message']}"
+                plan.record("B", None)
                 continue
             docs[arm_run.arm].append(doc)
-            rounds.append(ab.round_summary(arm_run.arm, doc))
+            plan.record(arm_run.arm, doc)
         if failed is not None:
             report.update(_classify(failed))
         else:
             report.update(_classify(ab.merge_documents(docs["A"])))
             if "ab" in payload:
-                report["ab"] = {"order": "".join(r["arm"] for r in rounds), "rounds": rounds,
+                report["ab"] = {"order": "".join(r["arm"] for r in plan.rounds), "rounds": plan.rounds,
                                 "baseline_artifact_key": payload["ab"]["baseline"]["artifact_key"],
                                 "baseline_result": ab.merge_documents(docs["B"]) if docs["B"] else None,
-                                "baseline_error": baseline_error}
+                                "baseline_error": baseline_error, "adaptive": plan.summary()}
     except DriverError as exc:
         report.update(outcome="infra", category=exc.category, message=str(exc))
     except ContractError as exc:
@@ -273,6 +273,7 @@ def launch(ctx: DeviceContext, dev: DeviceInfo, job: dict[str, Any], artifact_ke
             if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
                     job["job_id"], job["attempt_id"], job["attempt_token"]):
                 raise ContractError("result document belongs to another job/attempt/lease")
+        etdumps.keep(ctx.driver, dev, job, doc, arm=step_args.get("arm", "A"))
         return doc
     finally:
         try:

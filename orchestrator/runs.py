@@ -27,6 +27,7 @@ from orchestrator.export.registry import registry
 from orchestrator.planning import plan
 from orchestrator.spec.matrix import MatrixSpec, profile_block
 from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
+from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
 
@@ -145,8 +146,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             s.add(job)
         s.flush()
         if trigger == "pr":
-            _pair_with_baselines(s, run_id, (meta or {}).get("baseline") or "main", spec.parameters.ab_rounds,
-                                 store)
+            _pair_with_baselines(s, run_id, (meta or {}).get("baseline") or "main", spec.parameters, store)
         for key, req in requests.items():
             art = s.get(Artifact, key)
             if art is None:
@@ -172,7 +172,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     return run_id, outbox
 
 
-def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, store: ArtifactStore) -> None:
+def _pair_with_baselines(s: Session, run_id: str, branch: str, params: Any, store: ArtifactStore) -> None:
     """Give each PR job its baseline's artifact, to run interleaved with it in one lease
     (device-to-device and thermal drift then cancel). A cell without a stored baseline
     artifact, or whose artifact is the baseline's own, runs plain and is compared with
@@ -193,7 +193,9 @@ def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, stor
             usable = False
         if not usable:
             continue
-        job.baseline_artifact_key, job.ab_rounds = base.artifact_key, rounds
+        job.baseline_artifact_key, job.ab_rounds = base.artifact_key, params.ab_rounds
+        job.ab_plan = {"max_rounds": max(params.ab_rounds, params.ab_max_rounds), "budget_s": params.ab_budget_s,
+                       "min_effect": params.ab_min_effect}
 
 
 def _request_dict(req: Any) -> dict[str, Any]:
@@ -278,7 +280,7 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         payload["profile"] = profile
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
-        payload["ab"] = {"rounds": job.ab_rounds, "baseline": {
+        payload["ab"] = {"rounds": job.ab_rounds, **(job.ab_plan or {}), "baseline": {
             "artifact_key": base.key, "model_sha256": base.file_sha256,
             "model_file": _model_file(job.model + "-baseline", job.backend, base.key)}}
     outbox.messages.append(Message("benchfarm.run_job", [payload], capp.device_queue(job.device_class),
@@ -357,6 +359,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome == "ok":
                 st = latency_stats(doc["latencies_ms"])
+                profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
@@ -399,7 +402,8 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
     base = ab.get("baseline_result")
     block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
                              "baseline_artifact_key": job.baseline_artifact_key,
-                             "baseline_error": str(ab.get("baseline_error") or "")[:2000]}
+                             "baseline_error": str(ab.get("baseline_error") or "")[:2000],
+                             "adaptive": _adaptive_summary(ab.get("adaptive"))}
     if base is None:
         return block
     validate_result(base)
@@ -411,6 +415,21 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
                     "peak_memory_bytes": base["peak_memory_bytes"],
                     "energy_mj_per_inference": base.get("energy_mj_per_inference"),
                     "simulated": bool(base["simulated"])}
+
+
+def _adaptive_summary(raw: Any) -> dict[str, Any]:
+    """The agent's account of its adaptive rounds (``agents.ab.RoundPlan.summary``), kept
+    to known keys and bounded sizes: it is input from an agent, stored as is."""
+    raw = raw if isinstance(raw, dict) else {}
+    out: dict[str, Any] = {}
+    for key in ("rounds_done", "device_s"):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
+            out[key] = value
+    for key in ("stop_reason", "agent_outcome", "agent_verdict"):
+        if isinstance(raw.get(key), str):
+            out[key] = raw[key][:64]
+    return out
 
 
 def _retry_or_fail(s: Session, job: Job, fleet: Fleet, outbox: Outbox, category: str, message: str) -> bool:
@@ -598,7 +617,7 @@ def _request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
                     warmup=job.warmup, compute_units=job.compute_units, timeout_s=job.timeout_s,
                     repeat_index=next_repeat, artifact_key=job.artifact_key,
                     baseline_artifact_key=job.baseline_artifact_key, ab_rounds=job.ab_rounds,
-                    purpose="verify", priority=job.priority)
+                    ab_plan=job.ab_plan, purpose="verify", priority=job.priority)
         s.add(again)
         s.flush()
         dispatch(s, again, fleet, outbox)

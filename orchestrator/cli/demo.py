@@ -29,6 +29,9 @@ from orchestrator import config
 from orchestrator.cli.common import console, err_console
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DASHBOARD_URL = "http://127.0.0.1:8000/ui"
+NEXT_COMMANDS = ("benchfarm runs", "benchfarm report latest -o report.html", "benchfarm matrix latest:seed-matrix",
+                 "benchfarm doctor")
 
 
 def _free_port() -> int:
@@ -127,7 +130,50 @@ def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
     raise RuntimeError(f"devices of {sorted(classes)} did not come up within {timeout:.0f} s")
 
 
-def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) -> int:
+def write_html_report(run_id: str, name: str) -> Path:
+    """The run's HTML report (self-contained: opens offline) under the data directory."""
+    from orchestrator.cli.report import write_output
+    from orchestrator.reports.build import build_report
+    from orchestrator.reports.html import report_html
+    from orchestrator.store.db import session
+
+    reports = config.data_dir() / "reports"
+    reports.mkdir(exist_ok=True)
+    path = reports / f"{name}-{run_id}.html"
+    with session() as s:
+        write_output(report_html(build_report(s, run_id)), path, quiet=True)
+    return path
+
+
+def dashboard_url(url: str = DASHBOARD_URL) -> str | None:
+    """The dashboard's URL if a ``benchfarm api`` answers there."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return url if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def print_next_steps(reports: list[Path], open_first: bool) -> None:
+    """What the demo leaves behind and what to type next."""
+    for path in reports:
+        console.print(f"report: [bold]{path}[/]", soft_wrap=True)
+    live = dashboard_url()
+    console.print("next:", highlight=False)
+    for command in NEXT_COMMANDS:
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
+    console.print(f"dashboard: {live}" if live else
+                  f"dashboard: benchfarm api --port 8000, then open {DASHBOARD_URL}", soft_wrap=True, highlight=False)
+    if open_first and reports:
+        import webbrowser
+
+        if not webbrowser.open(reports[0].as_uri()):
+            console.print("no browser to open it with: open the report path above", highlight=False)
+
+
+def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, open_report: bool = False) -> int:
     from orchestrator import runs
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
     from orchestrator.cli.matrix_view import print_matrix
@@ -145,7 +191,7 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
     need_virtual = any(c != "host-cpu" for c in classes)
     logs = config.data_dir() / "demo-logs"
     logs.mkdir(exist_ok=True)
-    statuses = []
+    statuses, reports = [], []
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):
             url = stack.enter_context(private_redis(logs))
@@ -176,11 +222,13 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
             run_id, outbox = runs.submit(spec, path.read_text(), fleet, source=str(path),
                                          requested_by="benchfarm demo")
             outbox.send(app)
-            console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
+            console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})", soft_wrap=True)
             statuses.append(wait_for_run(run_id, timeout))
             with session() as s:
                 print_matrix(console, s, run_id, compact=True)
             console.print(f"run {run_id} ({spec.name}): [bold]{statuses[-1]}[/]")
+            reports.append(write_html_report(run_id, spec.name))
         with console.status("shutting down"):
             stack.close()
+    print_next_steps(reports, open_report)
     return 0 if all(st in ("succeeded", "partial") for st in statuses) else 1

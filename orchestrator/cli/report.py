@@ -30,7 +30,8 @@ class Format(StrEnum):
     json = "json"
 
 
-def _write(text: str, output: Path | None) -> None:
+def write_output(text: str, output: Path | None, quiet: bool = False) -> None:
+    """``text`` to stdout, or whole into ``output`` (temporary file + rename)."""
     if output is None:
         console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
         return
@@ -44,7 +45,8 @@ def _write(text: str, output: Path | None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    err_console.print(f"wrote {output}")
+    if not quiet:
+        err_console.print(f"wrote {output}")
 
 
 def matrix_command(
@@ -60,7 +62,7 @@ def matrix_command(
     try:
         with session() as s:
             if markdown:
-                _write(matrix_markdown(s, run_id), None)
+                write_output(matrix_markdown(s, run_id), None)
             else:
                 print_matrix(console, s, run_id, wide=wide)
     except RunNotFound as exc:
@@ -104,7 +106,7 @@ def report_command(
         Format.hud: lambda r: json.dumps(hud_records(r), indent=1) + "\n",
         Format.json: report_json,
     }[fmt]
-    _write(render(report), output)
+    write_output(render(report), output)
 
 
 def compare_command(
@@ -123,6 +125,6 @@ def compare_command(
             text, comparisons = pr_verdict_markdown(s, base_run, new_run, min_effect)
     except RunNotFound as exc:
         raise fail(str(exc)) from None
-    _write(text, None)
+    write_output(text, None)
     if fail_on_slower and any(c.verdict.verdict == "slower" for c in comparisons):
         raise typer.Exit(2)

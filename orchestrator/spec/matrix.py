@@ -124,8 +124,14 @@ class Parameters(StrictModel):
     timeout_s: int = Field(default=600, ge=1, le=24 * 3600)
     compute_units: str = "all"
     # PR cells with a baseline artifact: A/B rounds in one lease (ABBA for 2); iterations are
-    # split across the rounds so an A/B job costs about twice a plain one, not 2 x rounds
-    ab_rounds: int = Field(default=2, ge=1, le=10)
+    # split across the minimum rounds so those cost about twice a plain job
+    ab_rounds: int = Field(default=4, ge=1, le=32)
+    # adaptive A/B: an undecided cell gets one more round at a time, up to ab_max_rounds or
+    # until the next round would spend more than ab_budget_s of device time on the cell
+    # (launch-level verdicts need rounds: 2 rounds can never tell launch noise from change)
+    ab_max_rounds: int = Field(default=16, ge=1, le=32)
+    ab_budget_s: float = Field(default=300.0, gt=0, le=24 * 3600)
+    ab_min_effect: float = Field(default=0.05, gt=0, lt=1)
     # the untimed per-operator profiling pass after each cell's timed iterations (ETDump)
     profile: bool = True
     profile_iterations: int = Field(default=20, ge=1, le=1000)
