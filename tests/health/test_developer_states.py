@@ -24,7 +24,7 @@ from orchestrator.store.models import Attempt, Job
 from tests.conftest import Procs, wait_until
 from tests.health.test_agent_ios import FLEET, run_once, the_iphone
 
-DEVICE_SUPPORT = ".pymobiledevice3/Xcode.app/Contents/Developer/Platforms/iPhoneOS.platform/DeviceSupport/16.1"
+DEVICE_SUPPORT = ".pymobiledevice3/Xcode.app/Contents/Developer/Platforms/iPhoneOS.platform/DeviceSupport"
 
 
 @pytest.mark.timeout(300)
@@ -63,9 +63,10 @@ def test_developer_mode_and_missing_image_hold_the_device_until_fixed(
         wait_until(lambda: the_iphone(fleet).get("state") == "ddi_missing", 60,
                    f"the device to show the missing image\n{hc_procs.log('agent')[-3000:]}")
         reason = the_iphone(fleet)["state_reason"]
-        assert "offline" in reason and "DeviceSupport/16.1" in reason, reason
+        version = ".".join(vfleet.device(udid)["product_version"].split(".")[:2])
+        assert "offline" in reason and f"DeviceSupport/{version}" in reason, reason
 
-        support = home / DEVICE_SUPPORT  # the operator copies Xcode's image: the agent mounts it itself
+        support = home / DEVICE_SUPPORT / version  # the operator copies Xcode's image: the agent mounts it itself
         support.mkdir(parents=True)
         (support / "DeveloperDiskImage.dmg.signature").write_bytes(os.urandom(128))
         (support / "DeveloperDiskImage.dmg").write_bytes(os.urandom(8192))
