@@ -27,6 +27,7 @@ from orchestrator.export.registry import registry
 from orchestrator.planning import plan
 from orchestrator.spec.matrix import MatrixSpec, profile_block
 from orchestrator.states import ATTEMPT_OPEN, JOB_TERMINAL, check_job_transition, run_status
+from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
 
@@ -358,6 +359,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome == "ok":
                 st = latency_stats(doc["latencies_ms"])
+                profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],

@@ -17,7 +17,8 @@ from typing import Any
 
 from orchestrator.cli.doctor import Finding
 
-PER_DEVICE_TIMEOUT_S = 30.0
+# lockdown checks take seconds; an iOS 17+ tunnel up to agents.drivers.ios_tunnel.TUNNEL_TIMEOUT_S
+PER_DEVICE_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Probe:
     values: dict[str, Any]
     paired: bool
     simulated: bool
+    tunnels: list[Any]  # agents.drivers.ios_tunnel.TunnelPool, tunneld's first, then userspace
 
     @property
     def major(self) -> int:
@@ -89,20 +91,25 @@ async def check_developer_image(p: Probe) -> Finding:
 
 
 async def check_tunnel(p: Probe) -> Finding:
+    """iOS 17+: open the CoreDeviceProxy tunnel the driver would (tunneld's when one runs, else a
+    userspace one in this process) and read the RSD's service list through it."""
+    from agents.drivers.ios_tunnel import TUNNEL_TIMEOUT_S
+
     if p.major < 17:
         return Finding(_name(p, "tunnel"), "ok", f"not needed (iOS {p.major}: developer services over lockdown)")
-    try:
-        from pymobiledevice3.tunneld.api import get_tunneld_device_by_udid
-
-        rsd = await asyncio.wait_for(get_tunneld_device_by_udid(p.udid), 5)
-    except Exception:  # no tunneld answering: the driver's userspace tunnel is the other way
-        rsd = None
-    if rsd is not None:
-        await rsd.close()
-        return Finding(_name(p, "tunnel"), "ok", "tunneld has a tunnel to it")
-    return Finding(_name(p, "tunnel"), "warn", "no tunneld tunnel: each job opens a userspace tunnel "
-                   "(verified on hardware only)", "sudo pymobiledevice3 remote tunneld, and ios17_tunnel: tunneld "
-                   "in the agent config, for one shared tunnel")
+    errors = []
+    for pool in p.tunnels:
+        try:
+            rsd, _ = await asyncio.wait_for(pool.rsd(p.udid), TUNNEL_TIMEOUT_S)
+        except Exception as exc:  # this way failed: try the next, report both
+            errors.append(f"{pool.mode}: {type(exc).__name__}: {str(exc)[:150]}")
+            continue
+        services = len(((rsd.peer_info or {}).get("Services")) or {})
+        await pool.discard(p.udid)
+        return Finding(_name(p, "tunnel"), "ok", f"{pool.mode} tunnel up, RSD lists {services} services")
+    return Finding(_name(p, "tunnel"), "fail", "no tunnel to its developer services (" + "; ".join(errors) + ")",
+                   "iOS 17.4+ with Developer Mode on; for one shared tunnel per host: sudo pymobiledevice3 "
+                   "remote tunneld, and ios17_tunnel: tunneld in the agent config")
 
 
 async def check_harness(p: Probe) -> Finding:
@@ -128,14 +135,15 @@ async def check_harness(p: Probe) -> Finding:
 DEVICE_CHECKS: list[DeviceCheck] = [check_developer_mode, check_developer_image, check_tunnel, check_harness]
 
 
-async def _probe_device(udid: str, target: Any) -> list[Finding]:
+async def _probe_device(udid: str, target: Any, tunnels: list[Any]) -> list[Finding]:
     from agents.drivers.ios import SIMULATED_KEY
     from agents.drivers.ios_session import Session
 
     s = Session(udid, target, None)
     try:
         ld = await s.connect(require_paired=False)
-        probe = Probe(udid, s, dict(ld.all_values or {}), bool(ld.paired), ld.all_values.get(SIMULATED_KEY) is True)
+        probe = Probe(udid, s, dict(ld.all_values or {}), bool(ld.paired), ld.all_values.get(SIMULATED_KEY) is True,
+                      tunnels)
         out = [await check_paired(probe)]
         for check in DEVICE_CHECKS:
             name = check.__name__.removeprefix("check_").replace("_", " ")
@@ -153,6 +161,7 @@ async def _probe_device(udid: str, target: Any) -> list[Finding]:
 
 async def _check_all(usbmux: str | None) -> list[Finding]:
     from agents.drivers.ios_session import Target, attached_udids
+    from agents.drivers.ios_tunnel import TunnelPool
 
     target = Target(usbmux)
     where = usbmux or "the system usbmuxd"
@@ -162,12 +171,17 @@ async def _check_all(usbmux: str | None) -> list[Finding]:
         return [Finding("usbmuxd", "skip", f"{where} does not answer ({type(exc).__name__}): no iOS devices here",
                         "on an agent host with iPhones: install usbmuxd (Linux) or use macOS's own")]
     out = [Finding("usbmuxd", "ok", f"{where}: {len(udids)} device(s) attached")]
-    for udid in udids:
-        try:
-            out += await asyncio.wait_for(_probe_device(udid, target), PER_DEVICE_TIMEOUT_S)
-        except Exception as exc:  # a device that does not answer lockdown is itself the finding
-            out.append(Finding(f"device {udid}", "fail", f"lockdown: {type(exc).__name__}: {str(exc)[:200]}",
-                               "unplug and replug it; unlock it"))
+    tunnels = [TunnelPool(mode, usbmux, None) for mode in ("tunneld", "userspace")]
+    try:
+        for udid in udids:
+            try:
+                out += await asyncio.wait_for(_probe_device(udid, target, tunnels), PER_DEVICE_TIMEOUT_S)
+            except Exception as exc:  # a device that does not answer lockdown is itself the finding
+                out.append(Finding(f"device {udid}", "fail", f"lockdown: {type(exc).__name__}: {str(exc)[:200]}",
+                                   "unplug and replug it; unlock it"))
+    finally:
+        for pool in tunnels:
+            await pool.close()
     return out
 
 

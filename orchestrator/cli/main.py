@@ -12,6 +12,7 @@ from orchestrator.cli.devices import devices_app
 from orchestrator.cli.doctor import doctor_command
 from orchestrator.cli.export import export_command
 from orchestrator.cli.hosts import harness_app, hosts_app
+from orchestrator.cli.profile import profile_command
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.runs import runs_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
@@ -28,6 +29,7 @@ app.command("status")(status_command)
 app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+app.command("profile")(profile_command)
 app.add_typer(capacity_app, name="capacity")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(harness_app, name="harness")

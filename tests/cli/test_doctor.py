@@ -37,8 +37,8 @@ def doctor_text(*args: str, **env: str) -> tuple[int, str]:
 def ios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle]:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no pair records from elsewhere
     spec = FleetSpec(defaults={"time_compression": 1000.0},
-                     hosts=[HostSpec(name="t", devices=[DeviceSpec(product_type=A17, ios="16.6"),
-                                                        DeviceSpec(product_type=A15, ios="15.7")])])
+                     hosts=[HostSpec(name="t", devices=[DeviceSpec(product_type=A17, ios="26.1"),
+                                                        DeviceSpec(product_type=A15, ios="16.6")])])
     with running_fleet(spec) as handle:
         yield handle
 
@@ -73,8 +73,10 @@ def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, 
     code, found = doctor(*usbmux)
     a17, a15 = sorted(ios.udids, key=lambda u: not u.startswith("00008130"))
     assert found[f"device {a17} developer mode"]["detail"] == "on"
-    assert found[f"device {a15} developer mode"]["status"] == "ok"  # iOS 15 has none
-    assert found[f"device {a17} developer image"]["status"] == "ok" and found["agent doc"]["status"] == "ok"
+    assert found[f"device {a17} developer image"]["detail"] == "Personalized image mounted"
+    assert found[f"device {a15} developer image"]["detail"] == "Developer image mounted"
+    assert "tunnel up, RSD lists" in found[f"device {a17} tunnel"]["detail"]  # iOS 26: through CoreDeviceProxy
+    assert "not needed" in found[f"device {a15} tunnel"]["detail"] and found["agent doc"]["status"] == "ok"
 
     ios.inject_fault(a17, "developer_mode_off")
     ios.inject_fault(a15, "not_paired")
