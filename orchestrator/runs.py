@@ -331,7 +331,7 @@ class RecordOutcome:
 def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome, Outbox]:
     """Record what an agent reports for one attempt. Exactly one result per job: a late
     report from a fenced-off attempt, or a duplicate, is rejected and changes nothing."""
-    from agents.harness.contract import ContractError, validate_result
+    from agents.harness.contract import ContractError, runtime_refusal, validate_result
     from orchestrator.stats import latency_stats
 
     outbox = Outbox()
@@ -357,6 +357,9 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     ab_block = _ab_block(payload.get("ab"), job, attempt)
                 except ContractError as exc:
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
+            if outcome in ("ok", "model") and isinstance(doc, dict):
+                if refusal := runtime_refusal(doc, _exporter_executorch(s, job)):
+                    outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
             if outcome == "ok":
                 st = latency_stats(doc["latencies_ms"])
                 profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
@@ -386,6 +389,12 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
             return RecordOutcome(True, retried=retried), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _exporter_executorch(s: Session, job: Job) -> str | None:
+    """The executorch release that exported the job's program (artifact meta), if recorded."""
+    art = s.get(Artifact, job.artifact_key)
+    return ((art.info or {}).get("exporter") or {}).get("versions", {}).get("executorch") if art else None
 
 
 def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import typer
 
-from device_inventory.fleet import CONDITION_STATES
 from orchestrator.cli.common import console, fail, fleet_or_exit
 from orchestrator.cli.fit import Col, print_table
 from orchestrator.cli.health import check_command
@@ -36,6 +35,7 @@ COLUMNS = (
     Col("simulated", "data", hoist=True, drop=2), Col("reason", "reason", note=True),
 )
 _SHORT_DEVICE = 8  # a UDID's first 8 characters are its chip id: shared by every device of a class
+_WORKING = ("available", "leased", "busy", "offline")
 _UDID = re.compile(r"[0-9A-Fa-f-]{20,}")
 
 
@@ -52,8 +52,8 @@ def device_row(d: dict[str, Any], short: dict[str, str], wide: bool) -> dict[str
         "thermal": d.get("thermal", ""), "job": d.get("job_id", "")[: None if wide else 7],
         "health": d.get("health_check", ""), "host": d.get("host", ""), "labels": d.get("labels", ""),
         "simulated": "simulated" if d.get("simulated") == "True" else "measured",
-        "reason": d.get("state_reason", "") if d.get("state") in ("quarantined", "maintenance",
-                                                                   *CONDITION_STATES) else "",
+        # offline is derived from a missed heartbeat: the stored reason is from an earlier state
+        "reason": d.get("state_reason", "") if d.get("state") not in _WORKING else "",
     }
 
 
