@@ -17,13 +17,13 @@ import redis
 
 from agents import ab
 from agents.harness.contract import ContractError, parse_result, validate_job
+from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
 from device_inventory.fleet import Fleet, LeaseRefused
-from orchestrator import metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
-from orchestrator.scheduling.health import schedule_recheck
+from orchestrator.observability import metrics
 from orchestrator.spec.matrix import labels_match, os_matches
 
 log = logging.getLogger("benchfarm.agent")

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over domain code (orchestrator.runs, the export pipeline,
+"""Celery tasks: thin wrappers over domain code (orchestrator.coordinator, the export pipeline,
 agents.runner, agents.health_check). Payloads are JSON: ids and plain parameters, never objects.
 
 Heavy imports (torch, executorch) happen inside the task bodies so that a worker that
@@ -16,10 +16,16 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from device_inventory.fleet import Fleet
-from orchestrator import config, metrics
+from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
+from orchestrator.coordinator import exports, record
+from orchestrator.coordinator import reap as reaping
+from orchestrator.observability import metrics
+from orchestrator.pr import hooks
 
 log = logging.getLogger("benchfarm.tasks")
+# every Celery process is a composition root: PR verification and its webhook hook into the coordinator
+hooks.install()
 
 
 # A coordinator task that cannot reach the database or Redis is retried (with backoff,
@@ -61,9 +67,7 @@ def export(key: str, request: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.export_done", **COORDINATOR_TASK)
 def export_done(key: str, outcome: str, meta: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    runs.export_done(key, outcome, meta, _fleet()).send(app)
+    exports.export_done(key, outcome, meta, _fleet()).send(app)
 
 
 @app.task(name="benchfarm.run_job", acks_late=True)
@@ -85,16 +89,12 @@ def health_check(request: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.attempt_started", **COORDINATOR_TASK)
 def attempt_started(payload: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    runs.attempt_started(payload)
+    record.attempt_started(payload)
 
 
 @app.task(name="benchfarm.record_attempt", **COORDINATOR_TASK)
 def record_attempt(payload: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    outcome, outbox = runs.record_attempt(payload, _fleet())
+    outcome, outbox = record.record_attempt(payload, _fleet())
     if outcome.accepted:
         metrics.observe_recorded(payload["attempt_id"], outcome.retried)
     if not outcome.accepted:
@@ -104,9 +104,7 @@ def record_attempt(payload: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.reap", **COORDINATOR_TASK)
 def reap() -> None:
-    from orchestrator import runs
-
-    fenced, outbox = runs.reap(_fleet())
+    fenced, outbox = reaping.reap(_fleet())
     metrics.LEASE_REAPS.inc(len(fenced))
     if fenced:
         log.warning("reaped %d expired leases: %s", len(fenced), fenced)

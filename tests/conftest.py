@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from orchestrator.pr import hooks
+
+# tests call the coordinator's functions directly: wire PR verification in as the worker does
+hooks.install()
+
 REDIS_BASE = os.environ.get("BENCHFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 # Redis DB 1 belongs to the core integration tests; other suites use their own numbers.
 # (BENCHFARM_TEST_REDIS_DB moves it, e.g. to run two suites side by side on one Redis.)

@@ -85,7 +85,7 @@ def queue_classes(client: redis.Redis) -> set[str]:
 def drain_pending(url: str | None = None) -> None:
     """Copy device events the coordinator has not drained yet (it does so every 5 s, and
     not after it stops), so the report is current; idempotent, skipped without Redis."""
-    from orchestrator.history import drain_device_events
+    from orchestrator.coordinator.device_history import drain_device_events
 
     try:
         drain_device_events(Fleet.from_url(url or config.redis_url()))

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.capacity.queueing import makespan_bounds
-from orchestrator.planning import Cell, plan
+from orchestrator.coordinator.planning import Cell, plan
 from orchestrator.reports.data import CellKey
 from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.store.db import session

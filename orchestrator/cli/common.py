@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.states import JOB_TERMINAL
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Run
+from orchestrator.store.states import JOB_TERMINAL
 
 console = Console()
 err_console = Console(stderr=True)

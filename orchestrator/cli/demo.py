@@ -128,8 +128,8 @@ def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
 
 
 def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) -> int:
-    from orchestrator import runs
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
+    from orchestrator.coordinator.submit import submit
     from orchestrator.reports.matrix import render_matrix
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
@@ -173,8 +173,8 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
         # one run after the other: exports and simulated runs must not share the CPU
         # with the host benchmark, whose numbers are real measurements
         for path, spec in specs:
-            run_id, outbox = runs.submit(spec, path.read_text(), fleet, source=str(path),
-                                         requested_by="benchfarm demo")
+            run_id, outbox = submit(spec, path.read_text(), fleet, source=str(path),
+                                    requested_by="benchfarm demo")
             outbox.send(app)
             console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
             statuses.append(wait_for_run(run_id, timeout))

@@ -14,8 +14,12 @@ from orchestrator.cli.export import export_command
 from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
+from orchestrator.cli.selftest import selftest_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
-from orchestrator.selftest import selftest_command
+from orchestrator.pr import hooks
+
+# the CLI submits, cancels and finalises runs: PR verification takes part as in the worker
+hooks.install()
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -42,7 +46,7 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
            requested_by: str = typer.Option("", help="who asked (recorded on the run)"),
            timeout: float = typer.Option(3600, help="--wait gives up after this many seconds")) -> None:
     """Validate SPEC, plan its jobs and queue them."""
-    from orchestrator import runs
+    from orchestrator.coordinator.submit import submit as submit_run
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
 
@@ -51,8 +55,8 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
     except SpecError as exc:
         raise fail(str(exc), code=2) from None
     fleet = fleet_or_exit()
-    run_id, outbox = runs.submit(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
-                                 requested_by=requested_by)
+    run_id, outbox = submit_run(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
+                                requested_by=requested_by)
     outbox.send()
     console.print(f"run [bold]{run_id}[/] submitted ({trigger})")
     if wait:
@@ -66,11 +70,11 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
 @app.command()
 def status(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """A run's status and every job's state."""
-    from orchestrator import runs
+    from orchestrator.coordinator.run_state import RunNotFound, run_state
 
     try:
-        state = runs.run_state(run_id)
-    except runs.RunNotFound:
+        state = run_state(run_id)
+    except RunNotFound:
         raise fail(f"no run {run_id!r}") from None
     if as_json:
         console.print_json(json.dumps(state))
@@ -96,11 +100,12 @@ def _print_matrix(run_id: str) -> None:
 @app.command()
 def cancel(run_id: str) -> None:
     """Cancel a run: queued jobs are dropped, running ones stopped at the agent."""
-    from orchestrator import runs
+    from orchestrator.coordinator.cancel import cancel as cancel_run
+    from orchestrator.coordinator.run_state import RunNotFound
 
     try:
-        n = runs.cancel(run_id, fleet_or_exit())
-    except runs.RunNotFound:
+        n = cancel_run(run_id, fleet_or_exit())
+    except RunNotFound:
         raise fail(f"no run {run_id!r}") from None
     console.print(f"cancelled {n} jobs of run {run_id}")
 

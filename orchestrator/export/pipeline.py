@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +28,7 @@ from orchestrator.export import analysis, golden, lowering, zoo
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
 from orchestrator.export.registry import Backend, registry
+from orchestrator.export.request import GOLDEN_SEED, ExportRequest
 from orchestrator.export.sources import BadSource, Source, build_model, check_pte, fingerprint
 
 log = logging.getLogger(__name__)
@@ -36,21 +37,7 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 3
 CALIBRATION_SEED = 7
 CALIBRATION_BATCHES = 8
-GOLDEN_SEED = 1234
 _EXPORTER_PACKAGES = ("torch", "executorch", "torchao", "coremltools")
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    model: str  # display name used in the spec
-    source: str  # zoo:<name> | import:<pkg.mod:factory> | pte:<path>
-    backend: str
-    input_resolution: int = 224
-    batch_size: int = 1
-    compute_units: str = "all"
-
-    def input_shape(self) -> list[int]:
-        return [self.batch_size, 3, self.input_resolution, self.input_resolution]
 
 
 def versions() -> dict[str, str]:

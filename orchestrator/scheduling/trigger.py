@@ -57,7 +57,7 @@ def fired_key(schedule: str, scheduled_for: datetime) -> str:
 
 def fire(schedule: str, fleet: Fleet, app: Any = None, now: datetime | None = None) -> TriggerOutcome:
     """Submit ``schedule``'s spec as a nightly run unless its current slot already has one."""
-    from orchestrator import runs
+    from orchestrator.coordinator.submit import submit
     from orchestrator.spec.matrix import loads_spec
 
     raw = fleet.r.hget(REGISTRY_KEY, schedule)
@@ -73,9 +73,9 @@ def fire(schedule: str, fleet: Fleet, app: Any = None, now: datetime | None = No
     try:
         spec_path = Path(entry["spec"])
         text = spec_path.read_text()
-        run_id, outbox = runs.submit(loads_spec(text, str(spec_path)), text, fleet, source=str(spec_path),
-                                     trigger="nightly", requested_by=f"schedule:{schedule}",
-                                     meta={"schedule": schedule, "scheduled_for": slot.isoformat()})
+        run_id, outbox = submit(loads_spec(text, str(spec_path)), text, fleet, source=str(spec_path),
+                                trigger="nightly", requested_by=f"schedule:{schedule}",
+                                meta={"schedule": schedule, "scheduled_for": slot.isoformat()})
     except BaseException:
         # nothing was committed: free the slot so a retry (or the other leader's send) can submit it
         fleet.r.delete(key)

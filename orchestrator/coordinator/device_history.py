@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet, P
-from orchestrator.notify import notify
+from orchestrator.observability.notify import notify
 from orchestrator.store.db import session
 from orchestrator.store.models import DeviceEvent
 

@@ -4,7 +4,7 @@ Each PR cell is compared with the best baseline available, in this order:
   1. *interleaved A/B*: the baseline's artifact measured in the same lease on the same
      device, alternating with the PR's (``Result.ab``) — drift between devices and over
      time cancels;
-  2. the newest baseline run's results for the cell (``orchestrator.baselines``).
+  2. the newest baseline run's results for the cell (``orchestrator.pr.baselines``).
 
 A cell that comes out *slower* is not reported at once: when the PR's jobs are done the
 coordinator adds one *verify* job per suspected cell (a fresh lease, possibly another
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.analysis.compare import CellComparison
 from orchestrator.analysis.regression import Verdict, compare_cells
-from orchestrator.baselines import find_baseline_cells
+from orchestrator.pr.baselines import find_baseline_cells
 from orchestrator.reports.data import Cell, CellKey, RunData, load_run
 from orchestrator.store.models import Job, Result
 

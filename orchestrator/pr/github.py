@@ -1,8 +1,8 @@
 """PR jobs: submit a PR's cells, find each cell's baseline, give a verdict, comment on GitHub.
 
-Which run is a cell's baseline is ``orchestrator.baselines``' rule; how a cell is compared
+Which run is a cell's baseline is ``orchestrator.pr.baselines``' rule; how a cell is compared
 (interleaved A/B in one lease, else that run's results) and the verify re-run of a
-suspected regression are ``orchestrator.verify``'s. The statistics (Mann-Whitney +
+suspected regression are ``orchestrator.pr.verify``'s. The statistics (Mann-Whitney +
 bootstrap CI + minimum effect) are ``orchestrator.analysis``'s; the table is
 ``orchestrator.reports``'.
 """
@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from device_inventory.fleet import Fleet
 from orchestrator.analysis.compare import CellComparison
 from orchestrator.api.submit import RunMeta, submit_spec_text
+from orchestrator.pr.verify import AB_BASIS, compare_pr_run
 from orchestrator.reports.data import CellKey, RunData
 from orchestrator.reports.markdown import verdict_markdown
-from orchestrator.verify import AB_BASIS, compare_pr_run
 
 MARKER = "<!-- benchfarm -->"
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -56,7 +56,7 @@ def submit_pr(spec_text: str, source: str, fleet: Fleet, meta: RunMeta, requeste
 def pr_verdict(s: Session, run_id: str, branch: str = "main", min_effect: float = 0.05) -> PrVerdict:
     """Compare a PR run's cells with their baselines (raises ``reports.data.RunNotFound``):
     in-lease A/B where the cell ran interleaved, else the newest baseline run; a suspected
-    regression counts only when the automatic verify re-run confirms it (``orchestrator.verify``)."""
+    regression counts only when the automatic verify re-run confirms it (``orchestrator.pr.verify``)."""
     found = compare_pr_run(s, run_id, branch, min_effect)
     md = _markdown(found.candidate, found.comparisons, found.baseline_runs, branch)
     return PrVerdict(run_id, md, found.comparisons, found.baseline_runs)
