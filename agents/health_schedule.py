@@ -23,7 +23,7 @@ from typing import Any
 
 from celery import Celery
 
-from device_inventory.fleet import Fleet, P
+from device_inventory.fleet import Fleet
 from orchestrator.celery_app import device_id_queue
 
 log = logging.getLogger("benchfarm.health")
@@ -65,10 +65,6 @@ def recheck_delay_s(recheck: int) -> float:
     return min(recheck_base_s() * 2 ** max(recheck - 1, 0), check_every_s())
 
 
-def _recheck_key(device_id: str) -> str:
-    return f"{P}health-recheck:{device_id}"
-
-
 def schedule_recheck(fleet: Fleet, app: Celery, device_id: str, recheck: int = 1) -> dict[str, Any] | None:
     """Queue recheck number ``recheck`` of a quarantined device; None when the chain is exhausted,
     one is already pending, or the broker cannot be reached (never raises: the caller is in the
@@ -80,7 +76,7 @@ def schedule_recheck(fleet: Fleet, app: Celery, device_id: str, recheck: int = 1
     delay = recheck_delay_s(recheck)
     request = new_request(device_id, "recheck", recheck)
     try:
-        if not fleet.r.set(_recheck_key(device_id), request["check_id"], nx=True, ex=int(delay + RECHECK_GRACE_S)):
+        if not fleet.health.claim_recheck(device_id, request["check_id"], delay + RECHECK_GRACE_S):
             log.info("device %s already has a recheck pending", device_id)
             return None
         send(app, request, countdown=delay)
@@ -94,6 +90,4 @@ def schedule_recheck(fleet: Fleet, app: Celery, device_id: str, recheck: int = 1
 
 def recheck_started(fleet: Fleet, request: dict[str, Any]) -> None:
     """A recheck is running: it no longer blocks the next one being scheduled."""
-    key = _recheck_key(request["device_id"])
-    if fleet.r.get(key) in (request["check_id"], request["check_id"].encode()):
-        fleet.r.delete(key)
+    fleet.health.recheck_started(request["device_id"], request["check_id"])

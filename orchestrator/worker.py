@@ -21,7 +21,6 @@ from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
 from orchestrator.coordinator.device_history import drain_device_events
-from orchestrator.coordinator.exports import exporter_heartbeat
 from orchestrator.coordinator.reap import reap
 from orchestrator.observability import metrics
 from orchestrator.observability.logs import setup_logging
@@ -40,7 +39,7 @@ def _housekeeping(queues: list[str]) -> None:
     while not _stop.wait(REAP_EVERY_S):
         try:
             for p in platforms:
-                exporter_heartbeat(fleet, p, ttl=REAP_EVERY_S * 6)
+                fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6)
             if COORDINATOR_QUEUE in queues:
                 drain_device_events(fleet)
                 fenced, outbox = reap(fleet)
@@ -61,7 +60,7 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
     fleet = Fleet.from_url(config.redis_url())
     for q in queues:
         if q.startswith("export."):
-            exporter_heartbeat(fleet, q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
+            fleet.exporters.heartbeat(q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
 
     @worker_ready.connect
     def _ready(**_kw: object) -> None:

@@ -98,7 +98,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
         """Redis and database reachability; 503 when either is down."""
         checks: dict[str, str] = {}
         try:
-            request.app.state.fleet.r.ping()
+            request.app.state.fleet.ping()
             checks["redis"] = "ok"
         except redis.RedisError as exc:
             checks["redis"] = f"down: {type(exc).__name__}"

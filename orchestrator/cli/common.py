@@ -28,7 +28,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def fleet_or_exit() -> Fleet:
     fleet = Fleet.from_url(config.redis_url())
     try:
-        fleet.r.ping()
+        fleet.ping()
     except redis.RedisError as exc:
         raise fail(f"Redis at {config.redis_url()} does not answer ({exc}); start one or set REDIS_URL") from None
     return fleet

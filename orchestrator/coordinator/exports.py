@@ -1,8 +1,7 @@
-"""Which exporter lowers an artifact, which exporters are alive, and what an export's outcome does."""
+"""Which exporter lowers an artifact (``fleet.exporters`` says which are alive), and what an export's outcome does."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import select
@@ -15,16 +14,6 @@ from orchestrator.coordinator.outbox import Outbox
 from orchestrator.export.registry import registry
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, utcnow
-
-EXPORTER_KEY = "bf:exporters"
-
-
-def exporters_alive(fleet: Fleet) -> set[str]:
-    return {p for p, exp in fleet.r.zrangebyscore(EXPORTER_KEY, time.time(), "+inf", withscores=True)}
-
-
-def exporter_heartbeat(fleet: Fleet, platform: str, ttl: float = 30) -> None:
-    fleet.r.zadd(EXPORTER_KEY, {platform: time.time() + ttl})
 
 
 def export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:

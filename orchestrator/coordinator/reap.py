@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from device_inventory.fleet import Fleet, attempt_key
+from device_inventory.fleet import Fleet
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
@@ -61,10 +61,7 @@ def reap_lost(fleet: Fleet, outbox: Outbox, grace_s: float = LOST_GRACE_S) -> li
                          .order_by(Attempt.dispatched_at).limit(LOST_BATCH)).scalars().all()
     if not rows:
         return []
-    pipe = fleet.r.pipeline(transaction=False)
-    for attempt_id in rows:
-        pipe.exists(attempt_key(attempt_id))
-    lost = [a for a, present in zip(rows, pipe.execute(), strict=True) if not present]
+    lost = fleet.attempts.missing(rows)
     done = []
     for attempt_id in lost:
         with db_session() as s:

@@ -9,7 +9,7 @@ from device_inventory.fleet import Fleet
 from orchestrator import celery_app as capp
 from orchestrator.coordinator import events
 from orchestrator.coordinator.dispatch import dispatch_waiting, jobs_for_artifact
-from orchestrator.coordinator.exports import block_jobs, export_route, exporters_alive, mark_artifact_ready
+from orchestrator.coordinator.exports import block_jobs, export_route, mark_artifact_ready
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.coordinator.planning import plan
@@ -30,7 +30,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
         raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
     store = store or ArtifactStore()
     the_plan = plan(spec)
-    alive = exporters_alive(fleet)
+    alive = fleet.exporters.alive()
     outbox = Outbox()
     priority = capp.PRIORITY[trigger]
     run_id = new_id()

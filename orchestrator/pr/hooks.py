@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from device_inventory import keys
 from device_inventory.fleet import Fleet
 from orchestrator.coordinator import events
 from orchestrator.coordinator.dispatch import dispatch
@@ -28,7 +29,6 @@ from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, Run, utcnow
 
-VERIFY_KEY = "bf:verify:"
 VERIFY_KEY_TTL_S = 30 * 86400
 VERIFY_DECIDE_S = 60
 
@@ -81,9 +81,9 @@ def request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
     meta = dict(run.meta or {})
     if run.trigger != "pr" or run.finalized or "verify" in meta or meta.get("cancelled"):
         return False
-    key = f"{VERIFY_KEY}{run.id}"
-    if not fleet.r.set(key, str(time.time()), nx=True, ex=VERIFY_KEY_TTL_S):
-        return time.time() - float(fleet.r.get(key) or 0) < VERIFY_DECIDE_S
+    decision = keys.verify_decision(run.id)
+    if not fleet.claims.claim(decision, str(time.time()), VERIFY_KEY_TTL_S):
+        return time.time() - float(fleet.claims.get(decision) or 0) < VERIFY_DECIDE_S
     suspects = suspected_regressions(s, run.id, meta.get("baseline") or "main")
     run.meta = dict(meta, verify={"cells": [k.label() for k in suspects], "requested_at": utcnow().isoformat()})
     if not suspects:

@@ -15,18 +15,16 @@ What a check is (the message, the recheck chain after a quarantine) is
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import Celery
 
 from agents.health_schedule import check_every_s, new_request, send
-from device_inventory.fleet import Fleet, P
+from device_inventory.fleet import Fleet
 
 log = logging.getLogger("benchfarm.health")
 
 # the periodic sweep reads every device; more often than this is wasted Redis work
 SWEEP_EVERY_S = 30.0
-SEEN_KEY = f"{P}health-seen"
 
 
 def periodic_sweep(fleet: Fleet, app: Celery, every_s: float | None = None) -> list[str]:
@@ -37,10 +35,7 @@ def periodic_sweep(fleet: Fleet, app: Celery, every_s: float | None = None) -> l
         if dev.get("state") in ("offline", "maintenance"):
             continue
         device_id = dev["id"]
-        with fleet.r.pipeline(transaction=True) as pipe:
-            pipe.sadd(SEEN_KEY, device_id)
-            pipe.set(f"{P}health-periodic:{device_id}", str(time.time()), nx=True, ex=max(every, 1))
-            first_sight, due = pipe.execute()
+        first_sight, due = fleet.health.claim_periodic(device_id, every)
         if first_sight or not due:
             continue
         # a device whose agent is away does not pile up one stale check per period

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from device_inventory.fleet import Fleet
 from orchestrator.coordinator.cancel import cancel
 from orchestrator.coordinator.dispatch import MAX_ATTEMPTS
-from orchestrator.coordinator.exports import export_done, exporter_heartbeat
+from orchestrator.coordinator.exports import export_done
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
 from orchestrator.coordinator.reap import finalize_stragglers, reap, reap_lost
@@ -91,7 +91,7 @@ def test_submit_routes_exports_and_blocks_backends_without_an_exporter(fleet):
     assert jobs["mps"].state == "blocked" and "needs a macOS exporter" in jobs["mps"].reason
     assert [m.queue for m in outbox.messages] == ["export.linux"]
     # with a macOS exporter alive, MPS is routed to it instead
-    exporter_heartbeat(fleet, "macos")
+    fleet.exporters.heartbeat("macos")
     run2, outbox2 = submit(fleet)
     assert sorted(m.queue for m in outbox2.messages) == ["export.linux", "export.macos"]
 

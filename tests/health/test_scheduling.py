@@ -44,7 +44,7 @@ def test_periodic_checks_go_once_per_period_whatever_the_number_of_coordinators(
 
 
 def test_rechecks_back_off_one_pending_at_a_time_and_stop(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(health.RECHECK_ENV, "300")
+    monkeypatch.setenv(health_schedule.RECHECK_ENV, "300")
     assert [health_schedule.recheck_delay_s(n) for n in (1, 2, 3)] == [300, 600, 1200]
     first = health_schedule.schedule_recheck(fleet, app, "d-quar", 1)
     assert first is not None
