@@ -25,6 +25,17 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def resolve_run_or_exit(ref: str) -> str:
+    """The run id a typed reference (id, unique prefix, latest, latest:NAME) names, or exit 1."""
+    from orchestrator.cli.runref import RunRefError, resolve_run
+
+    try:
+        with session() as s:
+            return resolve_run(s, ref)
+    except RunRefError as exc:
+        raise fail(str(exc)) from None
+
+
 def fleet_or_exit() -> Fleet:
     fleet = Fleet.from_url(config.redis_url())
     try:

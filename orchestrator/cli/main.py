@@ -9,14 +9,16 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli.capacity import capacity_app
-from orchestrator.cli.common import console, fail, fleet_or_exit, wait_for_run
+from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
 from orchestrator.cli.export import export_command
 from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
+from orchestrator.cli.runs import runs_command
 from orchestrator.cli.selftest import selftest_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
-from orchestrator.pr import hooks
+from orchestrator.cli.status import status_command
+from orchestrator.pr.github import hooks
 
 # the CLI submits, cancels and finalises runs: PR verification takes part as in the worker
 hooks.install()
@@ -27,6 +29,8 @@ devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=T
 app.add_typer(devices_app, name="devices")
 devices_app.command("check")(check_command)
 app.command("export")(export_command)
+app.command("runs")(runs_command)
+app.command("status")(status_command)
 app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
@@ -67,27 +71,6 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
             raise typer.Exit(1)
 
 
-@app.command()
-def status(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """A run's status and every job's state."""
-    from orchestrator.coordinator.run_state import RunNotFound, run_state
-
-    try:
-        state = run_state(run_id)
-    except RunNotFound:
-        raise fail(f"no run {run_id!r}") from None
-    if as_json:
-        console.print_json(json.dumps(state))
-        return
-    t = Table(title=f"run {state['id']} {state['name']} ({state['trigger']}): {state['status']}")
-    for col in ("job", "model", "backend", "class", "res", "batch", "rep", "state", "attempts", "reason"):
-        t.add_column(col)
-    for j in state["jobs"]:
-        t.add_row(j["id"], j["model"], j["backend"], j["device_class"], str(j["input_resolution"]),
-                  str(j["batch_size"]), str(j["repeat"]), j["state"], str(j["attempts"]), j["reason"][:80])
-    console.print(t)
-
-
 def _print_matrix(run_id: str) -> None:
     from orchestrator.reports.matrix import render_matrix
     from orchestrator.store.db import session
@@ -98,11 +81,12 @@ def _print_matrix(run_id: str) -> None:
 
 
 @app.command()
-def cancel(run_id: str) -> None:
+def cancel(run_id: str = typer.Argument(..., help="run id, unique prefix, latest or latest:NAME")) -> None:
     """Cancel a run: queued jobs are dropped, running ones stopped at the agent."""
     from orchestrator.coordinator.cancel import cancel as cancel_run
     from orchestrator.coordinator.run_state import RunNotFound
 
+    run_id = resolve_run_or_exit(run_id)
     try:
         n = cancel_run(run_id, fleet_or_exit())
     except RunNotFound:

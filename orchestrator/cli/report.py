@@ -16,11 +16,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from orchestrator.cli.common import resolve_run_or_exit
 from orchestrator.reports.data import RunNotFound
 from orchestrator.store.db import session
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+RUN_HELP = "run id, unique prefix, latest or latest:NAME"
 
 
 class Format(StrEnum):
@@ -54,12 +58,13 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def matrix_command(
-    run_id: str = typer.Argument(..., help="run id"),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     markdown: bool = typer.Option(False, "--markdown", help="markdown instead of terminal tables"),
 ) -> None:
     """The device matrix of a run, in the seed guide's layout."""
     from orchestrator.reports.matrix import matrix_markdown, render_matrix
 
+    run_id = resolve_run_or_exit(run_id)
     try:
         with session() as s:
             if markdown:
@@ -78,7 +83,7 @@ def _guess_format(output: Path | None) -> Format:
 
 
 def report_command(
-    run_id: str = typer.Argument(..., help="run id"),
+    run_id: str = typer.Argument(..., help=RUN_HELP),
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
     fmt: Format | None = typer.Option(None, "--format", "-f",
                                       help="md | html | csv | hud (PyTorch HUD v3) | json (benchfarm cells); "
@@ -96,6 +101,8 @@ def report_command(
     from orchestrator.reports.markdown import report_markdown
 
     fmt = fmt or _guess_format(output)
+    run_id = resolve_run_or_exit(run_id)
+    baseline = resolve_run_or_exit(baseline) if baseline else None
     try:
         with session() as s:
             report = build_report(s, run_id, baseline, history, silent_after)
@@ -110,8 +117,8 @@ def report_command(
 
 
 def compare_command(
-    base_run: str = typer.Argument(..., help="baseline run id"),
-    new_run: str = typer.Argument(..., help="candidate run id"),
+    base_run: str = typer.Argument(..., help="baseline run (" + RUN_HELP + ")"),
+    new_run: str = typer.Argument(..., help="candidate run (" + RUN_HELP + ")"),
     min_effect: float = typer.Option(0.05, "--min-effect", min=0.0, max=1.0,
                                      help="smallest relative change reported as faster/slower"),
     fail_on_slower: bool = typer.Option(False, "--fail-on-slower", help="exit 2 if any cell is slower"),
@@ -119,6 +126,7 @@ def compare_command(
     """Verdict per cell (faster / slower / within noise) as a markdown table for a PR comment."""
     from orchestrator.reports.markdown import pr_verdict_markdown
 
+    base_run, new_run = resolve_run_or_exit(base_run), resolve_run_or_exit(new_run)
     try:
         with session() as s:
             text, comparisons = pr_verdict_markdown(s, base_run, new_run, min_effect)

@@ -83,7 +83,7 @@ def _publish_verdict(run_id: str, baseline: str, repo: str, pr: int, min_effect:
     """Print or post the verdict; exit 1 on a regression when asked to."""
     import os
 
-    from orchestrator.pr import github as prdomain
+    from orchestrator.pr.github import github as prdomain
     from orchestrator.reports.data import RunNotFound
     from orchestrator.store.db import session
 
@@ -130,7 +130,7 @@ def pr_submit(repo: str = typer.Option(..., help="OWNER/NAME"), pr: int = typer.
     from orchestrator.api.submit import RunMeta
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
     from orchestrator.export.sources import BadSource
-    from orchestrator.pr import github as prdomain
+    from orchestrator.pr.github import github as prdomain
     from orchestrator.spec.yamlpos import SpecError
 
     try:
@@ -152,5 +152,8 @@ def pr_verdict_command(run_id: str, repo: str = typer.Option(..., help="OWNER/NA
                        baseline: str = typer.Option("main", help="baseline branch"),
                        fail_on_regression: bool = typer.Option(False, "--fail-on-regression"),
                        min_effect: float = typer.Option(0.05)) -> None:
-    """The verdict of an already submitted PR run (e.g. after `pr submit` without --wait)."""
-    _publish_verdict(run_id, baseline, repo, pr, min_effect, fail_on_regression)
+    """The verdict of an already submitted PR run (e.g. after `pr submit` without --wait);
+    RUN_ID may be a unique prefix, latest or latest:NAME."""
+    from orchestrator.cli.common import resolve_run_or_exit
+
+    _publish_verdict(resolve_run_or_exit(run_id), baseline, repo, pr, min_effect, fail_on_regression)
