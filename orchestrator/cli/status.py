@@ -1,6 +1,6 @@
 """``benchfarm status RUN``: a run's status and every job's state, fitted to the terminal.
 
-``--json`` prints the run as ``orchestrator.run_state`` returns it (stable fields: ``id``,
+``--json`` prints the run as ``orchestrator.coordinator.run_state`` returns it (stable fields: ``id``,
 ``name``, ``trigger``, ``status``, ``finalized``, ``created_at``, ``finished_at``, ``summary``,
 ``results``, and ``jobs``: ``id``, ``model``, ``backend``, ``device_class``, ``input_resolution``,
 ``batch_size``, ``repeat``, ``state``, ``reason``, ``attempts``, ``purpose``, ``ab``).
