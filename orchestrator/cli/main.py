@@ -18,7 +18,7 @@ from orchestrator.cli.runs import runs_command
 from orchestrator.cli.selftest import selftest_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
 from orchestrator.cli.status import status_command
-from orchestrator.pr.github import hooks
+from orchestrator.pr import hooks
 
 # the CLI submits, cancels and finalises runs: PR verification takes part as in the worker
 hooks.install()
