@@ -100,7 +100,7 @@ def request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
                     device_class=job.device_class, device_selector=job.device_selector,
                     input_resolution=job.input_resolution, batch_size=job.batch_size, iterations=job.iterations,
                     warmup=job.warmup, compute_units=job.compute_units, timeout_s=job.timeout_s,
-                    repeat_index=next_repeat, artifact_key=job.artifact_key,
+                    repeat_index=next_repeat, artifact_key=job.artifact_key, request_key=job.request_key,
                     baseline_artifact_key=job.baseline_artifact_key, ab_rounds=job.ab_rounds,
                     purpose="verify", priority=job.priority)
         s.add(again)

@@ -19,7 +19,7 @@ from orchestrator.coordinator.run_state import RunNotFound
 from orchestrator.coordinator.submit import submit as submit_run
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
-from orchestrator.store.models import Artifact, Attempt, Job, Result, Run
+from orchestrator.store.models import Attempt, Job, Result, Run
 from orchestrator.store.states import InvalidTransition, check_job_transition
 
 SPEC = """\
@@ -44,9 +44,9 @@ def submit(fleet, text=SPEC, trigger="manual"):
 
 
 def make_ready(run_id):
-    """Pretend the exporter finished: mark the xnnpack artifact ready via the real callback."""
+    """The export requests of the run's xnnpack jobs (what the exporter answers with export_done)."""
     with session() as s:
-        keys = {j.artifact_key for j in s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack"))}
+        keys = {j.request_key for j in s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack"))}
     return keys
 
 
@@ -67,8 +67,9 @@ def result_doc(job, attempt, **over):
 
 def dispatch_ready(fleet, run_id):
     """Run the export callback for the run's xnnpack artifact and return its (job, attempt)."""
-    [key] = make_ready(run_id)
-    outbox = export_done(key, "ok", {"file_sha256": "a" * 64, "size_bytes": 123, "export_time_s": 1.0}, fleet)
+    [request] = make_ready(run_id)
+    outbox = export_done(request, "ok", {"artifact_key": "b" * 64, "file_sha256": "a" * 64, "size_bytes": 123,
+                                         "export_time_s": 1.0}, fleet)
     with session() as s:
         job = s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack")).one()
         attempt = s.scalars(select(Attempt).where(Attempt.job_id == job.id)).one()
@@ -94,6 +95,18 @@ def test_submit_routes_exports_and_blocks_backends_without_an_exporter(fleet):
     fleet.exporters.heartbeat("macos")
     run2, outbox2 = submit(fleet)
     assert sorted(m.queue for m in outbox2.messages) == ["export.linux", "export.macos"]
+
+
+def test_the_exporter_keys_a_torch_model_and_the_jobs_learn_it(fleet):
+    run_id, _ = submit(fleet)
+    with session() as s:
+        job = s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack")).one()
+        assert job.artifact_key == "" and len(job.request_key) == 64  # the coordinator never fingerprints
+    job_id, attempt_id, outbox = dispatch_ready(fleet, run_id)
+    with session() as s:
+        job = s.get(Job, job_id)
+        assert job.artifact_key == "b" * 64 and job.state == "waiting-for-device"
+    assert [m.args[0]["artifact_key"] for m in outbox.messages] == ["b" * 64]
 
 
 def test_record_exactly_once_and_fencing(fleet):
@@ -227,8 +240,8 @@ def test_priorities_put_pr_work_ahead_in_the_broker(fleet, bf_env):
     # kombu's Redis transport keeps one list per priority step: export.linux:0 (PR) is served before :6
     assert client.llen("export.linux") + client.llen("export.linux:0") >= 1
     assert client.llen("export.linux:6") >= 1
-    with session() as s:
-        assert s.scalars(select(Artifact)).all()
+    with session() as s:  # both runs' jobs wait for the exporter's answer to their requests
+        assert {j.state for j in s.scalars(select(Job).where(Job.backend == "xnnpack"))} == {"exporting"}
 
 
 def test_attempts_the_broker_lost_are_retried_and_their_late_reports_rejected(fleet):
