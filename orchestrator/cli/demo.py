@@ -145,6 +145,10 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
     need_virtual = any(c != "host-cpu" for c in classes)
     logs = config.data_dir() / "demo-logs"
     logs.mkdir(exist_ok=True)
+    from orchestrator.store import migrations
+
+    before, after = migrations.upgrade_url()  # `benchfarm db upgrade`, before any process opens the store
+    console.print(f"results database schema: {before or 'none'} -> {after}")
     statuses = []
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):

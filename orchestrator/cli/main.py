@@ -10,6 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
+from orchestrator.cli.db import db_app
 from orchestrator.cli.export import export_command
 from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
@@ -35,6 +36,7 @@ app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.add_typer(capacity_app, name="capacity")
+app.add_typer(db_app, name="db")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(harness_app, name="harness")
 app.command("api")(api_command)
