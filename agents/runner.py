@@ -112,7 +112,8 @@ def _bounce(payload: dict[str, Any], why: str) -> None:
 
 
 def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
-    return validate_job({
+    profile = {"profile": payload["profile"]} if payload.get("profile") else {}
+    return validate_job({**profile,
         "schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
         "attempt_token": token, "model_file": payload["model_file"], "model_sha256": payload["model_sha256"],
         "backend": payload["backend"], "runtime": payload["runtime"], "compute_units": payload["compute_units"],
@@ -204,13 +205,12 @@ def _execute(payload: dict[str, Any]) -> None:
     try:
         if hasattr(ctx.driver, "timeline"):
             ctx.driver.timeline = timeline  # the driver records its own steps (push, launch, pull...)
-        arm_runs = ab.plan_arms(payload, job_document(payload, lease.token))
+        plan = ab.RoundPlan(payload, job_document(payload, lease.token))
         docs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
-        rounds: list[dict[str, Any]] = []
         baseline_error = ""
         failed: dict[str, Any] | None = None  # the job's own program reported an error
         ctx.fleet.mark_busy(lease)
-        for arm_run in arm_runs:
+        for arm_run in plan:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
             doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, arm=arm_run.arm)
@@ -219,18 +219,19 @@ def _execute(payload: dict[str, Any]) -> None:
                 break
             if doc["status"] != "ok":
                 baseline_error = f"{doc['error']['category']}: {doc['error']['message']}"
+                plan.record("B", None)
                 continue
             docs[arm_run.arm].append(doc)
-            rounds.append(ab.round_summary(arm_run.arm, doc))
+            plan.record(arm_run.arm, doc)
         if failed is not None:
             report.update(_classify(failed))
         else:
             report.update(_classify(ab.merge_documents(docs["A"])))
             if "ab" in payload:
-                report["ab"] = {"order": "".join(r["arm"] for r in rounds), "rounds": rounds,
+                report["ab"] = {"order": "".join(r["arm"] for r in plan.rounds), "rounds": plan.rounds,
                                 "baseline_artifact_key": payload["ab"]["baseline"]["artifact_key"],
                                 "baseline_result": ab.merge_documents(docs["B"]) if docs["B"] else None,
-                                "baseline_error": baseline_error}
+                                "baseline_error": baseline_error, "adaptive": plan.summary()}
     except DriverError as exc:
         report.update(outcome="infra", category=exc.category, message=str(exc))
     except ContractError as exc:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agents.drivers import host_profile
+from agents.drivers.host_harness import cpu_model
 from agents.harness.contract import JOB_FILE, RESULT_FILE, validate_job
 from agents.protocols import DeviceInfo, DriverError, Health
 
@@ -46,7 +48,7 @@ class HostDriver:
             name=f"{hostname} CPU",
             os=platform.system(),
             os_version=platform.release(),
-            chip=platform.processor() or platform.machine(),
+            chip=cpu_model(),
             host=hostname,
             driver=self.name,
             extra={"cpus": os.cpu_count() or 1},
@@ -62,10 +64,12 @@ class HostDriver:
     def prepare(self, device: DeviceInfo, job: dict[str, Any], model_path: Path) -> None:
         validate_job(job)
         job_dir = Path(tempfile.mkdtemp(prefix=f"{job['attempt_id']}-", dir=self._base()))
-        try:
-            os.link(model_path, job_dir / job["model_file"])
-        except OSError:
-            shutil.copyfile(model_path, job_dir / job["model_file"])
+        _link(model_path, job_dir / job["model_file"])
+        etrecord = model_path.with_suffix(".etrecord")  # the store keeps it beside the program
+        if job.get("profile") and etrecord.exists():
+            name = Path(job["model_file"]).with_suffix(".etrecord").name
+            _link(etrecord, job_dir / name)
+            job = dict(job, profile=dict(job["profile"], etrecord_file=name))
         (job_dir / JOB_FILE).write_text(json.dumps(job))
         self._dirs[job["attempt_id"]] = job_dir
 
@@ -73,6 +77,8 @@ class HostDriver:
         job_dir = self._dirs[job["attempt_id"]]
         harness = self._harness()
         timeout = float(job["timeout_s"]) + 5
+        if job.get("profile"):
+            timeout += float(job["profile"].get("timeout_s", host_profile.DEFAULT_TIMEOUT_S))
         try:
             harness.stdin.write(f"{job_dir}\n")
             harness.stdin.flush()
@@ -82,10 +88,17 @@ class HostDriver:
             raise DriverError("harness_crashed", f"host harness pipe broke: {exc}") from None
         if line is None:
             self._stop_harness()
+            salvaged = host_profile.salvage(job_dir, f"timeout after {timeout:.0f} s")
+            if salvaged is not None:
+                return salvaged
             raise DriverError("timeout", f"host harness did not finish within {timeout:.0f} s")
         result = job_dir / RESULT_FILE
         if not line.startswith("done") or not result.exists():
             code = self._stop_harness()
+            # died in the profiling pass: the timing result is complete, only the profile is lost
+            salvaged = host_profile.salvage(job_dir, f"harness exit status {code}")
+            if salvaged is not None:
+                return salvaged
             raise DriverError("harness_crashed", f"host harness exited ({code}) without a result")
         return result.read_bytes()
 
@@ -123,6 +136,13 @@ class HostDriver:
     def _base(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         return self.workdir
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str | None:

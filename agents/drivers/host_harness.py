@@ -23,9 +23,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agents.drivers import host_profile
 from agents.harness.contract import JOB_FILE, RESULT_FILE, golden_input, summarize_output, validate_job
 
 PRODUCER_VERSION = "1"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``AMD EPYC 7B13``): what a host benchmark ran on. The kernel
+    release says nothing about speed; ``platform.processor()`` is empty on most Linux hosts."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _now() -> str:
@@ -80,7 +93,7 @@ def run_job(job_dir: Path) -> dict:
         "device": {
             "model": "host",
             "name": socket.gethostname(),
-            "chip": platform.processor() or platform.machine(),
+            "chip": cpu_model(),
             "os": platform.system(),
             "os_version": platform.release(),
         },
@@ -135,11 +148,17 @@ def run_job(job_dir: Path) -> dict:
     return doc
 
 
-def run_and_write(job_dir: Path) -> None:
-    doc = run_job(job_dir)
+def write_result(job_dir: Path, doc: dict) -> None:
     tmp = job_dir / (RESULT_FILE + ".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(job_dir / RESULT_FILE)  # atomic: the agent never reads half a document
+
+
+def run_and_write(job_dir: Path) -> None:
+    doc = run_job(job_dir)
+    write_result(job_dir, doc)
+    # the untimed profiling pass, after the timing result is safely on disk
+    host_profile.profile_after_timing(job_dir, doc, write_result)
 
 
 def serve() -> int:

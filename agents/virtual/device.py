@@ -39,7 +39,7 @@ from typing import Any
 from agents.harness.contract import HARNESS_BUNDLE_ID  # noqa: F401  (re-exported)
 from agents.virtual.faults import FaultSet
 from agents.virtual.tls import identity
-from agents.virtual.vfs import Tree
+from agents.virtual.vfs import MEDIA_ROOT_DIRS, Tree
 from device_inventory.catalog import catalog
 
 LOCKDOWN_PORT = 62078
@@ -149,7 +149,7 @@ class VirtualDevice:
         self.heat_s = 0.0  # simulated busy seconds, decaying while idle (see harness.ThermalModel)
         self.heat_at = time.monotonic()
         self.media = Tree()
-        for d in ("DCIM", "Downloads", "PublicStaging", "iTunes_Control"):
+        for d in MEDIA_ROOT_DIRS:
             self.media.makedirs(d)
         self.apps: dict[str, App] = {
             b: App(b, {"CFBundleExecutable": n}, app_type="System")
@@ -221,7 +221,9 @@ class VirtualDevice:
             return {"TotalDiskCapacity": DISK_BYTES, "TotalDataCapacity": DISK_BYTES - SYSTEM_BYTES,
                     "TotalDataAvailable": free, "AmountDataAvailable": free}
         if domain == "com.apple.security.mac.amfi":
-            return {"DeveloperModeStatus": True}
+            from agents.virtual.services.developer import developer_mode_on
+
+            return {"DeveloperModeStatus": developer_mode_on(self)}
         if domain == "com.apple.international":
             return {"Language": "en", "Locale": "en_US", "Uses24HourClock": True}
         if domain == "com.apple.mobile.wireless_lockdown":

@@ -21,6 +21,11 @@ from typing import Any
 
 from pymobiledevice3.dtx import DTXConnection, DTXService, NSError, dtx_on_invoke
 
+from agents.virtual.instruments import processes as ptable
+from agents.virtual.instruments.deviceinfo import DeviceInfoDevice
+from agents.virtual.instruments.energy import EnergyDevice
+from agents.virtual.instruments.sysmontap import SysmontapDevice
+
 logger = logging.getLogger(__name__)
 
 PROCESSCONTROL = "com.apple.instruments.server.services.processcontrol"
@@ -30,6 +35,9 @@ DEVICE_CAPABILITIES: dict[str, Any] = {
     "com.apple.private.DTXBlockCompression": 0,
     "com.apple.private.DTXConnection": 1,
     PROCESSCONTROL: 4,
+    DeviceInfoDevice.IDENTIFIER: 1,
+    SysmontapDevice.IDENTIFIER: 1,
+    EnergyDevice.IDENTIFIER: 1,
 }
 # The host announces this capability when it wants processWithPID:terminated... callbacks.
 TERMINATION_CALLBACK = "com.apple.instruments.client.processcontrol.capability.terminationCallback"
@@ -113,7 +121,8 @@ class ProcessControlDevice(DTXService):
 
     @dtx_on_invoke("isPidDebuggable:")
     async def _is_debuggable(self, pid: Any) -> bool:
-        return True
+        proc = ptable.find(self._device, int(_plain(pid)))
+        return proc is not None and ptable.debuggable(proc)
 
     def _process_exited(self, event: Any) -> Any:
         """VirtualDevice exit callback (runs on the server loop): tell the host, as instrumentsd does.
@@ -135,12 +144,32 @@ class ProcessControlDevice(DTXService):
                               pid, exit_code or 0, signal or 0, expects_reply=False)
 
 
+class DeviceDTXConnection(DTXConnection):
+    """The device end of a DTX connection: a channel it has no service for is refused at once.
+
+    pymobiledevice3's connection answers an unknown identifier with a dynamic service that
+    then fails every selector; instrumentsd instead replies to ``_requestChannelWithCode:identifier:``
+    with an NSError, which the host's ``open_channel`` raises as ``DTXNsError`` right away.
+    """
+
+    async def _on_channel_request(self, code: int, identifier: str) -> NSError | None:
+        if identifier not in self._services_cls and not identifier.startswith("dtxproxy:"):
+            logger.info("refusing DVT channel %r", identifier)
+            return NSError(2, "DTXMessage", {"NSLocalizedDescription":
+                                             f"Unable to find a service for identifier {identifier!r}"})
+        return await super()._on_channel_request(code, identifier)
+
+
+DEVICE_CHANNELS: tuple[type[DTXService], ...] = (ProcessControlDevice, DeviceInfoDevice, SysmontapDevice,
+                                                 EnergyDevice)
+
+
 async def serve_dvt(device: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Serve one DVT connection until the host closes it (the lockdown StartService handler)."""
-    conn = DTXConnection(reader, writer)
+    conn = DeviceDTXConnection(reader, writer)
     conn.sent_capabilities = dict(DEVICE_CAPABILITIES)
     conn.ctx["device"] = device
-    conn.register_service(ProcessControlDevice)
+    conn.register_services(*DEVICE_CHANNELS)
     try:
         await asyncio.wait_for(conn.connect(), HANDSHAKE_TIMEOUT_S + 1)
         await conn.wait_disconnected()

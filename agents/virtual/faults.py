@@ -29,6 +29,8 @@ FAULT_KINDS: dict[str, str] = {
     "low_battery": "battery at level percent (default 5), not charging",
     "thermal": "thermal state at least state (serious | critical; default serious)",
     "not_paired": "usbmuxd holds no pair record and lockdownd refuses the host (InvalidHostID, pairing denied)",
+    "developer_mode_off": "Developer Mode is off (iOS 16+): no developer image mounts, DVT is refused",
+    "ddi_missing": "no developer disk image is mounted (as after a reboot): DVT is refused until one is mounted",
 }
 # Shorthands accepted wherever a kind is named.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -36,6 +38,7 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "thermal_critical": ("thermal", {"state": "critical"}),
     "crash": ("harness_crash", {}),
     "lockdown_refusing": ("not_paired", {}),
+    "no_developer_image": ("ddi_missing", {}),
 }
 CORRUPT_MODES = ("garbage", "truncated", "schema")
 THERMAL_STATES = ("nominal", "fair", "serious", "critical")

@@ -23,6 +23,7 @@ from typing import Any
 
 from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, validate_job
 from agents.virtual.device import HARNESS_BUNDLE_ID, SIGSEGV, Process, VirtualDevice
+from agents.virtual.instruments.processes import BENCH_CPU_PCT, Load, set_load
 from agents.virtual.perf_model import Workload, device_factor, model, simulate
 from agents.virtual.vfs import FsError
 
@@ -129,6 +130,7 @@ async def run_harness(device: VirtualDevice, proc: Process) -> tuple[int | None,
     if faults.take("harness_crash"):
         await asyncio.sleep(device.min_run_s / 2)
         say("harness: EXC_BAD_ACCESS (SIGSEGV)")
+        _crash_report(device, proc)
         return None, SIGSEGV
     hang, missing, corrupt = faults.take("hang"), faults.take("missing_result"), faults.take("corrupt_result")
     try:
@@ -152,7 +154,11 @@ async def run_harness(device: VirtualDevice, proc: Process) -> tuple[int | None,
             model_bytes = None
         say(f"harness: running {job['job_id']} ({job['backend']}, {job['iterations']} iterations)")
         doc, simulated_s = benchmark(device, job, model_bytes)
-    await asyncio.sleep(max(device.min_run_s, simulated_s / device.time_compression))
+    set_load(device, proc.pid, _load(doc))
+    try:
+        await asyncio.sleep(max(device.min_run_s, simulated_s / device.time_compression))
+    finally:
+        set_load(device, proc.pid, None)
     if hang:
         say("harness: stuck")
         await asyncio.Event().wait()  # until the host kills it
@@ -164,6 +170,30 @@ async def run_harness(device: VirtualDevice, proc: Process) -> tuple[int | None,
     docs.write(f"{DOCUMENTS}/{RESULT_FILE}", data)
     say(f"harness: wrote {RESULT_FILE} ({doc.get('status')})")
     return 0, None
+
+
+def _load(doc: dict[str, Any]) -> Load | None:
+    """What the device's instruments see of the harness while it benchmarks (sysmontap, energy gauge)."""
+    lat = doc.get("latencies_ms") or []
+    if doc.get("status") != "ok" or not lat:
+        return None
+    mean_ms = sum(lat) / len(lat)
+    power_w = (doc.get("energy_mj_per_inference") or 0.0) / mean_ms + BASELINE_W / 4
+    cpu = BENCH_CPU_PCT.get(_canonical_backend(doc["backend"]), 100.0)
+    return Load(cpu, int(doc.get("peak_memory_bytes") or 0), power_w)
+
+
+def _crash_report(device: VirtualDevice, proc: Process) -> None:
+    """What ReportCrash leaves behind when the harness dies: an .ips in the crash-report directory."""
+    from agents.virtual.crashlog import write_crash
+
+    app = device.apps.get(proc.bundle_id)
+    record = app.record() if app else {"CFBundleExecutable": "BenchfarmHarness", "Path": "/var/containers"}
+    name = str(record["CFBundleExecutable"])
+    write_crash(device, proc.pid, proc.bundle_id, name, f"{record['Path']}/{name}", SIGSEGV,
+                [f"{name}`executorch::runtime::Method::execute()", f"{name}`BenchmarkRunner.runIterations()",
+                 f"{name}`BenchmarkRunner.run(job:)", "libdispatch.dylib`_dispatch_call_block_and_release",
+                 "UIKitCore`UIApplicationMain", f"{name}`main", "dyld`start"])
 
 
 def benchmark_header(device: VirtualDevice, job: dict[str, Any]) -> dict[str, Any]:

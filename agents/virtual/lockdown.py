@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.virtual import tls, wire
 from agents.virtual.device import VirtualDevice
+from agents.virtual.services.developer import service_available
 
 if TYPE_CHECKING:
     from agents.virtual.server import VirtualFleetServer
@@ -111,7 +112,7 @@ class LockdownSession:
         name = r.get("Service", "")
         if self.session_id is None or not self._trusted(self.host_id):
             return {"Error": "InvalidHostID" if self.session_id else "SessionInactive", "Service": name}
-        if name not in self.server.services:
+        if name not in self.server.services or not service_available(self.device, name):
             log.info("unknown service", extra={"fields": {"udid": self.device.udid, "service": name}})
             return {"Error": "InvalidService", "Service": name}
         port = self.server.open_service_port(self.device, name)

@@ -15,15 +15,21 @@ from dataclasses import dataclass, field
 class FsError(Exception):
     """A failed file operation; ``code`` is the AFC error it maps to."""
 
-    NOT_FOUND = 8
+    READ_ERROR = 4  # what iOS answers READ_DIR on a file with
+    NOT_FOUND = 8  # also a path that runs through a file: AFC has no ENOTDIR, iOS says "not found"
     IS_DIR = 9
     EXISTS = 16
-    NOT_DIR = 7  # AFC has no ENOTDIR: a path through a file is an invalid argument
     NOT_EMPTY = 33
 
     def __init__(self, code: int, message: str):
         self.code = code
         super().__init__(message)
+
+
+APFS_DIRENT_BYTES = 32
+# What the AFC root (/private/var/mobile/Media) of a real iPhone lists, whatever is installed.
+MEDIA_ROOT_DIRS = ("Books", "DCIM", "Downloads", "MediaAnalysis", "PhotoData", "Photos", "PublicStaging",
+                   "Purchases", "Radio", "Recordings", "general_storage", "iTunes_Control")
 
 
 def now_ns() -> int:
@@ -62,7 +68,7 @@ class Tree:
         node: Node = self.root
         for part in _parts(path):
             if not isinstance(node, Dir):
-                raise FsError(FsError.NOT_DIR, f"{path}: not a directory")
+                raise FsError(FsError.NOT_FOUND, f"{path}: a component is not a directory")
             try:
                 node = node.children[part]
             except KeyError:
@@ -82,7 +88,7 @@ class Tree:
             raise FsError(FsError.EXISTS, "the root has no parent")
         parent = self.lookup("/".join(parts[:-1]))
         if not isinstance(parent, Dir):
-            raise FsError(FsError.NOT_DIR, f"{path}: parent is not a directory")
+            raise FsError(FsError.NOT_FOUND, f"{path}: parent is not a directory")
         return parent, parts[-1]
 
     def makedirs(self, path: str) -> Dir:
@@ -132,7 +138,7 @@ class Tree:
     def listdir(self, path: str) -> list[str]:
         node = self.lookup(path)
         if not isinstance(node, Dir):
-            raise FsError(FsError.NOT_DIR, f"{path}: not a directory")
+            raise FsError(FsError.READ_ERROR, f"{path}: not a directory")
         return list(node.children)
 
     def remove(self, path: str, recursive: bool = False) -> None:
@@ -160,13 +166,16 @@ class Tree:
         node = self.lookup(path)
         if isinstance(node, File):
             size, ifmt, nlink = len(node.data), "S_IFREG", 1
+            blocks = (size + 4095) // 4096 * 8  # APFS allocates 4 KiB blocks, st_blocks counts 512 B
         else:
             assert isinstance(node, Dir)
-            subdirs = sum(isinstance(c, Dir) for c in node.children.values())
-            size, ifmt, nlink = 64 * (len(node.children) + 2), "S_IFDIR", 2 + subdirs
+            # APFS, as iOS formats it: a directory's size is 32 bytes per entry counting . and ..,
+            # its link count is 2 plus its entries, and it takes no data blocks.
+            entries = len(node.children) + 2
+            size, ifmt, nlink, blocks = APFS_DIRENT_BYTES * entries, "S_IFDIR", entries, 0
         return {
             "st_size": str(size),
-            "st_blocks": str((size + 511) // 512),
+            "st_blocks": str(blocks),
             "st_nlink": str(nlink),
             "st_ifmt": ifmt,
             "st_mtime": str(node.mtime_ns),

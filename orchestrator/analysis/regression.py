@@ -1,4 +1,11 @@
-"""Regression verdicts between two sets of per-iteration latencies.
+"""Regression verdicts between two sets of per-iteration latencies (iteration level).
+
+This treats every iteration as an independent sample, which they are not: iterations of
+one launch share its state, so the interval here is too narrow whenever launches differ
+(see :mod:`orchestrator.analysis.launches`, which interleaved A/B cells use instead).
+It remains the method for comparisons that have only one launch per side (a PR cell
+against a stored run without in-lease A/B, nightly trends), and the "before" figure of
+``bench/ab_calibration.py``. The test is unpaired: the two sets are independent samples.
 
 A cell is *slower* / *faster* only when both hold:
   1. the distributions differ: two-sided Mann-Whitney U with p < ``alpha`` (no
@@ -26,7 +33,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240601
 MIN_SAMPLES = 5
 
-VerdictName = Literal["faster", "slower", "within noise", "insufficient data"]
+VerdictName = Literal["faster", "slower", "within noise", "unknown", "insufficient data"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,11 @@ class Verdict:
     verdict: VerdictName
     ratio: float | None  # median(candidate) / median(baseline); > 1 means slower
     p_value: float | None
-    ci: tuple[float, float] | None  # bootstrap 95 % CI of the median ratio
+    ci: tuple[float, float] | None  # CI of the ratio at ``level``
+    level: float = 0.95
+    # launch-level verdicts (interleaved A/B): rounds compared, and why the agent stopped adding them
+    rounds: int | None = None
+    stop_reason: str = ""
 
     @property
     def change_pct(self) -> float | None:

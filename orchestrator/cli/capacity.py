@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from orchestrator.capacity.fmt import pct, secs
 from orchestrator.cli.common import console, fail
+from orchestrator.cli.fit import Col, print_table
 
 capacity_app = typer.Typer(help="Capacity: utilisation, queue waits, backlog, devices needed.",
                            invoke_without_command=True)
@@ -32,34 +32,48 @@ def parse_duration(text: str, option: str) -> float:
     return seconds
 
 
-def _print_report(report: dict[str, Any]) -> None:
-    t = Table(title=f"capacity over the last {secs(report['window_s'])} (live state: {report['live_source']})")
-    for col in ("class", "devices", "states now", "util", "occupancy", "queued", "backlog", "drain ETA",
-                "PR wait p50/p95", "nightly wait p50/p95", "service", "nightly makespan", "needed"):
-        t.add_column(col)
-    for cls, c in report["classes"].items():
-        w = c["waits"]
-        pr, nightly = w.get("pr", {}), w.get("nightly", {})
-        latest = c["nightly"]["latest"] or {}
-        need = c["devices_needed"]
-        nightly_need = "window too short" if need["nightly"] is None else str(need["nightly"])
-        t.add_row(cls, f'{c["devices"]["in_service"]}/{c["devices"]["total"]}',
-                  " ".join(f"{k}={v}" for k, v in c["devices"]["by_state"].items()),
-                  pct(c["utilisation"]), pct(c["occupancy"]), str(c["queue_depth"]["total"]),
-                  str(c["backlog_jobs"]), secs(c["drain_eta_s"]),
-                  f'{secs(pr.get("p50_s"))}/{secs(pr.get("p95_s"))}',
-                  f'{secs(nightly.get("p50_s"))}/{secs(nightly.get("p95_s"))}',
-                  secs(c["service"]["mean_s"]),
-                  f'{secs(latest.get("makespan_s"))} / {secs(c["nightly"]["window_s"])}',
-                  f'{need["total"]} (pr {need["pr_wait"]}, nightly {nightly_need}, +{need["add"]})')
-    console.print(t)
+COLUMNS = (
+    Col("class", "class", keep=True), Col("devices", "in service", keep=True, right=True),
+    Col("states", "states now", drop=3), Col("util", "util", keep=True, right=True),
+    Col("occupancy", "occupancy", drop=2, right=True), Col("queued", "queued", keep=True, right=True),
+    Col("backlog", "backlog", drop=2, right=True), Col("drain", "drain ETA", keep=True),
+    Col("pr_wait", "PR wait p50/p95", keep=True), Col("nightly_wait", "nightly wait p50/p95", drop=3),
+    Col("service", "service", drop=4), Col("makespan", "nightly makespan / window", drop=3),
+    Col("needed", "needed", keep=True, right=True), Col("needed_why", "needed: pr, nightly, +add", drop=1),
+)
+PLAN_COLUMNS = (Col("model", "model", hoist=True), Col("backend", "backend", keep=True),
+                Col("device_class", "class", keep=True), Col("input", "input", hoist=True, drop=2),
+                Col("repeat", "rep", drop=3, right=True), Col("est", "est. time", keep=True, right=True),
+                Col("source", "source", keep=True))
+HOST_COLUMNS = (Col("host", "host", keep=True), Col("devices", "devices", right=True),
+                Col("util", "util", right=True), Col("occupancy", "occupancy", right=True))
+
+
+def _class_row(cls: str, c: dict[str, Any]) -> dict[str, str]:
+    w = c["waits"]
+    pr, nightly = w.get("pr", {}), w.get("nightly", {})
+    latest = c["nightly"]["latest"] or {}
+    need = c["devices_needed"]
+    nightly_need = "window too short" if need["nightly"] is None else str(need["nightly"])
+    return {"class": cls, "devices": f'{c["devices"]["in_service"]}/{c["devices"]["total"]}',
+            "states": " ".join(f"{k}={v}" for k, v in c["devices"]["by_state"].items()),
+            "util": pct(c["utilisation"]), "occupancy": pct(c["occupancy"]), "queued": str(c["queue_depth"]["total"]),
+            "backlog": str(c["backlog_jobs"]), "drain": secs(c["drain_eta_s"]),
+            "pr_wait": f'{secs(pr.get("p50_s"))}/{secs(pr.get("p95_s"))}',
+            "nightly_wait": f'{secs(nightly.get("p50_s"))}/{secs(nightly.get("p95_s"))}',
+            "service": secs(c["service"]["mean_s"]),
+            "makespan": f'{secs(latest.get("makespan_s"))} / {secs(c["nightly"]["window_s"])}',
+            "needed": str(need["total"]), "needed_why": f'pr {need["pr_wait"]}, nightly {nightly_need}, +{need["add"]}'}
+
+
+def _print_report(report: dict[str, Any], wide: bool = False) -> None:
+    rows = [_class_row(cls, c) for cls, c in report["classes"].items()]
+    print_table(console, COLUMNS, rows, wide=wide,
+                title=f"capacity over the last {secs(report['window_s'])} (live state: {report['live_source']})")
     if report["hosts"]:
-        h = Table(title="per host")
-        for col in ("host", "devices", "util", "occupancy"):
-            h.add_column(col)
-        for host, v in report["hosts"].items():
-            h.add_row(host, str(v["devices"]), pct(v["utilisation"]), pct(v["occupancy"]))
-        console.print(h)
+        hosts = [{"host": host, "devices": str(v["devices"]), "util": pct(v["utilisation"]),
+                  "occupancy": pct(v["occupancy"])} for host, v in report["hosts"].items()]
+        print_table(console, HOST_COLUMNS, hosts, title="per host", wide=wide)
     console.print(f"[dim]{report['model_note']}; targets: PR wait p95 ≤ "
                   f"{secs(report['targets']['pr_wait_p95_s'])}, nightly ≤ "
                   f"{secs(report['targets']['nightly_makespan_s'])}[/]")
@@ -71,7 +85,9 @@ def capacity(ctx: typer.Context,
              device_class: str = typer.Option("", "--class", help="only this device class"),
              target_pr_wait: str = typer.Option("5m", "--target-pr-wait", help="PR queue-wait p95 target"),
              target_nightly: str = typer.Option("6h", "--target-nightly", help="nightly run window"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+             wide: bool = typer.Option(False, "--wide", help="every column"),
+             as_json: bool = typer.Option(False, "--json", help="JSON for scripts (orchestrator.capacity.report)")
+             ) -> None:
     """Per device class: devices by state, utilisation, queue depth, waits, drain ETA, devices needed."""
     if ctx.invoked_subcommand:
         return
@@ -90,13 +106,15 @@ def capacity(ctx: typer.Context,
     if as_json:
         print(json.dumps(report, default=str))
     else:
-        _print_report(report)
+        _print_report(report, wide)
 
 
 @capacity_app.command("plan")
 def plan_cmd(spec: Path,
              devices: str = typer.Option(..., "--devices", help="fleet to assume, e.g. A17-Pro=4,A15=2"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+             wide: bool = typer.Option(False, "--wide", help="every column"),
+             as_json: bool = typer.Option(False, "--json", help="JSON for scripts (orchestrator.capacity.whatif)")
+             ) -> None:
     """Estimate the makespan of SPEC's matrix on a fleet of the given size."""
     from orchestrator.capacity.whatif import DevicesSpecError, parse_devices, plan_makespan
     from orchestrator.spec.matrix import load_spec
@@ -110,13 +128,9 @@ def plan_cmd(spec: Path,
     if as_json:
         print(json.dumps(result))
         return
-    t = Table(title=f"what-if: {result['spec']} on {devices}")
-    for col in ("model", "backend", "class", "res", "batch", "rep", "est. time", "source"):
-        t.add_column(col)
-    for r in result["cells"]:
-        t.add_row(r["model"], r["backend"], r["device_class"], str(r["input_resolution"]), str(r["batch_size"]),
-                  str(r["repeat"]), secs(r["service_s"]), r["source"])
-    console.print(t)
+    rows = [{**{k: str(v) for k, v in r.items()}, "input": f"{r['input_resolution']} b{r['batch_size']}",
+             "est": secs(r["service_s"])} for r in result["cells"]]
+    print_table(console, PLAN_COLUMNS, rows, title=f"what-if: {result['spec']} on {devices}", wide=wide)
     for cls, c in result["classes"].items():
         console.print(f"{cls}: {c['jobs']} jobs on {c['devices']} devices, makespan ≈ {secs(c['makespan_s'])} "
                       f"(bounds {secs(c['bound_lower_s'])}–{secs(c['bound_upper_s'])})")

@@ -7,6 +7,7 @@ import time
 import redis
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 
@@ -21,18 +22,19 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # soft_wrap: one line whatever the width, so ids and file:line references stay whole
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
 def resolve_run_or_exit(ref: str) -> str:
     """The run id a typed reference (id, unique prefix, latest, latest:NAME) names, or exit 1."""
-    from orchestrator.cli.runref import RunRefError, resolve_run
+    from orchestrator.cli.runref import RefError, resolve_run
 
     try:
         with session() as s:
             return resolve_run(s, ref)
-    except RunRefError as exc:
+    except RefError as exc:
         raise fail(str(exc)) from None
 
 

@@ -29,6 +29,7 @@ from orchestrator import config
 from orchestrator.cli.common import console, err_console
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DASHBOARD_URL = "http://127.0.0.1:8000/ui"
 
 
 def _free_port() -> int:
@@ -127,10 +128,52 @@ def wait_for_devices(classes: set[str], timeout: float = 120) -> None:
     raise RuntimeError(f"devices of {sorted(classes)} did not come up within {timeout:.0f} s")
 
 
-def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) -> int:
+def write_html_report(run_id: str, name: str) -> Path:
+    """The run's HTML report (self-contained: opens offline) under the data directory."""
+    from orchestrator.cli.report import write_output
+    from orchestrator.reports.build import build_report
+    from orchestrator.reports.html import report_html
+    from orchestrator.store.db import session
+
+    reports = config.data_dir() / "reports"
+    reports.mkdir(exist_ok=True)
+    path = reports / f"{name}-{run_id}.html"
+    with session() as s:
+        write_output(report_html(build_report(s, run_id)), path, quiet=True)
+    return path
+
+
+def dashboard_url(url: str = DASHBOARD_URL) -> str | None:
+    """The dashboard's URL if a ``benchfarm api`` answers there."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return url if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def print_next_steps(reports: list[Path], open_first: bool) -> None:
+    """What the demo leaves behind and what to type next."""
+    for path in reports:
+        console.print(f"report: [bold]{path}[/]", soft_wrap=True)
+    live = dashboard_url()
+    console.print("next: benchfarm runs | benchfarm report latest -o report.html | "
+                  "benchfarm matrix latest:seed-matrix | benchfarm doctor", soft_wrap=True, highlight=False)
+    console.print(f"dashboard: {live}" if live else
+                  f"dashboard: benchfarm api --port 8000, then open {DASHBOARD_URL}", soft_wrap=True, highlight=False)
+    if open_first and reports:
+        import webbrowser
+
+        if not webbrowser.open(reports[0].as_uri()):
+            console.print("no browser to open it with: open the report path above", highlight=False)
+
+
+def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, open_report: bool = False) -> int:
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
+    from orchestrator.cli.matrix_view import print_matrix
     from orchestrator.coordinator.submit import submit
-    from orchestrator.reports.matrix import render_matrix
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
     from orchestrator.store.db import session
@@ -149,7 +192,7 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
 
     before, after = migrations.upgrade_url()  # `benchfarm db upgrade`, before any process opens the store
     console.print(f"results database schema: {before or 'none'} -> {after}")
-    statuses = []
+    statuses, reports = [], []
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):
             url = stack.enter_context(private_redis(logs))
@@ -183,9 +226,10 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float) ->
             console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
             statuses.append(wait_for_run(run_id, timeout))
             with session() as s:
-                for table in render_matrix(s, run_id, compact=True):
-                    console.print(table)
+                print_matrix(console, s, run_id, compact=True)
             console.print(f"run {run_id} ({spec.name}): [bold]{statuses[-1]}[/]")
+            reports.append(write_html_report(run_id, spec.name))
         with console.status("shutting down"):
             stack.close()
+    print_next_steps(reports, open_report)
     return 0 if all(st in ("succeeded", "partial") for st in statuses) else 1

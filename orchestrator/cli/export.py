@@ -14,19 +14,25 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from orchestrator.cli.fit import Col, print_table
 from orchestrator.spec.yamlpos import SpecError
+
+COLUMNS = (Col("model", "model", hoist=True), Col("backend", "backend", keep=True),
+           Col("res", "res", right=True, hoist=True), Col("batch", "batch", right=True, hoist=True),
+           Col("size", "size MB", right=True), Col("export_s", "export s", right=True, drop=2),
+           Col("delegated", "delegated", right=True, drop=1), Col("cache", "cache", keep=True),
+           Col("note", "note", note=True))
 
 
 def _row(req: Any, art: Any = None, hit: bool = False, note: str = "") -> list[str]:
     base = [req.model, req.backend, str(req.input_resolution), str(req.batch_size)]
     if art is None:
-        return [*base, "-", "-", "-", note]
+        return [*base, "-", "-", "-", "-", note]
     m = art.meta
     ratio = (m.get("delegation") or {}).get("delegated_ratio")
     return [*base, f"{m['size_bytes'] / 1e6:.2f}", f"{m['export_time_s']:.1f}",
-            "-" if ratio is None else f"{100 * ratio:.0f}%", "hit" if hit else "miss"]
+            "-" if ratio is None else f"{100 * ratio:.0f}%", "hit" if hit else "miss", ""]
 
 
 def export_command(
@@ -36,6 +42,7 @@ def export_command(
     redis_url: Annotated[str | None, typer.Option(
         "--redis-url", help="Take the per-artifact export lock in this Redis, so exporter workers "
                             "sharing the store never export the same artifact twice.")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="every column, notes in the table")] = False,
 ) -> None:
     """Export every (model, backend, resolution, batch) artifact of SPEC and print a table."""
     # Imported here: torch and executorch take seconds to import, `benchfarm --help` should not.
@@ -50,7 +57,8 @@ def export_command(
     try:
         requests = export_requests(load_spec(spec))
     except SpecError as exc:
-        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        # soft_wrap: an error is one line (file:line: field) whatever the terminal's width
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     store = ArtifactStore(artifacts)
     client = None
@@ -81,12 +89,7 @@ def export_command(
                     failed += 1
                     rows.append(_row(req, note=f"failed: {type(exc).__name__}: {str(exc)[:200]}"))
             progress.advance(task)
-    table = Table(title=f"artifacts of {spec.name} (store {store.root})")
-    for col in ("model", "backend", "res", "batch", "size MB", "export s", "delegated", "cache / note"):
-        table.add_column(col, justify="right" if col in ("res", "batch", "size MB", "export s") else "left",
-                         no_wrap=col in ("model", "backend"))
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    print_table(console, COLUMNS, [dict(zip([c.key for c in COLUMNS], row, strict=True)) for row in rows],
+                title=f"artifacts of {spec.name} (store {store.root})", wide=wide)
     if failed:
         raise typer.Exit(1)

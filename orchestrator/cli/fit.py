@@ -69,7 +69,8 @@ def _hoisted(cols: list[Col], rows: list[dict[str, str]]) -> tuple[list[Col], li
 
 
 def _natural(c: Col, rows: list[dict[str, str]]) -> int:
-    return max([_width(c.header), *(_width(r.get(c.key, "")) for r in rows)])
+    # a header wraps at its spaces ("30 FPS" / "budget"): its longest word is what it needs
+    return max([*(_width(w) for w in c.header.split()), *(_width(r.get(c.key, "")) for r in rows)])
 
 
 def _fixed(c: Col) -> bool:
@@ -81,7 +82,8 @@ def choose_columns(cols: Sequence[Col], rows: list[dict[str, str]], width: int) 
     first among equals), then free text narrowed, the widest first; ids, states, numbers and
     footnote marks keep their full width."""
     natural = {c.key: _natural(c, rows) for c in cols}
-    shown = [c for c in cols if not (c.drop or c.note) or any(r.get(c.key) for r in rows)]
+    # a column empty in every row says nothing (the first, the row's name, always stays)
+    shown = [c for i, c in enumerate(cols) if i == 0 or any(r.get(c.key) for r in rows)]
 
     def total(cs: list[Col]) -> int:
         return sum(natural[c.key] for c in cs) + _SEPARATOR * (len(cs) - 1)
@@ -93,7 +95,7 @@ def choose_columns(cols: Sequence[Col], rows: list[dict[str, str]], width: int) 
         shown.remove(max(optional, key=lambda c: (c.drop, natural[c.key])))
     widths = {c.key: natural[c.key] for c in shown}
     excess = total(shown) - width
-    floor = {c.key: max(MIN_TEXT, *(len(w) for w in c.header.split())) for c in shown}
+    floor = {c.key: max(MIN_TEXT, *(_width(w) for w in c.header.split())) for c in shown}
     while excess > 0:
         narrowable = [c for c in shown if not _fixed(c) and widths[c.key] > floor[c.key]]
         if not narrowable:
@@ -108,7 +110,8 @@ def fit_table(cols: Sequence[Col], rows: list[dict[str, str]], width: int, *, ti
     """A rich renderable: the table (columns chosen for ``width``) and its footnotes."""
     notes: list[str] = []
     if wide:
-        chosen = [(c, _natural(c, rows)) for c in cols if any(r.get(c.key) for r in rows) or not c.drop]
+        chosen = [(c, max(_width(c.header), _natural(c, rows))) for i, c in enumerate(cols)
+                  if i == 0 or any(r.get(c.key) for r in rows)]
     else:
         cols, said = _hoisted(list(cols), rows)
         if said:
@@ -118,7 +121,8 @@ def fit_table(cols: Sequence[Col], rows: list[dict[str, str]], width: int, *, ti
     # title and caption as lines of their own: a table title wraps to the table's width
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), highlight=False)
     for c, w in chosen:
-        t.add_column(c.header, justify="right" if c.right else "left", no_wrap=_fixed(c), width=w,
+        # a header wraps at its spaces even over a column whose cells never wrap
+        t.add_column(Text(c.header, no_wrap=False), justify="right" if c.right else "left", no_wrap=_fixed(c), width=w,
                      overflow="fold")
     for r in rows:
         t.add_row(*(escape(r.get(c.key, "")) for c, _ in chosen))

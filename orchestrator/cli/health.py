@@ -9,6 +9,7 @@ import typer
 from agents import health_schedule as health
 from device_inventory.fleet import Fleet
 from orchestrator.cli.common import console, fail, fleet_or_exit
+from orchestrator.cli.runref import RefError, unique_prefix
 
 # devices in these states have no worker that would run the check (or should not be disturbed)
 UNCHECKABLE = ("offline", "maintenance")
@@ -27,10 +28,12 @@ def check_command(
     known = {d["id"]: d for d in fleet.devices()}
     targets = list(device_ids or [d for d, info in known.items() if info.get("state") not in UNCHECKABLE])
     requests = []
-    for device_id in targets:
-        info = known.get(device_id)
-        if info is None:
-            raise fail(f"no device {device_id!r}")
+    for ref in targets:
+        try:
+            device_id = unique_prefix(known, ref, "device")
+        except RefError as exc:
+            raise fail(str(exc)) from None
+        info = known[device_id]
         if info.get("state") in UNCHECKABLE:
             console.print(f"device {device_id} is {info['state']}: not checked")
             continue

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
 from orchestrator.cli.db import db_app
+from orchestrator.cli.devices import devices_app
 from orchestrator.cli.export import export_command
-from orchestrator.cli.health import check_command
 from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.runs import runs_command
@@ -26,9 +24,7 @@ hooks.install()
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-devices_app = typer.Typer(help="Devices of the fleet.", invoke_without_command=True)
 app.add_typer(devices_app, name="devices")
-devices_app.command("check")(check_command)
 app.command("export")(export_command)
 app.command("runs")(runs_command)
 app.command("status")(status_command)
@@ -74,12 +70,11 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
 
 
 def _print_matrix(run_id: str) -> None:
-    from orchestrator.reports.matrix import render_matrix
+    from orchestrator.cli.matrix_view import print_matrix
     from orchestrator.store.db import session
 
     with session() as s:
-        for table in render_matrix(s, run_id, compact=True):
-            console.print(table)
+        print_matrix(console, s, run_id, compact=True)
 
 
 @app.command()
@@ -157,56 +152,19 @@ def worker(queues: str = typer.Option("coordinator,export.linux", help="comma-se
     start([q.strip() for q in queues.split(",") if q.strip()], concurrency, pool, hostname)
 
 
-@devices_app.callback()
-def devices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
-            local: bool = typer.Option(False, "--local", help="discover this host's devices directly")) -> None:
-    """Table of devices: class, OS, state, battery, thermal, current job."""
-    if ctx.invoked_subcommand:
-        return
-    if local:
-        from agents.drivers import make_driver
-
-        rows = []
-        for name in ("host", "ios"):
-            try:
-                rows += [d.as_dict() for d in make_driver(name).discover()]
-            except Exception as exc:  # no usbmuxd, no pymobiledevice3 pairing: say so, go on
-                rows.append({"driver": name, "error": str(exc)[:200]})
-    else:
-        rows = fleet_or_exit().devices()
-    if as_json:
-        console.print_json(json.dumps(rows, default=str))
-        return
-    t = Table(title="devices")
-    cols = ("id", "device_class", "product_type", "os_version", "state", "battery", "thermal", "job_id",
-            "labels", "health_check", "simulated")
-    for c in cols:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*[str(r.get(c, "")) for c in cols])
-    console.print(t)
-
-
-@devices_app.command("release")
-def devices_release(device_id: str) -> None:
-    """Return a quarantined device to service."""
-    fleet = fleet_or_exit()
-    if not fleet.device(device_id):
-        raise fail(f"no device {device_id!r}")
-    fleet.release_quarantine(device_id)
-    console.print(f"device {device_id} released")
-
-
 @app.command()
 def demo(spec: list[Path] = typer.Option(
              [], help="matrix specs to run (default: examples/seed-matrix.yaml, then examples/host-quick.yaml)"),
          fleet: Path = typer.Option(None, help="virtual fleet (default: examples/virtual-fleet.yaml)"),
-         timeout: float = typer.Option(1800, help="give up on a run after this many seconds")) -> None:
+         timeout: float = typer.Option(1800, help="give up on a run after this many seconds"),
+         open_report: bool = typer.Option(False, "--open", help="open the first run's HTML report in a browser")
+         ) -> None:
     """Start everything needed (virtual iOS fleet, coordinator, exporter, agent), run the seed
-    matrix on virtual devices (simulated) and the host-CPU matrix (measured), print, shut down."""
+    matrix on virtual devices (simulated) and the host-CPU matrix (measured), print, write each
+    run's HTML report (the paths are printed), shut down."""
     from orchestrator.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(spec, fleet, timeout))
+    raise typer.Exit(run_demo(spec, fleet, timeout, open_report))
 
 
 if __name__ == "__main__":

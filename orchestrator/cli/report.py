@@ -14,15 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from orchestrator.cli.common import resolve_run_or_exit
+from orchestrator.cli.common import console, err_console, fail, resolve_run_or_exit
 from orchestrator.reports.data import RunNotFound
 from orchestrator.store.db import session
-
-console = Console()
-err_console = Console(stderr=True)
-
 
 RUN_HELP = "run id, unique prefix, latest or latest:NAME"
 
@@ -35,12 +30,8 @@ class Format(StrEnum):
     json = "json"
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
-
-
-def _write(text: str, output: Path | None) -> None:
+def write_output(text: str, output: Path | None, quiet: bool = False) -> None:
+    """``text`` to stdout, or whole into ``output`` (temporary file + rename)."""
     if output is None:
         console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
         return
@@ -54,26 +45,28 @@ def _write(text: str, output: Path | None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    err_console.print(f"wrote {output}")
+    if not quiet:
+        err_console.print(f"wrote {output}")
 
 
 def matrix_command(
     run_id: str = typer.Argument(..., help=RUN_HELP),
     markdown: bool = typer.Option(False, "--markdown", help="markdown instead of terminal tables"),
+    wide: bool = typer.Option(False, "--wide", help="every column, budgets with their figures"),
 ) -> None:
-    """The device matrix of a run, in the seed guide's layout."""
-    from orchestrator.reports.matrix import matrix_markdown, render_matrix
+    """The device matrix of a run, in the seed guide's layout (one table per device class)."""
+    from orchestrator.cli.matrix_view import print_matrix
+    from orchestrator.reports.matrix import matrix_markdown
 
     run_id = resolve_run_or_exit(run_id)
     try:
         with session() as s:
             if markdown:
-                _write(matrix_markdown(s, run_id), None)
+                write_output(matrix_markdown(s, run_id), None)
             else:
-                for table in render_matrix(s, run_id):
-                    console.print(table)
+                print_matrix(console, s, run_id, wide=wide)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _guess_format(output: Path | None) -> Format:
@@ -107,13 +100,13 @@ def report_command(
         with session() as s:
             report = build_report(s, run_id, baseline, history, silent_after)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     render = {
         Format.md: report_markdown, Format.html: report_html, Format.csv: report_csv,
         Format.hud: lambda r: json.dumps(hud_records(r), indent=1) + "\n",
         Format.json: report_json,
     }[fmt]
-    _write(render(report), output)
+    write_output(render(report), output)
 
 
 def compare_command(
@@ -131,7 +124,7 @@ def compare_command(
         with session() as s:
             text, comparisons = pr_verdict_markdown(s, base_run, new_run, min_effect)
     except RunNotFound as exc:
-        raise _fail(str(exc)) from None
-    _write(text, None)
+        raise fail(str(exc)) from None
+    write_output(text, None)
     if fail_on_slower and any(c.verdict.verdict == "slower" for c in comparisons):
         raise typer.Exit(2)

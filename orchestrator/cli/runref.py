@@ -1,10 +1,11 @@
-"""What a person may type where a run id is expected, resolved to one run id.
+"""What a person may type where a run (or device) id is expected, resolved to one id.
 
 - a full run id (16 hex digits);
 - a unique prefix of one, like git (at least ``MIN_PREFIX`` characters);
 - ``latest``: the newest run; ``latest:NAME``: the newest run of the spec named NAME.
 
-An ambiguous prefix is an error that lists the candidates, never a guess.
+Device ids take the same unique prefixes. An ambiguous prefix is an error that lists the
+candidates, never a guess.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ _HEX = re.compile(r"[0-9a-f]+")
 _LISTED = 8
 
 
-class RunRefError(LookupError):
-    """The reference names no run, or more than one."""
+class RefError(LookupError):
+    """The reference names nothing, or more than one thing."""
 
 
 def resolve_run(session: Session, ref: str) -> str:
-    """The id of the run ``ref`` names; raises :class:`RunRefError` with a readable message."""
+    """The id of the run ``ref`` names; raises :class:`RefError` with a readable message."""
     ref = ref.strip()
     if ref == "latest" or ref.startswith("latest:"):
         name = ref.partition(":")[2]
@@ -37,23 +38,37 @@ def resolve_run(session: Session, ref: str) -> str:
             q = q.where(Run.name == name)
         found = session.scalar(q)
         if found is None:
-            raise RunRefError(f"no run named {name!r} in the results store (benchfarm runs lists them)"
+            raise RefError(f"no run named {name!r} in the results store (benchfarm runs lists them)"
                               if name else "no runs in the results store yet (benchfarm submit SPEC)")
         return found
     if session.get(Run, ref) is not None:
         return ref
     if len(ref) < MIN_PREFIX or not _HEX.fullmatch(ref.lower()):
-        raise RunRefError(f"no run {ref!r} (a run id, a unique prefix of at least {MIN_PREFIX} hex digits, "
+        raise RefError(f"no run {ref!r} (a run id, a unique prefix of at least {MIN_PREFIX} hex digits, "
                           "latest or latest:NAME)")
     rows = session.execute(select(Run.id, Run.name, Run.created_at).where(Run.id.startswith(ref.lower()))
                            .order_by(Run.created_at.desc()).limit(_LISTED + 1)).all()
     if not rows:
-        raise RunRefError(f"no run {ref!r}")
+        raise RefError(f"no run {ref!r}")
     if len(rows) > 1:
         listed = "; ".join(f"{r.id} {r.name} {r.created_at:%Y-%m-%d %H:%M}" for r in rows[:_LISTED])
         more = " ..." if len(rows) > _LISTED else ""
-        raise RunRefError(f"run prefix {ref!r} is ambiguous: {listed}{more}")
+        raise RefError(f"run prefix {ref!r} is ambiguous: {listed}{more}")
     return str(rows[0].id)
+
+
+def unique_prefix(known: Iterable[str], ref: str, what: str = "device") -> str:
+    """The one id in ``known`` that is ``ref`` or starts with it (at least MIN_PREFIX characters)."""
+    ids = sorted(set(known))
+    if ref in ids:
+        return ref
+    matches = [i for i in ids if i.startswith(ref)] if len(ref) >= MIN_PREFIX else []
+    if len(matches) > 1:
+        more = " ..." if len(matches) > _LISTED else ""
+        raise RefError(f"{what} prefix {ref!r} is ambiguous: {', '.join(matches[:_LISTED])}{more}")
+    if not matches:
+        raise RefError(f"no {what} {ref!r}")
+    return matches[0]
 
 
 def shortest_unique(ids: Iterable[str], minimum: int = 7) -> dict[str, str]:

@@ -12,6 +12,7 @@ from orchestrator import celery_app as capp
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.export.registry import registry
 from orchestrator.export.request import GOLDEN_SEED
+from orchestrator.spec.matrix import profile_block
 from orchestrator.store.models import Artifact, Attempt, Job, utcnow
 from orchestrator.store.states import check_job_transition
 
@@ -61,9 +62,12 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    profile = profile_block(job.run.spec_yaml)
+    if profile:
+        payload["profile"] = profile
     base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
     if base is not None and job.ab_rounds > 0:
-        payload["ab"] = {"rounds": job.ab_rounds, "baseline": {
+        payload["ab"] = {"rounds": job.ab_rounds, **(job.ab_plan or {}), "baseline": {
             "artifact_key": base.key, "model_sha256": base.file_sha256,
             "model_file": model_file(job.model + "-baseline", job.backend, base.key)}}
     outbox.messages.append(Message("benchfarm.run_job", [payload], capp.device_queue(job.device_class),

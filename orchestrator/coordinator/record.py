@@ -134,7 +134,8 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
     base = ab.get("baseline_result")
     block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
                              "baseline_artifact_key": job.baseline_artifact_key,
-                             "baseline_error": str(ab.get("baseline_error") or "")[:2000]}
+                             "baseline_error": str(ab.get("baseline_error") or "")[:2000],
+                             "adaptive": _adaptive_summary(ab.get("adaptive"))}
     if base is None:
         return block
     validate_result(base)
@@ -148,3 +149,16 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
                     "simulated": bool(base["simulated"])}
 
 
+def _adaptive_summary(raw: Any) -> dict[str, Any]:
+    """The agent's account of its adaptive rounds (``agents.ab.RoundPlan.summary``), kept
+    to known keys and bounded sizes: it is input from an agent, stored as is."""
+    raw = raw if isinstance(raw, dict) else {}
+    out: dict[str, Any] = {}
+    for key in ("rounds_done", "device_s"):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
+            out[key] = value
+    for key in ("stop_reason", "agent_outcome", "agent_verdict"):
+        if isinstance(raw.get(key), str):
+            out[key] = raw[key][:64]
+    return out

@@ -7,7 +7,9 @@ own sha256 is checked on every read: a corrupted program is detected, not benchm
 Keys are validated as 64 hex digits before they touch a path, so a key from a job
 payload or an API call cannot name a file outside the store.
 
-Layout: ``<root>/<key[:2]>/<key>.pte``, ``<key>.golden.json`` (optional) and
+Layout: ``<root>/<key[:2]>/<key>.pte``, ``<key>.golden.json`` (optional),
+``<key>.etrecord`` (optional: ExecuTorch's ETRecord from the export, which maps profiling
+events back to the model's modules; artifacts stored before it existed have none) and
 ``<key>.json`` (metadata, written last: its presence marks a complete artifact).
 """
 
@@ -86,21 +88,28 @@ class ArtifactStore:
     def golden_path(self, key: str) -> Path:
         return self._dir(key) / f"{key}.golden.json"
 
+    def etrecord_path(self, key: str) -> Path:
+        return self._dir(key) / f"{key}.etrecord"
+
     def exists(self, key: str) -> bool:
         return self.pte_path(key).exists() and self.meta_path(key).exists()
 
     def put(self, key: str, pte_bytes: bytes, meta: dict[str, Any],
-            golden: dict[str, Any] | None = None) -> StoredArtifact:
+            golden: dict[str, Any] | None = None, etrecord: bytes | None = None) -> StoredArtifact:
         d = self._dir(key)
         d.mkdir(parents=True, exist_ok=True)
         golden_bytes = json.dumps(golden).encode() if golden is not None else None
         meta = dict(meta, key=key, file_sha256=hashlib.sha256(pte_bytes).hexdigest(),
                     size_bytes=len(pte_bytes),
-                    golden_sha256=hashlib.sha256(golden_bytes).hexdigest() if golden_bytes else None)
-        # program and golden first, metadata last: metadata present means the rest is complete
+                    golden_sha256=hashlib.sha256(golden_bytes).hexdigest() if golden_bytes else None,
+                    etrecord={"sha256": hashlib.sha256(etrecord).hexdigest(), "size_bytes": len(etrecord)}
+                    if etrecord else None)
+        # program, golden and ETRecord first, metadata last: metadata present means the rest is complete
         _atomic_write(self.pte_path(key), pte_bytes)
         if golden_bytes is not None:
             _atomic_write(self.golden_path(key), golden_bytes)
+        if etrecord:
+            _atomic_write(self.etrecord_path(key), etrecord)
         _atomic_write(self.meta_path(key), json.dumps(meta, indent=1, sort_keys=True).encode())
         return StoredArtifact(key, self.pte_path(key), meta)
 
@@ -128,9 +137,22 @@ class ArtifactStore:
             raise ArtifactCorrupted(f"artifact {key}: golden output does not match its recorded sha256")
         return json.loads(data)
 
+    def etrecord(self, key: str) -> Path | None:
+        """The artifact's ETRecord file, checked against its recorded sha256; None when the
+        artifact has none (a .pte source, or stored before ETRecords were kept)."""
+        recorded = self.get(key, verify=False).meta.get("etrecord")
+        if not recorded:
+            return None
+        path = self.etrecord_path(key)
+        if not path.exists():
+            raise ArtifactCorrupted(f"artifact {key}: ETRecord recorded but missing")
+        if file_sha256(path) != recorded["sha256"]:
+            raise ArtifactCorrupted(f"artifact {key}: ETRecord does not match its recorded sha256")
+        return path
+
     def remove(self, key: str) -> None:
         # metadata first: a half-removed artifact must read as absent, not as complete
-        for p in (self.meta_path(key), self.golden_path(key), self.pte_path(key)):
+        for p in (self.meta_path(key), self.golden_path(key), self.etrecord_path(key), self.pte_path(key)):
             p.unlink(missing_ok=True)
 
 

@@ -13,9 +13,10 @@ real calibration set and are never reported from these artifacts.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,29 @@ def calibration_set(shape: list[int]) -> list[torch.Tensor]:
     return [torch.rand(shape, generator=g) for _ in range(CALIBRATION_BATCHES)]
 
 
-def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    """Export and lower a torch source; returns program bytes, metadata and the golden document."""
+@dataclass
+class Produced:
+    program: bytes
+    info: dict[str, Any]
+    golden: dict[str, Any] | None = None
+    etrecord: bytes | None = None
+
+
+def _etrecord_bytes(program: Any) -> bytes | None:
+    """The ETRecord the lowering recorded (edge + final program, debug handles, delegate
+    maps): the profiler's key from runtime events back to the model's modules. A failure to
+    write it costs only that mapping, never the export."""
+    buf = io.BytesIO()
+    try:
+        program.get_etrecord().save(buf)
+    except Exception:
+        log.warning("could not write the ETRecord; the artifact is stored without one", exc_info=True)
+        return None
+    return buf.getvalue()
+
+
+def _lower(req: ExportRequest, backend: Backend) -> Produced:
+    """Export and lower a torch source: program bytes, metadata, golden document, ETRecord."""
     # torch only here: storing a program file (``pte:``) needs none, so the API can do it
     import torch
     from executorch.exir import to_edge_transform_and_lower
@@ -60,7 +82,7 @@ def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any],
     example = (golden.golden_tensor(shape, GOLDEN_SEED),)
     quantized = lowering.quantize(backend, model, example, lambda: calibration_set(shape))
     exported = torch.export.export(quantized, example, strict=False)
-    edge = to_edge_transform_and_lower(exported, partitioner=partitioners)
+    edge = to_edge_transform_and_lower(exported, partitioner=partitioners, generate_etrecord=True)
     lowered = edge.exported_program()
     delegation = analysis.delegation_breakdown(lowered.graph_module, lowered.graph_signature.user_inputs)
     program = edge.to_executorch()
@@ -69,19 +91,18 @@ def _lower(req: ExportRequest, backend: Backend) -> tuple[bytes, dict[str, Any],
         meta["calibration"] = {"kind": "synthetic uniform[0,1)", "seed": CALIBRATION_SEED,
                                "batches": CALIBRATION_BATCHES,
                                "note": "ranges for latency/size benchmarking; accuracy needs real data"}
-    return program.buffer, meta, gold
+    return Produced(program.buffer, meta, gold, _etrecord_bytes(program))
 
 
-def _produce(req: ExportRequest, backend: Backend,
-             rec: dict[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, Any] | None]:
+def _produce(req: ExportRequest, backend: Backend, rec: dict[str, Any]) -> Produced:
     source = Source.parse(req.source)
     if not source.is_program:
         return _lower(req, backend)
     data = check_pte(Path(source.ref)).read_bytes()
     if hashlib.sha256(data).hexdigest() != rec["pte_sha256"]:
         raise BadSource(f"pte source {source.ref} changed while it was being stored; try again")
-    return data, {"params": None, "flops": None, "macs": None, "delegation": None,
-                  "declared_backend": backend.name}, None
+    return Produced(data, {"params": None, "flops": None, "macs": None, "delegation": None,
+                           "declared_backend": backend.name})
 
 
 def export_artifact(req: ExportRequest, store: ArtifactStore | None = None, redis_client: Any = None,
@@ -128,7 +149,7 @@ def _cached(store: ArtifactStore, key: str) -> StoredArtifact | None:
 def _export_into(store: ArtifactStore, key: str, rec: dict[str, Any], req: ExportRequest,
                  backend: Backend) -> StoredArtifact:
     started = time.perf_counter()
-    data, info, gold = _produce(req, backend, rec)
+    out = _produce(req, backend, rec)
     meta = {
         "request": asdict(req),
         "recipe": rec,
@@ -138,10 +159,10 @@ def _export_into(store: ArtifactStore, key: str, rec: dict[str, Any], req: Expor
         "export_time_s": round(time.perf_counter() - started, 3),
         "exporter": {"platform": config.exporter_platform(), "versions": versions()},
         "created_at": datetime.now(UTC).isoformat(),
-        "golden_seed": GOLDEN_SEED if gold is not None else None,
-        **info,
+        "golden_seed": GOLDEN_SEED if out.golden is not None else None,
+        **out.info,
     }
-    return store.put(key, data, meta, golden=gold)
+    return store.put(key, out.program, meta, golden=out.golden, etrecord=out.etrecord)
 
 
 def compare_to_golden(store: ArtifactStore, key: str, output_summary: dict[str, Any]) -> dict[str, Any]:

@@ -41,11 +41,10 @@ def install() -> None:
 
 def pair_with_baselines(s: Session, run: Run, spec: MatrixSpec, store: ArtifactStore) -> None:
     if run.trigger == "pr":
-        _pair_with_baselines(s, run.id, (run.meta or {}).get("baseline") or "main", spec.parameters.ab_rounds,
-                             store)
+        _pair_with_baselines(s, run.id, (run.meta or {}).get("baseline") or "main", spec.parameters, store)
 
 
-def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, store: ArtifactStore) -> None:
+def _pair_with_baselines(s: Session, run_id: str, branch: str, params: Any, store: ArtifactStore) -> None:
     """Give each PR job its baseline's artifact, to run interleaved with it in one lease
     (device-to-device and thermal drift then cancel). A cell without a stored baseline
     artifact, or whose artifact is the baseline's own, runs plain and is compared with
@@ -64,7 +63,9 @@ def _pair_with_baselines(s: Session, run_id: str, branch: str, rounds: int, stor
             usable = False
         if not usable:
             continue
-        job.baseline_artifact_key, job.ab_rounds = base.artifact_key, rounds
+        job.baseline_artifact_key, job.ab_rounds = base.artifact_key, params.ab_rounds
+        job.ab_plan = {"max_rounds": max(params.ab_rounds, params.ab_max_rounds), "budget_s": params.ab_budget_s,
+                       "min_effect": params.ab_min_effect}
 
 
 
@@ -102,7 +103,7 @@ def request_verify(s: Session, run: Run, fleet: Fleet, outbox: Outbox) -> bool:
                     warmup=job.warmup, compute_units=job.compute_units, timeout_s=job.timeout_s,
                     repeat_index=next_repeat, artifact_key=job.artifact_key, request_key=job.request_key,
                     baseline_artifact_key=job.baseline_artifact_key, ab_rounds=job.ab_rounds,
-                    purpose="verify", priority=job.priority)
+                    ab_plan=job.ab_plan, purpose="verify", priority=job.priority)
         s.add(again)
         s.flush()
         dispatch(s, again, fleet, outbox)

@@ -3,8 +3,10 @@
 Each PR cell is compared with the best baseline available, in this order:
   1. *interleaved A/B*: the baseline's artifact measured in the same lease on the same
      device, alternating with the PR's (``Result.ab``) — drift between devices and over
-     time cancels;
-  2. the newest baseline run's results for the cell (``orchestrator.pr.baselines``).
+     time cancels. The verdict is launch-level (``analysis.launches``): per-round median
+     ratios, paired t-interval over rounds, outcomes different / same / unknown;
+  2. the newest baseline run's results for the cell (``orchestrator.pr.baselines``), with the
+     iteration-level test (``analysis.regression``; unpaired, one launch per side).
 
 A cell that comes out *slower* is not reported at once: when the PR's jobs are done the
 coordinator adds one *verify* job per suspected cell (a fresh lease, possibly another
@@ -22,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.analysis.compare import CellComparison
+from orchestrator.analysis.launches import decide, looks_for, round_ratios
 from orchestrator.analysis.regression import Verdict, compare_cells
 from orchestrator.pr.baselines import find_baseline_cells
 from orchestrator.reports.data import Cell, CellKey, RunData, load_run
@@ -37,6 +40,14 @@ class _Samples:
     ab_baseline: list[float] = field(default_factory=list)
     simulated: bool = False
     jobs: int = 0
+    ratios: list[float] = field(default_factory=list)  # per-round A/B median ratios, every job
+    looks: int = 1
+    stop_reasons: list[str] = field(default_factory=list)
+
+    def launch_verdict(self, min_effect: float) -> Verdict:
+        d = decide(self.ratios, min_effect, looks=self.looks)
+        stop = ", ".join(sorted(set(self.stop_reasons) - {""}))
+        return Verdict(d.verdict, d.ratio, d.p_value, d.ci, d.level, d.rounds, stop)  # type: ignore[arg-type]
 
 
 def _samples(s: Session, run_id: str) -> dict[tuple[CellKey, str], _Samples]:
@@ -54,6 +65,9 @@ def _samples(s: Session, run_id: str) -> dict[tuple[CellKey, str], _Samples]:
         if result.ab and result.ab.get("latencies_ms"):
             smp.ab_baseline += list(result.ab["latencies_ms"])
             smp.simulated |= bool(result.ab.get("simulated"))
+            smp.ratios += round_ratios(result.ab.get("rounds") or [])
+            smp.looks = looks_for(job.ab_rounds, int((job.ab_plan or {}).get("max_rounds") or job.ab_rounds))
+            smp.stop_reasons.append(str((result.ab.get("adaptive") or {}).get("stop_reason", "")))
     return out
 
 
@@ -72,8 +86,7 @@ def _compare(key: CellKey, smp: _Samples | None, cand: Cell | None, hist: Cell |
     pr_cell = replace(cand, latencies_ms=smp.pr, simulated=smp.simulated) if cand else Cell(key, "ok")
     if smp.ab_baseline:
         base = Cell(key, "ok", simulated=smp.simulated, latencies_ms=smp.ab_baseline)
-        return CellComparison(key, base, pr_cell, compare_cells(base.latencies_ms, smp.pr, min_effect),
-                              basis=AB_BASIS)
+        return CellComparison(key, base, pr_cell, smp.launch_verdict(min_effect), basis=AB_BASIS)
     if hist is not None and hist.has_results:
         return CellComparison(key, hist, pr_cell, compare_cells(hist.latencies_ms, smp.pr, min_effect),
                               basis=f"baseline run `{hist_run}`")
@@ -112,6 +125,10 @@ def _with_verify(first: CellComparison, again: CellComparison, verify: _Samples)
         return replace(first, note="verify re-run produced no result; regression unconfirmed")
     if again.verdict.verdict == "slower":
         return replace(first, note=f"confirmed by the verify re-run ({again.verdict.change_pct:+.1f}%)")
+    if again.verdict.verdict == "unknown":  # the re-run could not decide: neither can we
+        return replace(first, verdict=replace(first.verdict, verdict="unknown"),
+                       note=f"suspected {first.verdict.change_pct:+.1f}% undecided by the verify re-run "
+                            f"({again.verdict.change_pct:+.1f}%, {again.verdict.rounds} rounds)")
     change = f"{again.verdict.change_pct:+.1f}%" if again.verdict.ratio is not None else "no verdict"
     return replace(first, verdict=replace(first.verdict, verdict="within noise"),
                    note=f"suspected {first.verdict.change_pct:+.1f}% not confirmed by the verify re-run "

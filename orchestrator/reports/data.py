@@ -69,6 +69,7 @@ class Cell:
     top1_agrees: bool | None = None
     device_models: list[str] = field(default_factory=list)
     os_versions: list[str] = field(default_factory=list)
+    chips: list[str] = field(default_factory=list)  # as the harness reports it: a host's CPU model
     repeats: int = 0
     repeats_ok: int = 0
 
@@ -165,8 +166,10 @@ def _build_cell(key: CellKey, jobs: list[Job], results: dict[str, Result], art: 
             errors.append(out["max_abs_error"])
         if "top1_agrees" in out:
             agrees.append(out["top1_agrees"])
-        for lst, value in ((cell.device_models, r.device_model), (cell.os_versions, r.os_version)):
-            if value not in lst:
+        chip = (doc.get("device") or {}).get("chip")
+        for lst, value in ((cell.device_models, r.device_model), (cell.os_versions, r.os_version),
+                           (cell.chips, chip)):
+            if value and value not in lst:
                 lst.append(value)
     cell.energy_mj_per_inference = _median(energies)
     cell.thermal_before, cell.thermal_after = _worst(before), _worst(after)

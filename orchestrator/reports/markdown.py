@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from orchestrator.analysis.compare import CellComparison, compare_runs
+from orchestrator.analysis.regression import Verdict
 from orchestrator.analysis.stats import fmt_ms, summarize
 from orchestrator.reports.build import Report
 from orchestrator.reports.data import Cell, CellKey, load_run
@@ -13,7 +14,7 @@ from orchestrator.reports.tables import SIMULATED, Table, backend_display, devic
 SIM_BANNER = (f"> **{SIMULATED}**: rows marked *{SIMULATED}* come from virtual devices; their numbers "
               "are a simulation, not a measurement.")
 VERDICT_ICON = {"slower": "🔴 slower", "faster": "🟢 faster", "within noise": "⚪ within noise",
-                "insufficient data": "⚠️ no verdict"}
+                "unknown": "❔ unknown", "insufficient data": "⚠️ no verdict"}
 
 
 def _cell(text: str) -> str:
@@ -45,6 +46,18 @@ def side_summary(cell: Cell | None) -> str:
     return f"{fmt_ms(stats.median)} (p10-p90 {stats.p10:.1f}-{stats.p90:.1f})"
 
 
+def _interval(v: Verdict) -> str:
+    """`` (99.9% CI 0.97-1.04×, 6 rounds)``: the interval and, for launch-level verdicts,
+    the rounds it rests on and why no more were run when it is still unknown."""
+    if not v.ci:
+        return ""
+    level = f"{100 * v.level:.3g}%"
+    if v.rounds is None:
+        return f" ({level} CI {v.ci[0]:.2f}-{v.ci[1]:.2f}×, p={v.p_value:.2g})"
+    why = f"; stopped: {v.stop_reason}" if v.verdict == "unknown" and v.stop_reason else ""
+    return f" ({level} CI {v.ci[0]:.3f}-{v.ci[1]:.3f}×, {v.rounds} rounds{why})"
+
+
 def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "Baseline",
                      candidate_label: str = "PR") -> str:
     """Per cell: baseline, candidate, change, verdict — for a PR comment."""
@@ -60,9 +73,7 @@ def verdict_markdown(comparisons: list[CellComparison], baseline_label: str = "B
         if v.ratio is None:
             change = comp.note or "—"
         else:
-            change = f"{v.change_pct:+.1f}%"
-            if v.ci:
-                change += f" (95% CI {v.ci[0]:.2f}-{v.ci[1]:.2f}×, p={v.p_value:.2g})"
+            change = f"{v.change_pct:+.1f}%" + _interval(v)
             if comp.note:
                 change += f"; {comp.note}"
         row = (f"| {_cell(label)} | {side_summary(comp.baseline)} | {side_summary(comp.candidate)} | "

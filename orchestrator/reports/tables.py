@@ -33,6 +33,9 @@ class Row:
     simulated: bool = False
     budget: str = "n/a"  # realtime-30fps status, used for colouring
     key: CellKey | None = None
+    # the parts of the Notes value, for views that say them once per table or as footnotes
+    reason: str = ""
+    platform: str = ""
 
 
 @dataclass
@@ -88,21 +91,29 @@ def _sort_key(pair: tuple[Cell, CellStats]) -> tuple:
     return (k.model, backend_order(k.backend), -k.input_resolution, k.batch_size)
 
 
+def reason(cell: Cell) -> str:
+    if cell.state == "ok":
+        return ""
+    return f"{cell.state}: {cell.reason}" if cell.reason else cell.state
+
+
+def platform(cell: Cell) -> str:
+    """What the numbers ran on beyond the device class: the iOS versions, or a host's CPU model
+    (a kernel release says nothing about speed)."""
+    if cell.key.device_class == "host-cpu":
+        return ", ".join(cell.chips)
+    return "iOS " + ", ".join(cell.os_versions) if cell.os_versions else ""
+
+
 def notes(cell: Cell) -> str:
-    parts = []
-    if cell.state != "ok":
-        parts.append(f"{cell.state}: {cell.reason}" if cell.reason else cell.state)
-    if cell.simulated:
-        parts.append(SIMULATED)
-    if cell.os_versions:
-        parts.append("iOS " + ", ".join(cell.os_versions) if cell.key.device_class != "host-cpu"
-                     else ", ".join(cell.os_versions))
-    return "; ".join(parts)
+    parts = [reason(cell), SIMULATED if cell.simulated else "", platform(cell)]
+    return "; ".join(p for p in parts if p)
 
 
 def _row(cell: Cell, stats: CellStats, values: list[str]) -> Row:
     rt = stats.budget("realtime-30fps")
-    return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key)
+    return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key,
+               reason(cell), platform(cell))
 
 
 def _failed_or(cell: Cell, text: str) -> str:

@@ -8,6 +8,7 @@ with its file and line before anything is queued.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,8 +124,29 @@ class Parameters(StrictModel):
     timeout_s: int = Field(default=600, ge=1, le=24 * 3600)
     compute_units: str = "all"
     # PR cells with a baseline artifact: A/B rounds in one lease (ABBA for 2); iterations are
-    # split across the rounds so an A/B job costs about twice a plain one, not 2 x rounds
-    ab_rounds: int = Field(default=2, ge=1, le=10)
+    # split across the minimum rounds so those cost about twice a plain job
+    ab_rounds: int = Field(default=4, ge=1, le=32)
+    # adaptive A/B: an undecided cell gets one more round at a time, up to ab_max_rounds or
+    # until the next round would spend more than ab_budget_s of device time on the cell
+    # (launch-level verdicts need rounds: 2 rounds can never tell launch noise from change)
+    ab_max_rounds: int = Field(default=16, ge=1, le=32)
+    ab_budget_s: float = Field(default=300.0, gt=0, le=24 * 3600)
+    ab_min_effect: float = Field(default=0.05, gt=0, lt=1)
+    # the untimed per-operator profiling pass after each cell's timed iterations (ETDump)
+    profile: bool = True
+    profile_iterations: int = Field(default=20, ge=1, le=1000)
+    # > 0 also records intermediate outputs for numerical debugging; too small a buffer
+    # aborts the runtime, which costs that cell its profile only
+    profile_debug_buffer_bytes: int = Field(default=0, ge=0, le=1 << 30)
+
+    def profile_job(self) -> dict[str, int] | None:
+        """The job document's ``profile`` block, or None when the spec turns profiling off."""
+        if not self.profile:
+            return None
+        block = {"iterations": self.profile_iterations}
+        if self.profile_debug_buffer_bytes:
+            block["debug_buffer_bytes"] = self.profile_debug_buffer_bytes
+        return block
 
     @field_validator("input_resolution")
     @classmethod
@@ -162,6 +184,16 @@ class MatrixSpec(StrictModel):
         default_factory=list, description="cells to skip: {model, backend, device, reason}"
     )
 
+
+
+@lru_cache(maxsize=64)
+def profile_block(spec_text: str) -> dict[str, int] | None:
+    """The profile block for jobs of a run, from its stored spec (validated at submit;
+    cached: every dispatch of the run's jobs asks)."""
+    try:
+        return loads_spec(spec_text).parameters.profile_job()
+    except ValueError:
+        return None
 
 
 def load_spec(path: str | Path) -> MatrixSpec:

@@ -76,7 +76,9 @@ class Job(Base):
     request_key: Mapped[str] = mapped_column(String(64), default="", index=True)
     # PR cells: the baseline's artifact, run interleaved with ours in the same lease (ABBA...)
     baseline_artifact_key: Mapped[str] = mapped_column(String(64), default="")
-    ab_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    ab_rounds: Mapped[int] = mapped_column(Integer, default=0)  # the minimum rounds
+    # adaptive A/B: {"max_rounds", "budget_s", "min_effect"} (rounds added until decided)
+    ab_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # measure: a cell of the spec | verify: the automatic re-run of a suspected regression
     purpose: Mapped[str] = mapped_column(String(16), default="measure")
     state: Mapped[str] = mapped_column(String(24), default="queued", index=True)

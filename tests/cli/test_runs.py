@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from orchestrator.cli.runref import RunRefError, resolve_run, shortest_unique
+from orchestrator.cli.runref import RefError, resolve_run, shortest_unique
 
 from .rows import LONG_REASON, SEED_JOBS, add_run
 
@@ -32,11 +32,11 @@ def test_latest_names_and_prefixes(store: Session) -> None:
     assert resolve_run(store, "latest:seed-matrix") == old.id
     assert resolve_run(store, "latest:host-quick") == new.id
     assert resolve_run(store, "ef01") == new.id and resolve_run(store, "abcd000000000002") == twin.id
-    with pytest.raises(RunRefError, match="ambiguous") as exc:
+    with pytest.raises(RefError, match="ambiguous") as exc:
         resolve_run(store, "abcd")
     assert old.id in str(exc.value) and twin.id in str(exc.value)  # the candidates are listed
     for bad in ("latest:nope", "abc", "ab%d", "9999"):
-        with pytest.raises(RunRefError):
+        with pytest.raises(RefError):
             resolve_run(store, bad)
     code, out = bf("status", "abcd")
     assert code == 1 and "ambiguous" in out and old.id in out

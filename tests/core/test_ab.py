@@ -66,3 +66,51 @@ def test_merge_refuses_a_document_it_cannot_vouch_for() -> None:
     bad["latencies_ms"] = [-1.0]
     with pytest.raises(ContractError):
         ab.merge_documents([bad, _doc([2.0], 1, ("nominal", "nominal"))])
+
+
+def _drive(plan: ab.RoundPlan, median: dict[str, list[float]], load_ms: float = 3.0) -> str:
+    """Run a plan with arm medians taken in turn from ``median``; returns the launch order."""
+    order, used = "", {"A": 0, "B": 0}
+    for run in plan:
+        series = median[run.arm]
+        value = series[used[run.arm] % len(series)]
+        used[run.arm] += 1
+        doc = _doc([value] * 3, 1, ("nominal", "nominal"))
+        doc["load_time_ms"] = load_ms
+        plan.record(run.arm, doc)
+        order += run.arm
+    return order
+
+
+def _adaptive(**kw: object) -> dict:
+    return dict(PAYLOAD, ab=dict(PAYLOAD["ab"], **kw))
+
+
+def test_decided_cell_stops_at_the_minimum_rounds() -> None:
+    plan = ab.RoundPlan(_adaptive(rounds=2, max_rounds=8, budget_s=100), JOB)
+    assert _drive(plan, {"A": [2.0], "B": [1.0]}) == "ABBA"  # every round says 2x: decided
+    assert plan.decision.verdict == "slower" and plan.stop_reason == "decided"
+    assert plan.summary()["rounds_done"] == 2 and [r["round"] for r in plan.rounds] == [0, 0, 1, 1]
+
+
+def test_undecided_cell_gets_rounds_until_the_maximum() -> None:
+    plan = ab.RoundPlan(_adaptive(rounds=2, max_rounds=6, budget_s=1000), JOB)
+    order = _drive(plan, {"A": [1.3, 0.8, 1.2, 0.9], "B": [1.0]})  # rounds disagree wildly
+    assert order == "ABBA" * 3 and plan.stop_reason == "max rounds"
+    assert plan.decision.outcome == "unknown" and plan.decision.rounds == 6
+
+
+def test_budget_stops_the_rounds_before_it_is_overspent() -> None:
+    # each launch costs ~1 s of device time (load 1000 ms): 2 s a round, budget 5 s
+    plan = ab.RoundPlan(_adaptive(rounds=2, max_rounds=10, budget_s=5), JOB)
+    _drive(plan, {"A": [1.3, 0.8], "B": [1.0]}, load_ms=1000.0)
+    assert plan.stop_reason == "budget" and len(plan.rounds) == 4 and plan.spent_s <= 5
+
+
+def test_failed_baseline_stops_after_the_minimum_rounds() -> None:
+    plan = ab.RoundPlan(_adaptive(rounds=2, max_rounds=10), JOB)
+    order = ""
+    for run in plan:
+        order += run.arm
+        plan.record(run.arm, None if run.arm == "B" else _doc([1.0], 1, ("nominal", "nominal")))
+    assert order == "ABBA" and plan.stop_reason == "baseline failed" and plan.decision is None

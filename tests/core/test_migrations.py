@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from orchestrator.store import migrations
 from orchestrator.store.models import Base
 
-# made by main's code at 30a5e2c (create_all plus the additive per-process upgrade): one run, job,
+# made by main's code at 2e7dc55 (create_all plus the additive per-process upgrade): one run, job,
 # attempt, result, artifact and device event
 PRE_MIGRATIONS = Path(__file__).parent / "data" / "pre_migrations.db"
 

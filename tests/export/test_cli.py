@@ -15,8 +15,8 @@ app = typer.Typer()
 app.command()(export_command)
 
 
-def _invoke(args: list[str]):
-    return CliRunner().invoke(app, args, env={"COLUMNS": "220"})
+def _invoke(args: list[str], width: int = 80):
+    return CliRunner().invoke(app, args, env={"COLUMNS": str(width)})
 
 
 def test_export_prints_a_table_with_hits_and_macos_cells(tmp_path: Path, store, tiny_xnnpack) -> None:
@@ -30,9 +30,13 @@ parameters: {{input_resolution: [{TINY_RES}]}}
     result = _invoke([str(spec), "--artifacts", str(store.root)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    xnn = next(line for line in lines if "xnnpack" in line and "tiny_cnn" in line)
+    assert all(len(line) <= 80 for line in lines) and "model tiny_cnn" in result.output.replace("\n", "")
+    xnn = next(line for line in lines if line.startswith("xnnpack "))
     assert "hit" in xnn and "100%" in xnn and f"{tiny_xnnpack[0].meta['size_bytes'] / 1e6:.2f}" in xnn
-    assert any("mps" in line and "needs a macOS exporter" in line for line in lines)
+    mps = next(line for line in lines if line.startswith("mps "))  # the reason is a footnote
+    assert mps.rstrip().endswith("[1]") and "[1] needs a macOS exporter" in result.output
+    wide = _invoke([str(spec), "--artifacts", str(store.root), "--wide"]).output.splitlines()
+    assert any("mps" in line and "tiny_cnn" in line and "needs a macOS exporter" in line for line in wide)
 
 
 def test_bad_spec_names_file_and_line(tmp_path: Path, store) -> None:

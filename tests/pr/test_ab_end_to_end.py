@@ -22,7 +22,7 @@ from tests.conftest import Procs, wait_until
 from tests.webhook_sink import webhook_sink
 
 CELL = "backends: [xnnpack]\ndevices: [host-cpu]\nparameters: {input_resolution: [64], warmup: 2, iterations: 30, " \
-       "timeout_s: 120, ab_rounds: 2}\n"
+       "timeout_s: 120, ab_rounds: 2, ab_max_rounds: 6}\n"
 NIGHTLY = "name: nightly-ab\nmodels: [tiny_cnn]\n" + CELL
 PR = "name: pr-ab\nmodels: [{name: tiny_cnn, source: 'import:tests.pr.ab_models:slower_tiny_cnn'}]\n" + CELL
 
@@ -60,25 +60,32 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
             assert job.state == "succeeded" and job.artifact_key != base_job.artifact_key
             assert job.baseline_artifact_key == base_job.artifact_key and job.ab_rounds == 2
             result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
-            assert result.ab["order"] == "ABBA" and not result.ab["baseline_error"]
-            assert len(result.ab["latencies_ms"]) == len(result.document["latencies_ms"]) == 30  # 2 x 15 each
+            # at least the minimum 2 rounds (ABBA), more while undecided, at most 6
+            adaptive = result.ab["adaptive"]
+            rounds = adaptive["rounds_done"]
+            assert 2 <= rounds <= 6 and adaptive["stop_reason"] in ("decided", "max rounds"), adaptive
+            assert result.ab["order"] == ("ABBA" * 3)[:2 * rounds] and not result.ab["baseline_error"]
+            assert len(result.ab["latencies_ms"]) == len(result.document["latencies_ms"]) == 15 * rounds
             # one lease, one device: both arms' launches are steps of the same attempt
             attempt = s.get(Attempt, result.attempt_id)
-            arms = [step.get("arm") for step in attempt.timeline if step["step"] == "run"]
-            assert arms == ["A", "B", "B", "A"], attempt.timeline
+            arms = "".join(step.get("arm") for step in attempt.timeline if step["step"] == "run")
+            assert arms == result.ab["order"], attempt.timeline
             assert result.median_ms > 1.5 * result.ab["median_ms"]  # the heavier program, measured slower
             run_s = sum(step["duration_s"] for step in attempt.timeline if step["step"] == "run")
             print(f"\nA/B {job.purpose}: PR median {result.median_ms:.2f} ms, baseline (same lease) "
-                  f"{result.ab['median_ms']:.2f} ms, 4 launches {run_s:.1f} s; order {result.ab['order']}")
+                  f"{result.ab['median_ms']:.2f} ms, {2 * rounds} launches {run_s:.1f} s; order "
+                  f"{result.ab['order']} ({adaptive['stop_reason']})")
         run_meta = s.get(Run, pr_id).meta
         verdict = prdomain.pr_verdict(s, pr_id, "main")
     assert run_meta["verify"]["cells"] == ["tiny_cnn/xnnpack/host-cpu@64x1"]
     (comp,) = verdict.comparisons
     assert comp.verdict.verdict == "slower" and comp.basis == AB_BASIS, comp
+    assert comp.verdict.rounds is not None and comp.verdict.rounds >= 2 and comp.verdict.ci[0] > 1.0
     assert "confirmed by the verify re-run" in comp.note
     assert verdict.baseline_runs == {}  # nothing was compared with a stored run's numbers
     text = " ".join(verdict.markdown.split())
     assert "interleaved A/B" in text and "re-run once to verify" in text and "🔴 slower" in text
+    assert f"{comp.verdict.rounds} rounds" in text  # the comment says how many rounds it rests on
     # the coordinator's webhooks: each run finished once, the confirmed regression once
     events = [(h["event"], h["payload"]["run_id"]) for h in hooks]
     assert sorted(events) == sorted([("run_finished", nightly), ("run_finished", pr_id),

@@ -31,8 +31,12 @@ def _pr_run(s, medians: dict[str, float], ab_median: float | None = None) -> Run
             if ab_median is not None:
                 result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
                 lat = list(np.random.default_rng(i + 60).normal(ab_median, ab_median * 0.03, 40))
-                result.ab = {"order": "ABBA", "rounds": [], "baseline_artifact_key": "x", "baseline_error": "",
-                             "latencies_ms": lat, "simulated": False}
+                own = result.document["latencies_ms"]
+                # four ABBA rounds of 10 iterations per launch: the launch medians the verdict pairs
+                rounds = [{"arm": arm, "round": r, "median_ms": float(np.median(series[10 * r:10 * r + 10]))}
+                          for r in range(4) for arm, series in (("A", own), ("B", lat))]
+                result.ab = {"order": "ABBAABBA", "rounds": rounds, "baseline_artifact_key": "x",
+                             "baseline_error": "", "latencies_ms": lat, "simulated": False}
     return run
 
 

@@ -4,7 +4,6 @@ driver or selenium is absent; never downloads a browser."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -22,15 +21,12 @@ from orchestrator.reports.build import build_report
 from orchestrator.reports.html import report_html
 from orchestrator.reports.ui import router
 from orchestrator.store.db import engine
+from tests.browser import headless_chromium
 from tests.conftest import free_port
 
 from .factory import seed_run
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 REDIS_TEST_URL = "redis://127.0.0.1:6379/4"
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--window-size=1400,1000"]
 
 
 @pytest.fixture
@@ -77,21 +73,8 @@ def test_dashboard_tolerates_redis_down(sqlite_db: tuple[Session, str], monkeypa
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
-        pytest.skip("Debian chromium / chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

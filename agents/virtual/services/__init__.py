@@ -28,6 +28,14 @@ DVT_SERVICE_NAMES = (
     "com.apple.instruments.remoteserver",  # older name, same protocol
 )
 DVT_MODULE = "agents.virtual.dvt"
+# iOS 17+ serves the lockdown services above over the RSD tunnel too, under these names
+# (pymobiledevice3 picks them when its provider is an RSD, not a LockdownClient).
+RSD_SHIM_SUFFIX = ".shim.remote"
+RSD_SHIMMED = (
+    "com.apple.afc", "com.apple.mobile.house_arrest", "com.apple.mobile.installation_proxy",
+    "com.apple.mobile.diagnostics_relay", "com.apple.syslog_relay", "com.apple.os_trace_relay",
+    "com.apple.crashreportcopymobile", "com.apple.crashreportmover", "com.apple.mobile.mobile_image_mounter",
+)
 
 log = logging.getLogger("agents.virtual.services")
 
@@ -35,8 +43,12 @@ log = logging.getLogger("agents.virtual.services")
 def default_services() -> dict[str, Handler]:
     """A fresh registry: the built-in services plus DVT when its module is present."""
     from agents.virtual.services.afc import serve_afc, serve_house_arrest
+    from agents.virtual.services.crash_reports import serve_crashreportcopymobile, serve_crashreportmover
     from agents.virtual.services.diagnostics import serve_diagnostics
     from agents.virtual.services.installation_proxy import serve_installation_proxy
+    from agents.virtual.services.mobile_image_mounter import serve_mobile_image_mounter
+    from agents.virtual.services.os_trace_relay import serve_os_trace_relay
+    from agents.virtual.services.syslog_relay import serve_syslog_relay
 
     registry: dict[str, Handler] = {
         "com.apple.afc": serve_afc,
@@ -44,6 +56,11 @@ def default_services() -> dict[str, Handler]:
         "com.apple.mobile.installation_proxy": serve_installation_proxy,
         "com.apple.mobile.diagnostics_relay": serve_diagnostics,
         "com.apple.iosdiagnostics.relay": serve_diagnostics,
+        "com.apple.syslog_relay": serve_syslog_relay,
+        "com.apple.os_trace_relay": serve_os_trace_relay,
+        "com.apple.crashreportcopymobile": serve_crashreportcopymobile,
+        "com.apple.crashreportmover": serve_crashreportmover,
+        "com.apple.mobile.mobile_image_mounter": serve_mobile_image_mounter,
     }
     dvt = _load_dvt()
     if dvt is not None:

@@ -11,13 +11,12 @@ METADATA = sa.MetaData()
 sa.Table(
     'api_tokens', METADATA,
     sa.Column('id', sa.String(16), primary_key=True),
-    sa.Column('name', sa.String(200), nullable=False),
+    sa.Column('name', sa.String(200), nullable=False, unique=True),
     sa.Column('salt', sa.String(64), nullable=False),
     sa.Column('secret_sha256', sa.String(64), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_used_at', sa.DateTime(), nullable=True),
     sa.Column('revoked_at', sa.DateTime(), nullable=True),
-    sa.UniqueConstraint('name'),
 )
 
 sa.Table(
@@ -82,6 +81,7 @@ sa.Table(
     sa.Column('artifact_key', sa.String(64), nullable=False, default='', index=True),
     sa.Column('baseline_artifact_key', sa.String(64), nullable=False, default=''),
     sa.Column('ab_rounds', sa.Integer(), nullable=False, default=0),
+    sa.Column('ab_plan', sa.JSON(), nullable=True),
     sa.Column('purpose', sa.String(16), nullable=False, default='measure'),
     sa.Column('state', sa.String(24), nullable=False, default='queued', index=True),
     sa.Column('reason', sa.Text(), nullable=False, default=''),
