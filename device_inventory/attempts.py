@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis
-
 from device_inventory import keys
+from device_inventory.devices import RedisClient
 
 # An attempt record outlives any plausible benchmark; it only has to answer "was this
 # attempt fenced off?" when a late result or a redelivered message arrives.
@@ -16,7 +15,7 @@ ATTEMPT_TTL_S = 7 * 24 * 3600
 class AttemptClaims:
     """``attempt:<attempt_id>``: dispatched → claimed (a lease took it) → done | fenced | cancelled."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: RedisClient):
         self.r = client
 
     def dispatch(self, attempt_id: str) -> None:

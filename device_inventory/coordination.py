@@ -6,15 +6,14 @@ import json
 import time
 from typing import Any
 
-import redis
-
 from device_inventory import keys
+from device_inventory.devices import RedisClient
 
 
 class ExporterRegistry:
     """``exporters``: each export platform's heartbeat (zset scored by expiry, like leases)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: RedisClient):
         self.r = client
 
     def heartbeat(self, platform: str, ttl: float = 30) -> None:
@@ -27,7 +26,7 @@ class ExporterRegistry:
 class Claims:
     """Decisions taken exactly once across coordinators (``SET NX``) and the published schedules."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: RedisClient):
         self.r = client
 
     def claim(self, key: str, value: str, ttl_s: float) -> bool:

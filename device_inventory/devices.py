@@ -6,9 +6,11 @@ import json
 import time
 from typing import Any
 
-import redis
-
 from device_inventory import keys
+
+# A client made with decode_responses=True (Fleet.from_url): replies are str, which redis-py's
+# annotations cannot express (they say bytes | str), so the registries hold it untyped.
+RedisClient = Any
 
 DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
 # the stream is a buffer until the coordinator drains it into the database
@@ -24,7 +26,7 @@ class DeviceEvents:
     """``device-events``: every device state change (device, state, reason, at). The coordinator
     copies it into the database, where capacity reporting reads device state intervals."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: RedisClient):
         self.r = client
 
     def add(self, pipe: Any, device_id: str, state: str, reason: str = "") -> None:
@@ -45,7 +47,7 @@ class DeviceEvents:
 class DeviceRegistry:
     """``devices``, ``device:<id>``, ``heartbeats``."""
 
-    def __init__(self, client: redis.Redis, events: DeviceEvents):
+    def __init__(self, client: RedisClient, events: DeviceEvents):
         self.r = client
         self.events = events
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
-
 from device_inventory import keys
 from device_inventory.attempts import ATTEMPT_TTL_S
-from device_inventory.devices import EVENTS_MAXLEN, DeviceRegistry, flatten
+from device_inventory.devices import EVENTS_MAXLEN, DeviceRegistry, RedisClient, flatten
 from device_inventory.leases import Lease, LeaseRefused, text
 
 # A health check may lease an available *or a quarantined* device (it is how a quarantined
@@ -112,7 +110,7 @@ class HealthRecords:
     """``failures:<id>``, ``health-check:<check_id>``, ``health-recheck:<id>``, ``health-periodic:<id>``,
     ``health-seen``; the health check's own lease goes through the lease keys in one script."""
 
-    def __init__(self, client: redis.Redis, devices: DeviceRegistry):
+    def __init__(self, client: RedisClient, devices: DeviceRegistry):
         self.r = client
         self.devices = devices
         self._acquire_for_check = client.register_script(_ACQUIRE_FOR_CHECK)

@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from device_inventory import keys
-from device_inventory.devices import EVENTS_MAXLEN, DeviceEvents
+from device_inventory.devices import EVENTS_MAXLEN, DeviceEvents, RedisClient
 
 _ACQUIRE = """
 -- KEYS: device hash, lease hash, leases zset, fence counter, attempt hash, events stream
@@ -102,7 +100,7 @@ def text(value: str | bytes) -> str:
 class LeaseRegistry:
     """``leases``, ``lease:<id>``, ``fence:<id>``."""
 
-    def __init__(self, client: redis.Redis, events: DeviceEvents):
+    def __init__(self, client: RedisClient, events: DeviceEvents):
         self.r = client
         self.events = events
         self._acquire = client.register_script(_ACQUIRE)

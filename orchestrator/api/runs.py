@@ -98,7 +98,8 @@ def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
             "energy_mj": r.energy_mj}
     state["simulated"] = any(r.simulated for r in results.values())
     run = s.get(Run, run_id)
-    state.update(requested_by=run.requested_by, meta=run.meta or {})
+    if run is not None:
+        state.update(requested_by=run.requested_by, meta=run.meta or {})
     return state
 
 

@@ -57,6 +57,8 @@ def wait_for_run(run_id: str, timeout_s: float = 3600, show: bool = True) -> str
         while True:
             with session() as s:
                 run = s.get(Run, run_id)
+                if run is None:
+                    raise fail(f"no run {run_id!r}")
                 rows = s.execute(select(Job.state, func.count()).where(Job.run_id == run_id)
                                  .group_by(Job.state)).all()
             counts = dict(rows)

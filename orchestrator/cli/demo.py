@@ -101,6 +101,7 @@ def virtual_fleet(fleet_yaml: Path, log_path: Path, env: dict[str, str]) -> Iter
         proc = subprocess.Popen([sys.executable, "-m", "agents.virtual", "serve", "--fleet", str(fleet_yaml),
                                  "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"], env=env,
                                 stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if ready else ""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
@@ -24,6 +26,8 @@ def finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, flee
     if open_jobs:
         return False
     run = s.get(Run, run_id)
+    if run is None:  # deleted meanwhile: nothing to finalise
+        return False
     if fleet is not None and outbox is not None and events.jobs_done(s, run, fleet, outbox):
         return False
     states = list(s.scalars(select(Job.state).where(Job.run_id == run_id)))
@@ -32,10 +36,10 @@ def finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, flee
     for st in states:
         counts[st] = counts.get(st, 0) + 1
     # compare-and-set: only one finaliser wins, whatever races
-    won = s.execute(update(Run).where(Run.id == run_id, Run.finalized.is_(False)).values(
+    won = cast(CursorResult[Any], s.execute(update(Run).where(Run.id == run_id, Run.finalized.is_(False)).values(
         finalized=True, status=status, finished_at=utcnow(),
         summary=dict(run.summary or {}, jobs=counts, finalized_at=datetime.utcnow().isoformat()),
-    ).execution_options(synchronize_session=False)).rowcount
+    ).execution_options(synchronize_session=False))).rowcount
     if won == 1 and outbox is not None:
         outbox.events.append(("run_finished", {"run_id": run_id, "name": run.name, "trigger": run.trigger,
                                                "status": status, "jobs": counts}))

@@ -7,9 +7,10 @@ and a job gets exactly one result whatever redeliveries happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +31,9 @@ def lock_open_attempt(s: Session, attempt_id: str) -> Attempt | None:
     commits) before the row is read, so the read-modify-write that follows cannot lose a
     concurrent one — e.g. a late ``attempt_started`` overwriting ``succeeded`` with
     ``running`` when both messages are consumed at once after a broker restart."""
-    won = s.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN))
-                    .values(state=Attempt.state).execution_options(synchronize_session=False)).rowcount
+    lock = (update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN))
+            .values(state=Attempt.state).execution_options(synchronize_session=False))
+    won = cast(CursorResult[Any], s.execute(lock)).rowcount
     if won != 1:
         return None
     return s.get(Attempt, attempt_id, populate_existing=True)
@@ -81,7 +83,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
             attempt.lease_token = int(payload.get("lease_token", attempt.lease_token))
             attempt.finished_at = utcnow()
             outcome = payload["outcome"]
-            doc = payload.get("result")
+            doc: Any = payload.get("result")  # the harness's document, validated below
             if outcome == "ok":
                 try:
                     validate_result(doc)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NoReturn
 
 import paramiko
 
@@ -71,7 +72,7 @@ class _RecordingReject(paramiko.RejectPolicy):
 
     offered: paramiko.PKey | None = None
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
         self.offered = key
         super().missing_host_key(client, hostname, key)
 
@@ -240,7 +241,9 @@ class Remote:
         if self._sftp is None:
             assert self._client is not None, "not connected"
             self._sftp = self._client.open_sftp()
-            self._sftp.get_channel().settimeout(self.timeouts.command)
+            channel = self._sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.timeouts.command)
         return self._sftp
 
     @property
@@ -268,7 +271,7 @@ class Remote:
     def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         self.put_stream(io.BytesIO(data), remote_path, mode)
 
-    def put_stream(self, stream: io.IOBase, remote_path: str, mode: int = 0o644) -> None:
+    def put_stream(self, stream: IO[bytes], remote_path: str, mode: int = 0o644) -> None:
         """Upload atomically: a reader on the host sees the old file or the whole new one."""
         self.makedirs(posixpath.dirname(remote_path))
         tmp = f"{remote_path}.part-{os.getpid()}"

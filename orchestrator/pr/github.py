@@ -123,6 +123,6 @@ def spec_from_args(spec: Path | None, model: Path | None, name: str, backends: l
         raise ValueError("give exactly one of --spec SPEC or --model FILE.pte")
     if spec is not None:
         return spec.read_text(), str(spec)
-    if not backends or not devices:
+    if model is None or not backends or not devices:
         raise ValueError("--model needs at least one --backend and one --device")
     return pte_spec_text(model, name or model.stem, backends, devices), str(model)

@@ -120,7 +120,8 @@ def regression_found(event: str, payload: dict[str, Any]) -> None:
     with db_session() as s:
         run = s.get(Run, payload["run_id"])
         meta = (run.meta or {}) if run is not None else {}
-        if not (meta.get("verify") or {}).get("cells"):  # only a suspected regression can be a confirmed one
+        # only a suspected regression can be a confirmed one
+        if run is None or not (meta.get("verify") or {}).get("cells"):
             return
         slower = [c.key.label() for c in compare_pr_run(s, run.id, meta.get("baseline") or "main").comparisons
                   if c.verdict.verdict == "slower"]

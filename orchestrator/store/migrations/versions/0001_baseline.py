@@ -21,7 +21,8 @@ depends_on = None
 
 
 def _default_sql(col: sa.Column) -> str:
-    default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
+    arg = getattr(col.default, "arg", None)  # a ScalarElementColumnDefault's value
+    default = arg if not callable(arg) else None
     if default is None:
         return ""
     if isinstance(default, bool):
