@@ -14,7 +14,9 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from agents.harness.contract import ContractError, validate_result
 from device_inventory.fleet import Fleet
+from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
@@ -56,6 +58,15 @@ def attempt_started(payload: dict[str, Any]) -> bool:
         return True
 
 
+def _summary(samples: list[float]) -> Stats:
+    """The stored median/p10/p90/mean of a result: the same definition (and outlier policy) as every
+    report, CSV and API figure of that name (``orchestrator.analysis.stats``)."""
+    st = summarize(samples)
+    if st is None:
+        raise ContractError("no latency samples")
+    return st
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     accepted: bool
@@ -66,9 +77,6 @@ class RecordOutcome:
 def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome, Outbox]:
     """Record what an agent reports for one attempt. Exactly one result per job: a late
     report from a fenced-off attempt, or a duplicate, is rejected and changes nothing."""
-    from agents.harness.contract import ContractError, validate_result
-    from orchestrator.stats import latency_stats
-
     outbox = Outbox()
     try:
         with db_session() as s:
@@ -93,7 +101,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 except ContractError as exc:
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome == "ok":
-                st = latency_stats(doc["latencies_ms"])
+                st = _summary(doc["latencies_ms"])
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
@@ -125,9 +133,6 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
 def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:
     """The baseline arm of an interleaved A/B attempt, checked like the result itself
     (raises ``ContractError``): what the verdict compares the PR's samples with."""
-    from agents.harness.contract import ContractError, validate_result
-    from orchestrator.stats import latency_stats
-
     if not ab:
         return None
     if not isinstance(ab, dict) or ab.get("baseline_artifact_key") != job.baseline_artifact_key:
@@ -143,7 +148,7 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
     validate_result(base)
     if (base["job_id"], base["attempt_id"]) != (job.id, attempt.id) or base["status"] != "ok":
         raise ContractError("A/B baseline document names another job/attempt or is not ok")
-    st = latency_stats(base["latencies_ms"])
+    st = _summary(base["latencies_ms"])
     return block | {"latencies_ms": base["latencies_ms"], "median_ms": st.median, "p10_ms": st.p10,
                     "p90_ms": st.p90, "load_time_ms": base["load_time_ms"],
                     "peak_memory_bytes": base["peak_memory_bytes"],

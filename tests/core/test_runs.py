@@ -130,6 +130,22 @@ def test_record_exactly_once_and_fencing(fleet):
         assert run.finalized and run.status == "partial"
 
 
+def test_the_stored_mean_is_the_reports_mean(fleet):
+    """One definition of mean_ms: the API serves the stored figure, the CSV and reports compute
+    theirs from the samples; a far-out hiccup is excluded from both."""
+    from orchestrator.analysis.stats import summarize
+
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    samples = [10.0, 11.0, 12.0, 10.5, 11.5, 11.0, 10.0, 400.0]
+    ok, _ = record_attempt({"attempt_id": attempt_id, "job_id": job_id, "outcome": "ok", "device_id": "d1",
+                            "lease_token": 1, "result": result_doc(job_id, attempt_id, latencies_ms=samples)}, fleet)
+    assert ok.accepted
+    with session() as s:
+        stored = s.scalars(select(Result).where(Result.job_id == job_id)).one().mean_ms
+    assert stored == summarize(samples).mean and stored < sum(samples) / len(samples) / 2
+
+
 def test_a_corrupt_document_is_an_infrastructure_failure_and_is_retried(fleet):
     run_id, _ = submit(fleet)
     job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
