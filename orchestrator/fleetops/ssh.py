@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 import paramiko
+import tenacity
 
 from orchestrator.fleetops.errors import (
     AuthFailed,
@@ -90,17 +91,18 @@ class Remote:
 
     # -- connection ----------------------------------------------------------------
     def connect(self) -> Remote:
-        attempt = 0
-        while True:
-            try:
-                self._client = self._connect_once()
-                return self
-            except FleetOpsError as exc:
-                if not exc.retryable or attempt >= self.timeouts.retries:
-                    raise
-                attempt += 1
-                log.info("%s: %s; retry %d/%d", self.host.name, exc.kind, attempt, self.timeouts.retries)
-                time.sleep(self.timeouts.backoff * attempt)
+        def note(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("%s: %s; retry %d/%d", self.host.name, getattr(exc, "kind", exc), state.attempt_number,
+                     self.timeouts.retries)
+
+        # transient failures only, with a growing pause (backoff, 2 x backoff, ...)
+        self._client = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, FleetOpsError) and e.retryable),
+            stop=tenacity.stop_after_attempt(self.timeouts.retries + 1),
+            wait=tenacity.wait_incrementing(start=self.timeouts.backoff, increment=self.timeouts.backoff),
+            before_sleep=note, reraise=True)(self._connect_once)
+        return self
 
     def _connect_once(self) -> paramiko.SSHClient:
         h, t = self.host, self.timeouts
