@@ -36,6 +36,8 @@ class IosOptions(_Options):
     poll_interval_s: float | None = Field(default=None, gt=0)
     pairing_records_dir: str | None = None
     ios17_tunnel: Literal["userspace", "tunneld"] | None = None
+    # where the shared tunneld listens (ios17_tunnel: tunneld); pymobiledevice3's default 127.0.0.1:49151
+    tunneld_address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
 
 
 class HostOptions(_Options):

@@ -35,7 +35,7 @@ LIMIT_S = 1.0
 
 
 def fleet_yaml(n: int) -> str:
-    kinds = [("iPhone16,1", "16.6"), ("iPhone14,5", "15.7"), ("iPad14,3", "16.5")]
+    kinds = [("iPhone16,1", "26.1"), ("iPhone14,5", "18.6.2"), ("iPad14,3", "26.1")]
     lines = ["version: 1", "seed: 1", "hosts:", "  - name: bench", "    devices:"]
     for i, (ptype, ios) in enumerate(kinds):
         count = n // len(kinds) + (1 if i < n % len(kinds) else 0)

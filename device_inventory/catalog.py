@@ -32,17 +32,35 @@ class DeviceClass:
     aliases: tuple[str, ...] = ()
 
 
+class ImpossibleOsVersion(ValueError):
+    """A ProductType/OS version pair no real device can have (older than it shipped with, or
+    newer than it supports), or a version whose real build number the catalog does not know."""
+
+
 @dataclass(frozen=True)
 class Product:
     product_type: str
     name: str
     device_class: str
+    shipped: str = ""  # the OS version it came out with
+    newest: str = ""  # the newest major version it supports
+
+    def check_os(self, version: str) -> None:
+        """Raise ImpossibleOsVersion unless ``version`` lies in [shipped, newest.x]."""
+        if not self.shipped:
+            return
+        v = _vtuple(version)
+        if v < _vtuple(self.shipped) or v[0] > int(self.newest.split(".")[0]):
+            raise ImpossibleOsVersion(
+                f"{self.product_type} ({self.name}) cannot run iOS {version}: it shipped with "
+                f"{self.shipped} and supports up to {self.newest}.x (allowed: {self.shipped} to {self.newest}.x)")
 
 
 @dataclass(frozen=True)
 class Catalog:
     classes: dict[str, DeviceClass]
     products: dict[str, Product]
+    builds: dict[str, str] = field(default_factory=dict)  # ProductVersion -> real BuildVersion
     _alias_index: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -63,12 +81,14 @@ class Catalog:
         for ptype, p in raw["products"].items():
             if p["class"] not in classes:
                 raise ValueError(f"{path}: product {ptype} names unknown class {p['class']!r}")
-            products[ptype] = Product(ptype, p["name"], p["class"])
+            products[ptype] = Product(ptype, p["name"], p["class"], str(p.get("shipped", "")),
+                                      str(p.get("newest", "")))
         index: dict[str, str] = {}
         for c in classes.values():
             for name in (c.id, c.display, *c.aliases):
                 index[_norm(name)] = c.id
-        return cls(classes, products, index)
+        builds = {str(k): str(v) for k, v in (raw.get("builds") or {}).items()}
+        return cls(classes, products, builds, index)
 
     def resolve_class(self, name: str) -> DeviceClass:
         """Class by id, display name or alias, case- and punctuation-insensitive."""
@@ -90,8 +110,27 @@ class Catalog:
     def class_of_product(self, product_type: str) -> DeviceClass:
         return self.classes[self.product(product_type).device_class]
 
+    def build_of(self, version: str) -> str:
+        """The real BuildVersion of a release the catalog lists; ImpossibleOsVersion otherwise."""
+        try:
+            return self.builds[version]
+        except KeyError:
+            raise ImpossibleOsVersion(
+                f"iOS {version}: no confirmed build number in {CATALOG_PATH.name} "
+                f"(known: {', '.join(self.builds)})") from None
+
+    def check_device(self, product_type: str, version: str) -> str:
+        """Validate a device/OS pair; returns the version's BuildVersion."""
+        self.product(product_type).check_os(version)
+        return self.build_of(version)
+
     def products_of_class(self, class_id: str) -> list[Product]:
         return [p for p in self.products.values() if p.device_class == class_id]
+
+
+def _vtuple(version: str) -> tuple[int, ...]:
+    parts = [int(x) for x in version.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 def _norm(name: str) -> str:

@@ -129,6 +129,12 @@ class HostDriver:
     def close(self) -> None:
         self._stop_harness()
 
+    def fetch_file(self, device: DeviceInfo, job: dict[str, Any], name: str) -> Path | None:
+        """A file the harness left in the job's directory (the profile's ETDump), or None."""
+        job_dir = self._dirs.get(job["attempt_id"])
+        path = job_dir / Path(name).name if job_dir else None
+        return path if path is not None and path.is_file() else None
+
     def cleanup(self, device: DeviceInfo, job: dict[str, Any]) -> None:
         job_dir = self._dirs.pop(job["attempt_id"], None)
         if job_dir:

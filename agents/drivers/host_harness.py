@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.drivers import host_profile
-from agents.harness.contract import JOB_FILE, RESULT_FILE, golden_input, summarize_output, validate_job
+from agents.harness.contract import (
+    JOB_FILE,
+    RESULT_FILE,
+    executorch_version,
+    golden_input,
+    summarize_output,
+    validate_job,
+)
 
 PRODUCER_VERSION = "1"
 
@@ -98,6 +105,7 @@ def run_job(job_dir: Path) -> dict:
             "os_version": platform.release(),
         },
         "backend": job["backend"],
+        **({"runtime_version": v} if (v := executorch_version()) else {}),
         "thermal_before": "unknown",
         "thermal_after": "unknown",
         "energy_mj_per_inference": None,

@@ -11,12 +11,18 @@ agent's own loop, and every call has a hard outer deadline), and each public cal
 its own lockdown session: a device that was unplugged and replugged between calls just works.
 
 Paths by iOS version: up to iOS 16, DVT runs over lockdown (Developer Disk Image mounted);
-from iOS 17 over an RSD tunnel (``ios17_tunnel``), verified on hardware only.
+from iOS 17.4 over the CoreDeviceProxy tunnel and RSD (``ios17_tunnel``: pymobiledevice3's
+userspace tunnel in this process, or a shared tunneld), one tunnel per device kept across calls
+(``agents.drivers.ios_tunnel``). Installation, file transfer and health stay on lockdown over
+usbmux on every version, as on a real phone. Verified against the virtual fleet
+(``agents/virtual``: iOS 16, 18 and 26 devices, unchanged pymobiledevice3 over real sockets),
+not on hardware.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -35,6 +41,7 @@ from pymobiledevice3.services.diagnostics import DiagnosticsService
 from agents.drivers import ios_bench
 from agents.drivers.ios_ipa import IpaError, IpaInfo, read_ipa, write_placeholder_ipa
 from agents.drivers.ios_session import CALL_TIMEOUT_S, LIST_TIMEOUT_S, Session, Target
+from agents.drivers.ios_tunnel import TunnelPool
 from agents.harness.contract import validate_job
 from agents.health import HealthPolicy, evaluate, thermal_from_battery_temperature
 from agents.protocols import DeviceInfo, DriverError, Health
@@ -62,7 +69,8 @@ class IosDriver:
                  pairing_records_dir: Path | str | None = None, timeline: Timeline | None = None,
                  policy: HealthPolicy | None = None, call_timeout_s: float = CALL_TIMEOUT_S,
                  startup_allowance_s: float = STARTUP_ALLOWANCE_S, poll_interval_s: float = POLL_INTERVAL_S,
-                 ios17_tunnel: str = "userspace", host: str | None = None):
+                 ios17_tunnel: str = "userspace", host: str | None = None,
+                 tunneld_address: str | None = None):
         """``harness_ipa``: the signed harness for real devices (virtual devices get a placeholder
         when it is None). ``usbmux_address``: ``host:port`` or socket path (None: the
         ``USBMUXD_SOCKET_ADDRESS`` environment variable, else the system usbmuxd).
@@ -71,7 +79,12 @@ class IosDriver:
             raise ValueError(f"ios17_tunnel must be 'userspace' or 'tunneld', got {ios17_tunnel!r}")
         # Options may arrive as JSON (BENCHFARM_DRIVER_OPTIONS): paths as strings.
         pairs = Path(pairing_records_dir) if pairing_records_dir else None
-        self.target = Target(usbmux_address, pairs, float(call_timeout_s), ios17_tunnel)
+        tunneld = None
+        if tunneld_address:
+            host_part, _, port = tunneld_address.rpartition(":")
+            tunneld = (host_part, int(port))
+        self.target = Target(usbmux_address, pairs, float(call_timeout_s), ios17_tunnel, tunneld)
+        self.tunnels = TunnelPool(ios17_tunnel, usbmux_address, tunneld)  # lives on self._loop
         self.harness_ipa = Path(harness_ipa) if harness_ipa else None
         self.timeline = timeline
         self.policy = policy or HealthPolicy()
@@ -101,12 +114,15 @@ class IosDriver:
             shutil.rmtree(self._placeholder.path.parent, ignore_errors=True)
             self._placeholder = None
         if not self._loop.is_closed():
+            if self._thread.is_alive():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(self.tunnels.close(), self._loop).result(15)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
             self._loop.close()
 
     async def _session(self, udid: str) -> Session:
-        s = Session(udid, self.target, self.timeline)
+        s = Session(udid, self.target, self.timeline, self.tunnels)
         await s.connect()
         return s
 

@@ -35,6 +35,7 @@ from pymobiledevice3.lockdown import LockdownClient, create_using_usbmux
 from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
 from pymobiledevice3.services.dvt.instruments.process_control import ProcessControl
 
+from agents.drivers.ios_tunnel import TUNNEL_TIMEOUT_S, TunnelPool
 from agents.protocols import DriverError
 from agents.timeline import Timeline
 
@@ -49,7 +50,7 @@ NOT_PAIRED = (NotPairedError, PairingError, NotTrustedError, FatalPairingError)
 GONE = (DeviceNotFoundError, NoDeviceConnectedError, MuxException, ConnectionTerminatedError,
         ConnectionError, asyncio.IncompleteReadError, EOFError)
 # iOS 17 moved the developer services behind a RemoteXPC tunnel (RSD); DVT over plain lockdown
-# is refused there.
+# is refused there (agents.drivers.ios_tunnel).
 RSD_MAJOR = 17
 
 
@@ -61,6 +62,7 @@ class Target:
     pairing_records_dir: Path | None = None
     call_timeout_s: float = CALL_TIMEOUT_S
     ios17_tunnel: str = "userspace"  # "userspace" (UserspaceRsdTunnel) | "tunneld"
+    tunneld_address: tuple[str, int] | None = None  # None: pymobiledevice3's default 127.0.0.1:49151
 
 
 async def attached_udids(target: Target) -> list[str]:
@@ -89,11 +91,13 @@ async def classify(exc: BaseException, category: str, udid: str, target: Target,
 class Session:
     """One lockdown connection to one device, for the duration of one driver call."""
 
-    def __init__(self, udid: str, target: Target, timeline: Timeline | None) -> None:
+    def __init__(self, udid: str, target: Target, timeline: Timeline | None,
+                 tunnels: TunnelPool | None = None) -> None:
         self.udid = udid
         self.target = target
         self.timeline = timeline or Timeline()
         self.lockdown: LockdownClient | None = None
+        self.tunnels = tunnels or TunnelPool(target.ios17_tunnel, target.usbmux_address, target.tunneld_address)
 
     async def call(self, what: str, aw: Awaitable[T], category: str = "other",
                    timeout: float | None = None) -> T:
@@ -141,50 +145,33 @@ class Session:
 
     @asynccontextmanager
     async def process_control(self) -> AsyncIterator[ProcessControl]:
-        """DVT process control: over lockdown up to iOS 16, over an RSD tunnel from iOS 17."""
+        """DVT process control: over lockdown up to iOS 16, over the device's RSD from iOS 17."""
         assert self.lockdown is not None
-        async with contextlib.AsyncExitStack() as stack:
-            if Version(self.lockdown.product_version).major >= RSD_MAJOR:
-                provider = DvtProvider(await stack.enter_async_context(self._rsd()))
-            else:
-                provider = DvtProvider(self.lockdown)
-            # A real iOS <= 16 device refuses this service until a Developer Disk Image is mounted.
-            await self.call("dvt connect (Developer Disk Image mounted? Developer Mode on?)",
-                            provider.connect(), "launch_failed")
-            stack.push_async_callback(close_quietly, provider)
-            pc = ProcessControl(provider)
-            await self.call("processcontrol channel", pc.connect(), "launch_failed")
-            stack.push_async_callback(close_quietly, pc)
-            yield pc
-
-    @asynccontextmanager
-    async def _rsd(self) -> AsyncIterator[Any]:
-        """iOS 17+ RemoteServiceDiscovery. VERIFIED ON HARDWARE ONLY: virtual devices report
-        iOS 14-16 (the RemoteXPC/QUIC tunnel is not simulated), so no test reaches this branch.
-
-        ``userspace``: pymobiledevice3's in-process tunnel (no root; one per process).
-        ``tunneld``: a running ``pymobiledevice3 remote tunneld`` (root) shared by all agents.
-        """
-        if self.target.ios17_tunnel == "tunneld":
-            from pymobiledevice3.tunneld.api import get_tunneld_device_by_udid
-
-            rsd = await self.call("tunneld lookup", get_tunneld_device_by_udid(self.udid), "launch_failed")
-            if rsd is None:
-                raise DriverError("launch_failed", f"tunneld has no tunnel to {self.udid} (is it running?)")
-            try:
-                yield rsd
-            finally:
-                await close_quietly(rsd)
-            return
-        from pymobiledevice3.remote.userspace_tunnel import UserspaceRsdTunnel
-
-        tunnel = UserspaceRsdTunnel(serial=self.udid)
-        rsd = await self.call("userspace tunnel", tunnel.aopen(), "launch_failed", timeout=60)
+        modern = Version(self.lockdown.product_version).major >= RSD_MAJOR
         try:
-            yield rsd
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(tunnel.aclose(), 10)
+            async with contextlib.AsyncExitStack() as stack:
+                provider = DvtProvider(await self._rsd() if modern else self.lockdown)
+                # A real device refuses this service without a developer image (iOS <= 16: the
+                # Developer Disk Image; iOS 17+: the personalized image) or Developer Mode.
+                await self.call("dvt connect (developer image mounted? Developer Mode on?)",
+                                provider.connect(), "launch_failed")
+                stack.push_async_callback(close_quietly, provider)
+                pc = ProcessControl(provider)
+                await self.call("processcontrol channel", pc.connect(), "launch_failed")
+                stack.push_async_callback(close_quietly, pc)
+                yield pc
+        except BaseException:
+            if modern:  # whatever broke may be the tunnel: the next call builds a fresh one
+                await self.tunnels.discard(self.udid)
+            raise
+
+    async def _rsd(self) -> Any:
+        """The device's RSD (``agents.drivers.ios_tunnel``); the set-up is the ``tunnel`` step."""
+        async with self.step("tunnel", mode=self.target.ios17_tunnel) as entry:
+            rsd, entry["reused"] = await self.call(f"{self.target.ios17_tunnel} tunnel", self.tunnels.rsd(self.udid),
+                                                   "launch_failed", timeout=TUNNEL_TIMEOUT_S)
+            entry["address"] = rsd.service.address[0]
+        return rsd
 
 
 async def close_quietly(obj: Any) -> None:

@@ -124,6 +124,9 @@ class VirtualDevice:
     ):
         product = catalog().product(product_type)
         self.device_class = catalog().class_of_product(product_type)
+        # A device that cannot exist (an iPhone 15 Pro on iOS 16) is refused, and the build is the
+        # real one of the version: ImpossibleOsVersion otherwise.
+        self.build_version = catalog().check_device(product_type, product_version)
         # usbmux DeviceID; also seeds the UDID. A server renumbers the devices it serves.
         self.devid = devid
         self.product_type = product_type
@@ -160,8 +163,26 @@ class VirtualDevice:
         self.on_process_exit: list[Callable[[ProcessExit], Any]] = []
         self.on_process_output: list[Callable[[int, str], Any]] = []
         self.connections: set[asyncio.StreamWriter] = set()  # usbmux pipes into this device
+        self.tunnels: set[asyncio.StreamWriter] = set()  # open CoreDeviceProxy streams
+        self.boots = 0
+        self.boot_session = str(uuid.UUID(bytes=digest[21:29] + digest[:8])).upper()
 
     # -- identity and lockdown ----------------------------------------------------------
+    def tunnel_addresses(self) -> tuple[str, str]:
+        """(device, host) addresses on the CoreDeviceProxy link: a unique-local /64 per device and
+        boot, as a real device picks a fresh one each time it starts (so a reboot moves it)."""
+        h = hashlib.sha256(f"{self.udid}:{self.boots}".encode()).digest()
+        prefix = "fd" + h[0:1].hex() + ":" + h[1:3].hex() + ":" + h[3:5].hex() + ":" + h[5:7].hex()
+        return f"{prefix}::1", f"{prefix}::2"
+
+    def rebooted(self) -> None:
+        """A new boot: new boot session and tunnel address; every process is gone."""
+        for proc in list(self.processes.values()):
+            self.kill(proc.pid)
+        self.boots += 1
+        self.boot_session = str(uuid.uuid4()).upper()
+
+
     @property
     def os_name(self) -> str:
         return "iPadOS" if self.product_type.startswith("iPad") else "iOS"
@@ -171,14 +192,13 @@ class VirtualDevice:
         return self.faults.active("not_paired") is None
 
     def lockdown_values(self) -> dict[str, Any]:
-        major, minor = (int(x) for x in self.product_version.split(".")[:2])
         return {
             "ActivationState": "Activated",
             "BasebandVersion": "1.00.00",
             # Not an Apple key: tells a driver that this device's numbers are a simulation.
             "BenchfarmSimulated": True,
             "BluetoothAddress": _mac(self.ecid, 1),
-            "BuildVersion": f"{major + 4}{chr(ord('A') + minor % 26)}{50 + minor * 5}",  # 16.6 -> 20G80
+            "BuildVersion": self.build_version,
             "CPUArchitecture": "arm64e",
             "ChipID": self.chip_id,
             "DeviceClass": "iPad" if self.product_type.startswith("iPad") else "iPhone",

@@ -31,6 +31,12 @@ FAULT_KINDS: dict[str, str] = {
     "not_paired": "usbmuxd holds no pair record and lockdownd refuses the host (InvalidHostID, pairing denied)",
     "developer_mode_off": "Developer Mode is off (iOS 16+): no developer image mounts, DVT is refused",
     "ddi_missing": "no developer disk image is mounted (as after a reboot): DVT is refused until one is mounted",
+    # the iOS 17.4+ developer path (CoreDeviceProxy tunnel + RSD)
+    "core_device_proxy_refused": "lockdownd refuses to start CoreDeviceProxy (as a locked or busy device does)",
+    "tunnel_drop": "every open CoreDeviceProxy tunnel of the device is cut now (the host's TCP sessions die)",
+    "rsd_slow": "RSD answers the RemoteXPC handshake after delay_s seconds (default 2)",
+    "reboot": "the device reboots: detaches, processes die, it comes back after duration_s (default 1) "
+              "with a new boot session and a new tunnel address",
 }
 # Shorthands accepted wherever a kind is named.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -63,6 +69,8 @@ def normalize(kind: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise FaultError(f"corrupt_result mode must be one of {CORRUPT_MODES}")
     if kind == "slow_afc":
         params["delay_s"] = float(params.get("delay_s", 0.5))
+    if kind == "rsd_slow":
+        params["delay_s"] = float(params.get("delay_s", 2.0))
     if kind == "low_battery":
         level = float(params.get("level", 5))
         if not 0 <= level <= 100:
@@ -157,7 +165,7 @@ class Chaos:
             await asyncio.sleep(self.interval_s)
             for udid, kind in self.draws(sorted(udids()), rng):
                 one_shot = normalize(kind, {})[0] in ("hang", "harness_crash", "missing_result", "corrupt_result",
-                                                       "install_failure")
+                                                       "install_failure", "core_device_proxy_refused", "rsd_slow")
                 log.info("chaos fault", extra={"fields": {"udid": udid, "fault": kind}})
                 if one_shot:
                     inject(udid, kind, count=1)

@@ -12,17 +12,18 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from agents.virtual.device import VirtualDevice
 from agents.virtual.faults import Chaos, FaultError, normalize
 from agents.virtual.server import VirtualFleetServer
-from device_inventory.catalog import UnknownProductType, catalog
+from device_inventory.catalog import ImpossibleOsVersion, UnknownProductType, catalog
 from orchestrator.spec.yamlpos import load_validated
 
-# The DVT launch path over lockdown needs iOS 14-16: iOS 17 moved developer services
-# behind an RSD tunnel that the virtual device does not fake.
-MIN_IOS, MAX_IOS = 14, 16
+# Which versions a model can run comes from the catalog (shipped with .. newest supported), and
+# the build number of each offered version too: iOS <= 16 launches through DVT over lockdown,
+# iOS 17.4+ through the CoreDeviceProxy tunnel and RSD (17.0-17.3 need RemotePairing over
+# Bonjour, which the virtual device does not serve, and the catalog lists no build for them).
 VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 
 
@@ -52,7 +53,7 @@ class BatterySpec(_Strict):
 
 class DeviceSpec(_Strict):
     product_type: str
-    ios: str = Field(description="ProductVersion, e.g. 16.6")
+    ios: str = Field(description="ProductVersion, e.g. 26.1")
     name: str | None = None
     count: int = Field(default=1, ge=1, le=10000)
     tls: bool | None = None
@@ -72,13 +73,16 @@ class DeviceSpec(_Strict):
 
     @field_validator("ios", mode="before")
     @classmethod
-    def _version(cls, value: Any) -> str:
+    def _version(cls, value: Any, info: ValidationInfo) -> str:
         text = str(value)
         if not VERSION_RE.match(text):
-            raise ValueError(f"iOS version must look like 16.6 or 15.7.1, got {text!r}")
-        major = int(text.split(".")[0])
-        if not MIN_IOS <= major <= MAX_IOS:
-            raise ValueError(f"iOS {text}: virtual devices run iOS {MIN_IOS}-{MAX_IOS} (the DVT-over-lockdown path)")
+            raise ValueError(f"iOS version must look like 26.1 or 16.7.10, got {text!r}")
+        ptype = info.data.get("product_type")
+        if ptype is not None:  # None: product_type itself failed and says so
+            try:
+                catalog().check_device(ptype, text)
+            except ImpossibleOsVersion as exc:
+                raise ValueError(str(exc)) from None
         return text
 
 
@@ -128,11 +132,11 @@ class FleetSpec(_Strict):
 
     @classmethod
     def default(cls) -> FleetSpec:
-        """One device per seed chip: A17 Pro, A15, M2."""
+        """One device per seed chip: A17 Pro and M2 on iOS 26, A15 on iOS 18."""
         return cls(hosts=[HostSpec(name="virtual", devices=[
-            DeviceSpec(product_type="iPhone16,1", ios="16.6"),
-            DeviceSpec(product_type="iPhone14,5", ios="15.7"),
-            DeviceSpec(product_type="iPad14,3", ios="16.5"),
+            DeviceSpec(product_type="iPhone16,1", ios="26.1"),
+            DeviceSpec(product_type="iPhone14,5", ios="18.6.2"),
+            DeviceSpec(product_type="iPad14,3", ios="26.1"),
         ])])
 
 

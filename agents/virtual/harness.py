@@ -21,7 +21,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, validate_job
+from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, executorch_version, validate_job
 from agents.virtual.device import HARNESS_BUNDLE_ID, SIGSEGV, Process, VirtualDevice
 from agents.virtual.instruments.processes import BENCH_CPU_PCT, Load, set_load
 from agents.virtual.perf_model import Workload, device_factor, model, simulate
@@ -204,4 +204,6 @@ def benchmark_header(device: VirtualDevice, job: dict[str, Any]) -> dict[str, An
         "device": {"model": device.product_type, "name": device.name[:256], "chip": device.device_class.chip,
                    "os": device.os_name, "os_version": device.product_version, "udid": device.udid},
         "backend": str(job["backend"])[:64], "started_at": _now(),
+        # the simulated app is built like the real one: against the exporter's ExecuTorch release
+        **({"runtime_version": v} if (v := executorch_version()) else {}),
     }

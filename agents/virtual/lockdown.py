@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.virtual import tls, wire
 from agents.virtual.device import VirtualDevice
+from agents.virtual.services import CORE_DEVICE_PROXY, offered_over_lockdown
 from agents.virtual.services.developer import service_available
 
 if TYPE_CHECKING:
@@ -112,9 +113,14 @@ class LockdownSession:
         name = r.get("Service", "")
         if self.session_id is None or not self._trusted(self.host_id):
             return {"Error": "InvalidHostID" if self.session_id else "SessionInactive", "Service": name}
-        if name not in self.server.services or not service_available(self.device, name):
+        if (name not in self.server.services or not offered_over_lockdown(name, self.device.product_version)
+                or not service_available(self.device, name)):
+            # iOS 17+ no longer starts developer services here (they live behind the tunnel);
+            # CoreDeviceProxy exists from 17.4; DVT needs the developer image and Developer Mode
             log.info("unknown service", extra={"fields": {"udid": self.device.udid, "service": name}})
             return {"Error": "InvalidService", "Service": name}
+        if name == CORE_DEVICE_PROXY and self.device.faults.take("core_device_proxy_refused"):
+            return {"Error": "PasswordProtected", "Service": name}  # what a locked device answers
         port = self.server.open_service_port(self.device, name)
         return {"Service": name, "Port": port, "EnableServiceSSL": self.device.tls}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -21,7 +22,8 @@ from typing import Any
 from agents.virtual import tls, wire
 from agents.virtual.device import VirtualDevice
 from agents.virtual.faults import Chaos, normalize
-from agents.virtual.services import Handler, default_services
+from agents.virtual.services import CORE_DEVICE_PROXY, Handler, default_services
+from agents.virtual.tunnel import serve_core_device_proxy
 from agents.virtual.usbmuxd import PEER_GONE, UsbmuxClient, attached_event, detached_event
 
 log = logging.getLogger("agents.virtual.server")
@@ -35,6 +37,8 @@ class VirtualFleetServer:
         self.host_id = str(uuid.uuid4()).upper()
         self.escrow_bag = os.urandom(32)
         self.services: dict[str, Handler] = default_services() if services is None else services
+        # the tunnel serves the whole registry behind it, so it is bound to this server
+        self.services.setdefault(CORE_DEVICE_PROXY, functools.partial(serve_core_device_proxy, self))
         self.devices: dict[str, VirtualDevice] = {}  # by UDID
         self.devices_by_id: dict[int, VirtualDevice] = {}
         self.listeners: set[asyncio.StreamWriter] = set()
@@ -165,10 +169,24 @@ class VirtualFleetServer:
         self._broadcast(attached_event(device))
         log.info("plug", extra={"fields": {"udid": udid}})
 
+    def reboot(self, udid: str, down_s: float = 1.0) -> None:
+        """Detach, lose every process and connection, come back after ``down_s`` as a new boot
+        (new boot session, new tunnel address)."""
+        device = self.device(udid)
+        self.unplug(udid)
+        device.rebooted()
+        asyncio.get_running_loop().call_later(down_s, self.plug, udid)
+
     def _drop_connections(self, device: VirtualDevice) -> None:
         for writer in list(device.connections):
             writer.transport.abort()
         device.connections.clear()
+        self._drop_tunnels(device)
+
+    def _drop_tunnels(self, device: VirtualDevice) -> None:
+        for writer in list(device.tunnels):
+            writer.transport.abort()
+        device.tunnels.clear()
 
     def _broadcast(self, event: dict[str, Any]) -> None:
         self._device_list = None  # every Attached/Detached changes the list
@@ -205,6 +223,12 @@ class VirtualFleetServer:
                 asyncio.get_running_loop().call_later(float(duration_s), self.plug, udid)
             return {"kind": kind, "params": params, "count": None, "expires_in_s": duration_s}
         fault = device.faults.add(kind, count=count, duration_s=duration_s, **params)
+        if kind == "tunnel_drop":
+            self._drop_tunnels(device)
+            return {"kind": kind, "params": params, "count": None, "expires_in_s": None}
+        if kind == "reboot":
+            self.reboot(udid, float(duration_s if duration_s is not None else 1.0))
+            return {"kind": kind, "params": params, "count": None, "expires_in_s": duration_s}
         if kind == "not_paired":
             # a device that stopped trusting the host drops its sessions, as after "Trust" is revoked
             self._drop_connections(device)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.api import artifacts, runs, uploads
+from orchestrator.api import artifacts, profiles, runs, uploads
 from orchestrator.export.sources import BadSource
 from orchestrator.pr import hooks
 from orchestrator.spec.yamlpos import SpecError
@@ -67,6 +67,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(BadSource, _bad_input)
     app.include_router(uploads.router)  # before /runs/{run_id} routes: "/runs/pte" is a literal path
+    app.include_router(profiles.router)  # before /runs/{run_id}: a more specific path
     app.include_router(runs.router)
     app.include_router(artifacts.router)
 

@@ -30,6 +30,8 @@ from orchestrator.cli.common import console, err_console
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DASHBOARD_URL = "http://127.0.0.1:8000/ui"
+NEXT_COMMANDS = ("benchfarm runs", "benchfarm report latest -o report.html", "benchfarm matrix latest:seed-matrix",
+                 "benchfarm doctor")
 
 
 def _free_port() -> int:
@@ -160,8 +162,9 @@ def print_next_steps(reports: list[Path], open_first: bool) -> None:
     for path in reports:
         console.print(f"report: [bold]{path}[/]", soft_wrap=True)
     live = dashboard_url()
-    console.print("next: benchfarm runs | benchfarm report latest -o report.html | "
-                  "benchfarm matrix latest:seed-matrix | benchfarm doctor", soft_wrap=True, highlight=False)
+    console.print("next:", highlight=False)
+    for command in NEXT_COMMANDS:
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
     console.print(f"dashboard: {live}" if live else
                   f"dashboard: benchfarm api --port 8000, then open {DASHBOARD_URL}", soft_wrap=True, highlight=False)
     if open_first and reports:
@@ -224,7 +227,7 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, op
             run_id, outbox = submit(spec, path.read_text(), fleet, source=str(path),
                                     requested_by="benchfarm demo")
             outbox.send(app)
-            console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})")
+            console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})", soft_wrap=True)
             statuses.append(wait_for_run(run_id, timeout))
             with session() as s:
                 print_matrix(console, s, run_id, compact=True)

@@ -10,8 +10,10 @@ from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
 from orchestrator.cli.db import db_app
 from orchestrator.cli.devices import devices_app
+from orchestrator.cli.doctor import doctor_command
 from orchestrator.cli.export import export_command
 from orchestrator.cli.hosts import harness_app, hosts_app
+from orchestrator.cli.profile import profile_command
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.runs import runs_command
 from orchestrator.cli.selftest import selftest_command
@@ -27,10 +29,12 @@ app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iP
 app.add_typer(devices_app, name="devices")
 app.command("export")(export_command)
 app.command("runs")(runs_command)
+app.command("doctor")(doctor_command)
 app.command("status")(status_command)
 app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+app.command("profile")(profile_command)
 app.add_typer(capacity_app, name="capacity")
 app.add_typer(db_app, name="db")
 app.add_typer(hosts_app, name="hosts")

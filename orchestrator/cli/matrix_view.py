@@ -61,8 +61,9 @@ def device_view(table: Table, width: int, *, wide: bool = False, compact: bool =
         note = "; ".join(p for p in (r.reason, SIMULATED if mixed and r.simulated else "") if p)
         rows.append({**cells, "Notes": note})
     cols = [_column(c) for c in [*names, "Notes"]]
-    return fit_table(cols, rows, width, title=_title(table), wide=wide,
-                     caption="" if compact else table.note)
+    # compact: the caption's first sentence only (which models, which input)
+    caption = table.note.split(". ", 1)[0] if compact else table.note
+    return fit_table(cols, rows, width, title=_title(table), wide=wide, caption=caption)
 
 
 def print_matrix(console: Console, session: Session, run_id: str, *, wide: bool = False,

@@ -20,6 +20,7 @@ from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
+from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Attempt, Job, Result, utcnow
 from orchestrator.store.states import ATTEMPT_OPEN, JOB_TERMINAL
@@ -102,6 +103,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome == "ok":
                 st = _summary(doc["latencies_ms"])
+                profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],

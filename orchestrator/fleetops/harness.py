@@ -33,7 +33,7 @@ BUILD_TIMEOUT_S = 3600.0  # a clean archive with ExecuTorch's static libraries i
 # An unsigned or development export is useless on a farm of enrolled devices only when the
 # team cannot sign; ``development`` is what a lab's devices (registered UDIDs) accept.
 DEFAULT_EXPORT_OPTIONS = {"method": "development", "signingStyle": "automatic", "compileBitcode": False}
-_SKIP = {".git", "build", "DerivedData", ".DS_Store", "xcuserdata"}
+_SKIP = {".git", "build", ".build", ".swiftpm", "DerivedData", ".DS_Store", "xcuserdata"}
 
 
 @dataclass(frozen=True)

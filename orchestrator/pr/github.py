@@ -21,7 +21,8 @@ from orchestrator.analysis.compare import CellComparison
 from orchestrator.api.submit import RunMeta, submit_spec_text
 from orchestrator.pr.verify import AB_BASIS, compare_pr_run
 from orchestrator.reports.data import CellKey, RunData
-from orchestrator.reports.markdown import verdict_markdown
+from orchestrator.reports.markdown import cell_label, verdict_markdown
+from orchestrator.reports.operator_diff import cell_diffs, operator_diff_markdown
 
 MARKER = "<!-- benchfarm -->"
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -59,6 +60,8 @@ def pr_verdict(s: Session, run_id: str, branch: str = "main", min_effect: float 
     regression counts only when the automatic verify re-run confirms it (``orchestrator.pr.verify``)."""
     found = compare_pr_run(s, run_id, branch, min_effect)
     md = _markdown(found.candidate, found.comparisons, found.baseline_runs, branch)
+    # which operators a slower/faster cell's change comes from (A/B profiling passes)
+    md += operator_diff_markdown(cell_diffs(s, found.comparisons, found.baseline_runs), cell_label)
     return PrVerdict(run_id, md, found.comparisons, found.baseline_runs)
 
 

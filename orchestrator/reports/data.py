@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.store import profiles
 from orchestrator.store.models import Artifact, Job, Result, Run
+from orchestrator.store.profiles import CellProfile
 
 # Worst-first, so a cell's thermal state is the worst any repeat saw; "unknown" (the host
 # driver cannot read it) counts as not reported.
@@ -72,6 +74,8 @@ class Cell:
     chips: list[str] = field(default_factory=list)  # as the harness reports it: a host's CPU model
     repeats: int = 0
     repeats_ok: int = 0
+    # the per-operator profile of the cell's first repeat that has one (a successful one first)
+    profile: CellProfile | None = None
 
     @property
     def has_results(self) -> bool:
@@ -201,8 +205,16 @@ def load_run(session: Session, run_id: str) -> RunData:
                                               None))
         for key, group in sorted(groups.items())
     ]
+    _attach_profiles(session, groups, cells)
     info = RunInfo(run.id, run.name, run.trigger, run.status, run.created_at, dict(run.meta or {}))
     return RunData(info, cells)
+
+
+def _attach_profiles(session: Session, groups: dict[CellKey, list[Job]], cells: list[Cell]) -> None:
+    found = profiles.for_jobs(session, [j.id for group in groups.values() for j in group])
+    for cell in cells:
+        mine = [found[j.id] for j in sorted(groups[cell.key], key=lambda j: j.repeat_index) if j.id in found]
+        cell.profile = next((p for p in mine if p.status == "ok"), mine[0] if mine else None)
 
 
 def nightly_run_ids(session: Session, limit: int = 30, before: datetime | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from html import escape
 
 from orchestrator.reports.build import Report
 from orchestrator.reports.markdown import VERDICT_ICON, cell_label, side_summary
+from orchestrator.reports.operators import operators_section
 from orchestrator.reports.svg import box_plot, trend_plot
 from orchestrator.reports.tables import (
     SIMULATED,
@@ -108,6 +109,7 @@ def report_html(report: Report) -> str:
     body.append("<h2>Latency distributions</h2>"
                 '<p class="note">Box: p25-p75; whiskers: p10-p90; bar: median.</p>'
                 + "".join(f"<div>{p}</div>" for p in _distribution_plots(report)))
+    body.append(operators_section(report.data.cells))
     if report.baseline is not None:
         body.append(f"<h2>Against baseline {escape(report.baseline.name)} "
                     f"<code>{escape(report.baseline.id)}</code></h2>" + _verdicts(report))

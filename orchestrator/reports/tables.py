@@ -110,6 +110,15 @@ def notes(cell: Cell) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def top_operator(cell: Cell) -> str:
+    """The cell's most expensive operator in its profiling pass, with its share of the time."""
+    prof = cell.profile
+    if prof is None or prof.status != "ok" or not prof.operators:
+        return DASH
+    op = max(prof.operators, key=lambda o: o.mean_ms)
+    return f"{op.module_path or op.name} ({op.share * 100:.0f} %)"
+
+
 def _row(cell: Cell, stats: CellStats, values: list[str]) -> Row:
     rt = stats.budget("realtime-30fps")
     return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key,
@@ -144,7 +153,8 @@ def device_tables(analysed: Analysed) -> list[Table]:
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
         cols = (["Model"] if multi_model else []) + (["Input"] if multi_input else []) + [
             "Backend", "Model Size", "Inference Time", "Memory", "Power",
-            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Memory budget", "Notes"]
+            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator",
+            "Notes"]
         t = Table(_slug("device", cls), "device", device_title(cls), cols)
         for c, s in pairs:
             lead = ([c.key.model] if multi_model else []) + (
@@ -162,6 +172,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
                 fmt_ms(s.load_time_ms),
                 thermal,
                 *(b.summary() if b else DASH for b in budgets),
+                top_operator(c),
             ]))
         models = sorted({c.key.model for c, _ in pairs})
         res = sorted({c.key.input_resolution for c, _ in pairs}, reverse=True)

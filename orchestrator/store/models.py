@@ -160,3 +160,51 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Profile(Base):
+    """One profiling pass of a job (arm A: the job's own program; B: the baseline's, run in
+    the same lease for A/B). Its operators are rows of ``profile_operators``; the raw
+    ETDump is a file kept with retention (``etdump_path``), never stored here."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (UniqueConstraint("job_id", "arm", name="uq_profiles_job_arm"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    arm: Mapped[str] = mapped_column(String(1), default="A")
+    artifact_key: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(8))  # ok | error
+    source: Mapped[str] = mapped_column(String(16))  # etdump | simulated
+    simulated: Mapped[bool] = mapped_column(Boolean)
+    iterations: Mapped[int] = mapped_column(Integer, default=0)
+    method_mean_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    method_p50_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wall_mean_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pass_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    etrecord: Mapped[bool] = mapped_column(Boolean, default=False)
+    etdump_path: Mapped[str] = mapped_column(String(200), default="")
+    error_category: Mapped[str] = mapped_column(String(32), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    operators: Mapped[list[ProfileOperator]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", order_by="ProfileOperator.position")
+
+
+class ProfileOperator(Base):
+    """One operator (or delegate event) of a profile: times over the profiled iterations."""
+
+    __tablename__ = "profile_operators"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # execution order
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(300))
+    p10_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p50_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    share: Mapped[float] = mapped_column(Float)  # of the method's mean time
+    delegated: Mapped[bool] = mapped_column(Boolean)
+    backend: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    module_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    debug_handle: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    profile: Mapped[Profile] = relationship(back_populates="operators")

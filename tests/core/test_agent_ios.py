@@ -23,7 +23,7 @@ defaults: {{tls: false, time_compression: 200, min_run_s: 0.1}}
 hosts:
   - name: vh
     devices:
-      - {{product_type: "iPhone14,5", ios: "16.1", count: {count}}}
+      - {{product_type: "iPhone14,5", ios: "16.6", count: {count}}}
 """
 SPEC = """\
 name: ios
@@ -89,7 +89,7 @@ def test_hot_plug_and_a_corrupt_result_retried_on_another_device(bf_env, procs, 
             assert failed[0].device_id != failed[1].device_id  # the retry went to the other device
             assert "result document invalid" in failed[0].error
             [result] = s.scalars(select(Result).where(Result.job_id == job.id)).all()
-            assert result.simulated and result.device_model == "iPhone14,5" and result.os_version == "16.1"
+            assert result.simulated and result.device_model == "iPhone14,5" and result.os_version == "16.6"
             steps = {st["step"] for st in attempts[-1].timeline}
             assert {"health", "prepare", "run", "validate"} <= steps
 

@@ -1,28 +1,82 @@
+import copy
 import json
+from functools import cache
 
 import pytest
 
 from agents.harness.contract import (
+    FIXTURES_DIR,
     MAX_RESULT_BYTES,
     ContractError,
     golden_input,
     parse_result,
+    summarize_output,
     validate_job,
     validate_result,
 )
 
+# The shared fixtures (agents/harness/contract/fixtures/manifest.json): the Swift core's tests
+# (agents/harness/ios/HarnessCore/Tests) read the same files, so the Python validator and the
+# harness on the phone agree on what a valid job/result is and where an invalid one is wrong.
+
+
+@cache
+def manifest() -> dict:
+    return json.loads((FIXTURES_DIR / "manifest.json").read_text())
+
+
+def fixture(path: str) -> bytes:
+    return (FIXTURES_DIR / path).read_bytes()
+
 
 def good_result(**over):
-    doc = {
-        "schema_version": 1, "job_id": "j", "attempt_id": "a", "attempt_token": 3, "simulated": False,
-        "producer": {"name": "host-driver", "version": "1"},
-        "device": {"model": "host", "os": "Linux", "os_version": "6.1"},
-        "backend": "xnnpack", "status": "ok", "load_time_ms": 3.5, "latencies_ms": [1.0, 1.2],
-        "peak_memory_bytes": 1000, "started_at": "2026-11-25T10:00:00+00:00",
-        "finished_at": "2026-11-25T10:00:01+00:00",
-    }
+    doc = copy.deepcopy(json.loads(fixture("result/valid/host_ok.json")))
     doc.update(over)
     return doc
+
+
+def _ids(cases):
+    return [c if isinstance(c, str) else c["file"].rsplit("/", 1)[1] for c in cases]
+
+
+def test_manifest_lists_every_fixture_file():
+    listed = set(manifest()["job"]["valid"]) | set(manifest()["result"]["valid"])
+    listed |= {c["file"] for kind in ("job", "result") for c in manifest()[kind]["invalid"]}
+    listed |= set(manifest()["golden"])
+    on_disk = {str(p.relative_to(FIXTURES_DIR)) for p in FIXTURES_DIR.rglob("*.json") if p.name != "manifest.json"}
+    assert listed == on_disk
+
+
+@pytest.mark.parametrize("path", manifest()["job"]["valid"], ids=_ids(manifest()["job"]["valid"]))
+def test_valid_job_fixtures_pass(path):
+    assert validate_job(json.loads(fixture(path)))["schema_version"] == 1
+
+
+@pytest.mark.parametrize("case", manifest()["job"]["invalid"], ids=_ids(manifest()["job"]["invalid"]))
+def test_invalid_job_fixtures_are_refused_at_the_field(case):
+    raw = fixture(case["file"])
+    if case.get("raw"):
+        # bytes that are not a JSON job at all: json refuses them, or the contract does (NaN)
+        with pytest.raises((ValueError, RecursionError)):
+            validate_job(json.loads(raw))
+        return
+    with pytest.raises(ContractError) as exc:
+        validate_job(json.loads(raw))
+    if case["field"] != "$":
+        assert f"at {case['field']}:" in str(exc.value)
+
+
+@pytest.mark.parametrize("path", manifest()["result"]["valid"], ids=_ids(manifest()["result"]["valid"]))
+def test_valid_result_fixtures_pass_and_parse(path):
+    assert parse_result(fixture(path))["schema_version"] == 1
+
+
+@pytest.mark.parametrize("case", manifest()["result"]["invalid"], ids=_ids(manifest()["result"]["invalid"]))
+def test_invalid_result_fixtures_are_refused_at_the_field(case):
+    with pytest.raises(ContractError) as exc:
+        parse_result(fixture(case["file"]))
+    if case["field"] != "$":
+        assert f"at {case['field']}:" in str(exc.value)
 
 
 def test_good_result_passes_and_roundtrips_bytes():
@@ -66,13 +120,19 @@ def test_non_json_and_non_finite_and_oversized_are_rejected():
 
 
 def test_job_document_refuses_paths_in_model_file():
-    job = {"schema_version": 1, "job_id": "j", "attempt_id": "a", "attempt_token": 1, "model_file": "m.pte",
-           "model_sha256": "0" * 64, "backend": "xnnpack", "compute_units": "all", "input_shape": [1, 3, 8, 8],
-           "warmup": 0, "iterations": 1, "timeout_s": 5, "golden_input": {"kind": "seeded-uniform", "seed": 1}}
+    job = json.loads(fixture("job/valid/minimal.json"))
     assert validate_job(job)
     for bad in ("../m.pte", "/etc/m.pte", "a/b.pte", "m.sh"):
         with pytest.raises(ContractError, match="model_file"):
             validate_job(dict(job, model_file=bad))
+
+
+@pytest.mark.parametrize("path", manifest()["golden"], ids=_ids(manifest()["golden"]))
+def test_golden_fixtures_are_the_contract_golden_input(path):
+    doc = json.loads(fixture(path))
+    x = golden_input(doc["shape"], doc["seed"])
+    assert [float(v) for v in x.reshape(-1)] == doc["input"]
+    assert summarize_output(x) == doc["summary"]
 
 
 def test_golden_input_is_deterministic_and_in_range():

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from orchestrator.store import migrations
 from orchestrator.store.models import Base
 
-# made by main's code at 2e7dc55 (create_all plus the additive per-process upgrade): one run, job,
+# made by main's code at abb1b3e (create_all plus the additive per-process upgrade): one run, job,
 # attempt, result, artifact and device event
 PRE_MIGRATIONS = Path(__file__).parent / "data" / "pre_migrations.db"
 
@@ -49,12 +49,15 @@ def test_an_older_database_gains_the_baseline_columns_with_defaults(tmp_path: Pa
     db = tmp_path / "older.db"
     shutil.copy(PRE_MIGRATIONS, db)
     eng = create_engine(f"sqlite:///{db}")
-    with eng.begin() as conn:  # an earlier benchfarm still: before A/B and verify jobs
+    with eng.begin() as conn:  # an earlier benchfarm still: before A/B, verify jobs and operator profiles
         for table, col in (("jobs", "purpose"), ("jobs", "ab_rounds"), ("results", "ab")):
             conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {col}"))
+        conn.execute(text("DROP TABLE profile_operators"))
+        conn.execute(text("DROP TABLE profiles"))
     assert migrations.upgrade(eng) == (None, migrations.head())
     with eng.connect() as conn:
         assert tuple(conn.execute(text("SELECT model, purpose, ab_rounds FROM jobs")).one()) == ("tiny", "measure", 0)
+    assert {"profiles", "profile_operators"} <= set(inspect(eng).get_table_names())
 
 
 def test_the_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def fresh_fleet() -> Fleet | None:
 
 def sshd_missing_reason() -> str | None:
     if not os.path.exists(SSHD):
-        return f"{SSHD} missing (apt-get install openssh-server)"
+        return f"{SSHD} missing (apt-get install openssh-server, or: make test-deps)"
     if shutil.which("ssh-keygen") is None:
         return "ssh-keygen missing (apt-get install openssh-client)"
     if os.geteuid() != 0:

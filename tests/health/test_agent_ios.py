@@ -28,7 +28,7 @@ defaults: {tls: false, time_compression: 200, min_run_s: 0.1}
 hosts:
   - name: vh
     devices:
-      - {product_type: "iPhone14,5", ios: "16.1", count: 1}
+      - {product_type: "iPhone14,5", ios: "16.6", count: 1}
 """
 SPEC = """\
 name: health

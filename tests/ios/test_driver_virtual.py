@@ -25,8 +25,10 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def fleet():
-    devices = [VirtualDevice(1, "iPhone16,1", "16.6", "bench A17", tls=True),
-               VirtualDevice(2, "iPhone14,5", "15.7.1", "bench A15", tls=False)]
+    # an A17 Pro on iOS 26 (DVT over the CoreDeviceProxy tunnel + RSD, lockdown TLS on) and an A15
+    # kept on iOS 16 (DVT over lockdown, TLS off): both launch paths in every test that launches
+    devices = [VirtualDevice(1, "iPhone16,1", "26.1", "bench A17", tls=True),
+               VirtualDevice(2, "iPhone14,5", "16.6", "bench A15", tls=False)]
     with running_fleet(devices=devices, control=None) as handle:
         yield handle
 
@@ -70,13 +72,14 @@ def test_discovery_reads_lockdown_values_and_catalog_class(driver, fleet):
     assert set(found) == set(fleet.udids)
     a17 = next(d for d in found.values() if d.name == "bench A17")
     assert (a17.product_type, a17.os, a17.os_version, a17.device_class, a17.driver) == (
-        "iPhone16,1", "iOS", "16.6", "A17-Pro", "ios")
-    assert a17.extra["marketing_name"] == "iPhone 15 Pro" and a17.extra["dvt_path"] == "lockdown"
+        "iPhone16,1", "iOS", "26.1", "A17-Pro", "ios")
+    assert a17.extra["marketing_name"] == "iPhone 15 Pro" and a17.extra["dvt_path"] == "rsd"
+    assert a17.extra["build"] == "23B85"
     assert found[a17.id].chip == "A17 Pro"
 
 
 def test_virtual_devices_are_flagged_simulated_and_get_the_placeholder(fleet, model, tmp_path):
-    assert VirtualDevice(9, "iPhone14,5", "16.1", "probe").lockdown_values()[SIMULATED_KEY] is True
+    assert VirtualDevice(9, "iPhone14,5", "18.6.2", "probe").lockdown_values()[SIMULATED_KEY] is True
     drv = IosDriver(usbmux_address=fleet.usbmux_address, pairing_records_dir=tmp_path / "pairs")  # no .ipa
     try:
         found = drv.discover()
@@ -228,19 +231,19 @@ def test_stale_result_of_another_attempt_is_rejected(driver, fleet, model):
     assert "attempt_id" in str(err)
 
 
-@pytest.mark.parametrize("tunnel", ["tunneld", "userspace"])
-def test_ios17_goes_through_rsd_and_fails_cleanly_without_a_tunnel(fleet, model, tmp_path, tunnel):
-    """The RSD branch itself is verified on hardware only; here: it is chosen for iOS 17 and a
-    missing tunnel is a launch_failed naming the tunnel, not a hang or a raw exception."""
-    fleet.call(lambda s: s.add_device(VirtualDevice(3, "iPhone16,1", "17.4", "bench iOS17")))
-    drv = IosDriver(harness_ipa=write_placeholder_ipa(tmp_path / "h.ipa"), usbmux_address=fleet.usbmux_address,
-                    pairing_records_dir=tmp_path / "pairs", ios17_tunnel=tunnel, call_timeout_s=10.0)
-    try:
-        dev = device_of(drv, fleet, "bench iOS17")
-        assert dev.extra["dvt_path"] == "rsd"
-        job = make_job(model)
-        drv.prepare(dev, job, model)  # install and house_arrest stay on lockdown
-        err = _expect("launch_failed", drv.run, dev, job)
-        assert "tunnel" in str(err)
-    finally:
-        drv.close()
+def test_ios26_tunnel_is_built_once_and_reused_across_calls(driver, fleet, model):
+    """The modern path end to end: install and push over lockdown, launch/wait/pull/kill over DVT
+    behind the userspace CoreDeviceProxy tunnel, which the next job of the lease reuses."""
+    dev = device_of(driver, fleet, "bench A17")
+    for attempt in ("a1", "a2"):
+        job = make_job(model, attempt=attempt)
+        driver.prepare(dev, job, model)
+        doc = parse_result(driver.run(dev, job))
+        assert (doc["attempt_id"], doc["status"], doc["device"]["model"]) == (attempt, "ok", "iPhone16,1")
+        driver.cleanup(dev, job)
+    tunnels = [s for s in driver.timeline.steps if s["step"] == "tunnel"]
+    assert [t["reused"] for t in tunnels][:2] == [False, True] and all(t["reused"] for t in tunnels[1:])
+    assert tunnels[0]["mode"] == "userspace" and tunnels[0]["address"].startswith("fd")
+    assert tunnels[0]["duration_s"] >= 0  # the set-up time is on the attempt timeline
+    launched = fleet.call(lambda s: s.device(dev.id).tunnels)
+    assert len(launched) == 1  # one tunnel held open for the device

@@ -24,7 +24,7 @@ APP = "com.example.app"
 
 
 def _device() -> VirtualDevice:
-    dev = VirtualDevice(7, "iPhone14,5", "16.7", "wire")
+    dev = VirtualDevice(7, "iPhone14,5", "16.6", "wire")
     dev.install(APP, {"CFBundleExecutable": "App", "CFBundleShortVersionString": "1.0"})
     return dev
 

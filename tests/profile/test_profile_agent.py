@@ -1,61 +1,171 @@
-"""The profiling pass through the real farm: a worker, a host agent, ExecuTorch on this CPU.
+"""Operator profiles through the real farm: a worker, a host agent, ExecuTorch on this CPU.
 
-A pass that aborts the runtime (an intermediate-output buffer far too small: an assert in
-etdump_flatcc kills the harness process) must cost that cell its profile only: the
-timing result is recorded, the run succeeds, and the same agent runs the next job."""
+1. A nightly baseline of ``zoo:tiny_cnn``: its profiling pass fills the operator table;
+   the API, ``benchfarm profile`` and the HTML report (opened in headless Chromium) show it.
+2. A run whose pass aborts the runtime (an intermediate-output buffer far too small: an
+   assert in etdump_flatcc kills the harness process) keeps its timing result; only the
+   profile is lost, and the same agent goes on to the next run.
+3. A PR whose program adds one expensive block: the A/B verdict is slower and the PR
+   comment's operator diff names that block's operators first, as existing in the PR only.
+"""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from device_inventory.fleet import Fleet
+from orchestrator.api.submit import RunMeta
+from orchestrator.coordinator.submit import submit
+from orchestrator.pr import github as prdomain
+from orchestrator.reports.build import build_report
+from orchestrator.reports.html import report_html
+from orchestrator.spec.matrix import loads_spec
+from orchestrator.store import profiles
 from orchestrator.store.db import session
-from orchestrator.store.models import Job, Result
+from orchestrator.store.models import Job, Result, Run
 from tests.conftest import wait_until
 
-SPEC = """\
-name: profile-{name}
-models: [tiny_cnn]
-backends: [xnnpack]
-devices: [host-cpu]
-parameters: {{input_resolution: [64], warmup: 1, iterations: 6, timeout_s: 120, profile_iterations: 4{extra}}}
-"""
+PARAMS = "parameters: {{input_resolution: [64], warmup: 2, iterations: 20, timeout_s: 120, ab_rounds: 2, " \
+         "profile_iterations: 10{extra}}}\n"
+CELL = "backends: [xnnpack]\ndevices: [host-cpu]\n"
+NIGHTLY = "name: nightly-prof\nmodels: [tiny_cnn]\n" + CELL + PARAMS.format(extra="")
+ABORT = "name: abort-prof\nmodels: [tiny_cnn]\n" + CELL + PARAMS.format(extra=", profile_debug_buffer_bytes: 64")
+PR = ("name: pr-prof\nmodels: [{name: tiny_cnn, source: 'import:tests.profile.models:tiny_cnn_plus_block'}]\n"
+      + CELL + PARAMS.format(extra=""))
+LABEL = "tiny_cnn/xnnpack/host-cpu@64x1"
 
 
-def submit(env, tmp_path, name: str, extra: str = "") -> subprocess.CompletedProcess:
-    spec = tmp_path / f"{name}.yaml"
-    spec.write_text(SPEC.format(name=name, extra=extra))
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "submit", str(spec), "--wait",
-                           "--timeout", "300"], env=env, capture_output=True, text=True, timeout=360)
-
-
-def result_of(name: str) -> Result:
+def _finalized(run_id: str) -> bool:
     with session() as s:
-        job = s.scalars(select(Job).where(Job.run.has(name=f"profile-{name}"))).one()
-        return s.scalars(select(Result).where(Result.job_id == job.id)).one()
+        return bool(s.get(Run, run_id).finalized)
 
 
-def test_an_aborting_profiler_keeps_the_timing_result_and_the_agent(bf_env, procs, tmp_path):
-    from device_inventory.fleet import Fleet
+def _submit(text: str, fleet: Fleet, trigger: str) -> str:
+    run_id, outbox = submit(loads_spec(text), text, fleet, trigger=trigger)
+    outbox.send()
+    wait_until(lambda: _finalized(run_id), 300, f"run {run_id}")
+    return run_id
 
+
+def _job(s, run_id: str, purpose: str = "measure") -> Job:
+    return s.scalars(select(Job).where(Job.run_id == run_id, Job.purpose == purpose)).one()
+
+
+def cli(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], env=dict(env, COLUMNS="200"),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_profiles_end_to_end(bf_env, procs, tmp_path: Path) -> None:
     procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
     agent = procs.start("agent", "agent", "--driver", "host", "--name", "prof")
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
     wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 60, "the host device")
 
-    out = submit(bf_env, tmp_path, "abort", ", profile_debug_buffer_bytes: 64")
-    assert out.returncode == 0, out.stdout + out.stderr + procs.log("agent")[-3000:]
-    aborted = result_of("abort")
-    assert len(aborted.document["latencies_ms"]) == 6 and aborted.median_ms > 0  # timing recorded
-    prof = aborted.document["profile"]
-    assert prof["status"] == "error" and prof["error"]["category"] == "profiler_aborted", prof
-    assert "exit status -6" in prof["error"]["message"]  # SIGABRT, seen by the driver
+    # 1. the baseline's profile: operator table, API, CLI
+    nightly = _submit(NIGHTLY, fleet, "nightly")
+    with session() as s:
+        job = _job(s, nightly)
+        assert job.state == "succeeded", (job.reason, procs.log("agent")[-3000:])
+        prof = profiles.for_job(s, job.id)
+        result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
+        assert "operators" not in result.document["profile"]  # stored once: in the operator table
+    assert prof is not None and prof.status == "ok" and not prof.simulated and prof.iterations == 10
+    assert prof.etrecord and prof.etdump_path.startswith("etdumps/")
+    assert (Path(bf_env["BENCHFARM_ARTIFACTS"]) / prof.etdump_path).stat().st_size > 0  # kept as a file
+    assert {op.backend for op in prof.operators if op.delegated} == {"XnnpackBackend"}
+    total = sum(op.mean_ms for op in prof.operators)
+    assert 0 < total <= prof.method_mean_ms * 1.001 and abs(sum(op.share for op in prof.operators) - total
+                                                             / prof.method_mean_ms) < 1e-6
+    from orchestrator.api.app import create_app
 
-    assert agent.poll() is None  # the agent survived; its next job gets a fresh harness
-    out = submit(bf_env, tmp_path, "after")
-    assert out.returncode == 0, out.stdout + out.stderr
-    after = result_of("after")
-    assert after.document["profile"]["status"] == "ok" and after.document["profile"]["operators"]
+    with TestClient(create_app(fleet)) as client:
+        body = client.get(f"/runs/{nightly}/profiles").json()
+        [cell] = body["cells"]
+        assert cell["cell"] == LABEL and cell["profile"]["operators"] and body["simulated"] is False
+        one = client.get(f"/runs/{nightly}/profiles/{LABEL}").json()
+        assert one["profile"]["operators"][0]["p50_ms"] >= 0 and "XNNPACK" in one["backend_shares"]
+        assert client.get(f"/runs/{nightly}/profiles/no-such-cell").status_code == 404
+    out = cli(bf_env, "profile", nightly, "xnnpack")
+    assert out.returncode == 0 and "Convolution (NHWC, F32)" in out.stdout and "XNNPACK" in out.stdout, out
+
+    # 2. an aborting profiler: timing recorded, profile lost, agent alive
+    aborted = _submit(ABORT, fleet, "manual")
+    with session() as s:
+        job = _job(s, aborted)
+        assert job.state == "succeeded", job.reason
+        result = s.scalars(select(Result).where(Result.job_id == job.id)).one()
+        assert len(result.document["latencies_ms"]) == 20 and result.median_ms > 0
+        lost = profiles.for_job(s, job.id)
+    assert lost is not None and lost.status == "error" and lost.error_category == "profiler_aborted"
+    assert "exit status -6" in lost.error  # SIGABRT, as the driver saw the harness die
     assert agent.poll() is None
+
+    # 3. the PR adds a block: slower, and the comment names the block's operators first
+    pr_id = prdomain.submit_pr(PR, "pr.yaml", fleet, RunMeta(repo="acme/app", pr=9, baseline="main"))
+    wait_until(lambda: _finalized(pr_id), 400, "the PR run and its verify re-run")
+    assert agent.poll() is None  # the agent that saw the abort ran the PR's jobs
+    with session() as s:
+        job = _job(s, pr_id)
+        assert job.state == "succeeded" and job.ab_rounds == 2, job.reason
+        assert profiles.for_job(s, job.id, arm="B") is not None  # the baseline's pass, same lease
+        verdict = prdomain.pr_verdict(s, pr_id, "main")
+        report = report_html(build_report(s, pr_id))
+    (comp,) = verdict.comparisons
+    assert comp.verdict.verdict == "slower", comp
+    md = verdict.markdown
+    assert "Where the change comes from" in md and "A/B profiling passes on the same device" in md, md
+    section = md[md.index("Where the change comes from"):]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    # the block's operators lead, as existing in the PR's program only; nothing else is one-sided
+    assert "only in the PR's program" in rows[0] and "Convolution" in rows[0], section
+    assert any("HardSwish" in r and "only in the PR's program" in r for r in rows), section
+    # XNNPACK runs the block as three operators: the 3x3 convolution, the Hardswish and the
+    # 1x1 projection (as a fully-connected GEMM); nothing else is one-sided
+    assert "The graph changed: 3 operator(s) exist only in the PR's program, 0 only in the baseline's" in section
+    one_sided = [r for r in rows if "only in" in r]
+    assert all(any(k in r for k in ("Convolution", "HardSwish", "Fully Connected")) for r in one_sided), section
+    print("\n" + section)
+    out = cli(bf_env, "profile", pr_id, LABEL, "--compare", nightly)
+    assert out.returncode == 0 and "only in this run's program" in out.stdout, out
+
+    # the HTML report, in a real browser: one operator chart with laid-out bars
+    page = tmp_path / "report.html"
+    page.write_text(report)
+    _check_in_chromium(page)
+
+
+def _check_in_chromium(page: Path) -> None:
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from tests.reports.test_ui import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
+
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium / chromium-driver are not installed: the report was not opened in a browser")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(page.as_uri())
+        [chart] = browser.find_elements(By.CSS_SELECTOR, "svg.plot.operators")
+        bars = chart.find_elements(By.CSS_SELECTOR, "g.op-bar rect")
+        assert len(bars) >= 3 and all(b.size["width"] >= 1 for b in bars)
+        widths = [b.size["width"] for b in bars]
+        assert widths == sorted(widths, reverse=True)  # largest first
+        assert "Convolution" in chart.text
+        assert "XNNPACK" in browser.find_element(By.CSS_SELECTOR, "div.profile p.shares").text
+        top = browser.find_element(By.ID, "device-host-cpu")  # the matrix names the most expensive op
+        assert "Top operator" in browser.find_element(By.TAG_NAME, "body").text and top
+    finally:
+        browser.quit()

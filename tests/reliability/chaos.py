@@ -29,7 +29,7 @@ defaults: {{tls: false, time_compression: 200, min_run_s: {min_run_s}}}
 hosts:
   - name: chaos
     devices:
-      - {{product_type: "iPhone14,5", ios: "16.1", count: {count}}}
+      - {{product_type: "iPhone14,5", ios: "16.6", count: {count}}}
 """
 LEASE_TTL = "3"
 # the iOS driver allows a job timeout_s + this for launch and model load before a hung

@@ -39,14 +39,14 @@ def client_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(params=[True, False], ids=["tls", "plain"])
 def fleet(request: pytest.FixtureRequest, client_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle]:
     """Three devices (A17 Pro, A15, M2), with lockdown/service TLS on and off."""
-    with running_fleet(spec((A17, "16.6"), (A15, "15.7"), (M2, "16.5"), tls=request.param)) as handle:
+    with running_fleet(spec((A17, "26.1"), (A15, "18.6.2"), (M2, "26.1"), tls=request.param)) as handle:
         monkeypatch.setenv("USBMUXD_SOCKET_ADDRESS", handle.usbmux_address)
         yield handle
 
 
 @pytest.fixture
 def one_device(client_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle]:
-    with running_fleet(spec((A17, "16.6"))) as handle:
+    with running_fleet(spec((A15, "16.6"))) as handle:
         monkeypatch.setenv("USBMUXD_SOCKET_ADDRESS", handle.usbmux_address)
         yield handle
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import plistlib
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,19 @@ async def read_result(ld: UsbmuxLockdownClient) -> bytes | None:
         return await ha.get_file_contents("/Documents/result.json")
 
 
+@contextlib.asynccontextmanager
+async def developer_services(ld: UsbmuxLockdownClient) -> AsyncIterator[Any]:
+    """Where DVT lives: lockdown up to iOS 16, an RSD behind a userspace CoreDeviceProxy tunnel
+    from iOS 17 (as on a real phone; the tunnel's lockdown follows USBMUXD_SOCKET_ADDRESS)."""
+    if int(ld.product_version.split(".")[0]) < 17:
+        yield ld
+        return
+    from pymobiledevice3.remote.userspace_tunnel import UserspaceRsdTunnel
+
+    async with UserspaceRsdTunnel(serial=ld.udid, autopair=False) as rsd:
+        yield rsd
+
+
 async def run_harness(ld: UsbmuxLockdownClient, wait_s: float = 10.0) -> tuple[int, bytes | None, int]:
     """Launch the harness over DVT, wait until it exits (or wait_s passes).
 
@@ -76,7 +91,7 @@ async def run_harness(ld: UsbmuxLockdownClient, wait_s: float = 10.0) -> tuple[i
     from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
     from pymobiledevice3.services.dvt.instruments.process_control import ProcessControl
 
-    async with DvtProvider(ld) as dvt, ProcessControl(dvt) as pc:
+    async with developer_services(ld) as provider, DvtProvider(provider) as dvt, ProcessControl(dvt) as pc:
         pid = await pc.launch(HARNESS_BUNDLE_ID, arguments=["--job", "job.json"], environment={"BF": "1"})
         deadline = time.monotonic() + wait_s
         running = pid

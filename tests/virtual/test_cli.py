@@ -19,7 +19,7 @@ def test_usbmux_list_shows_every_device(fleet: FleetHandle) -> None:
     assert sorted(d["UniqueDeviceID"] for d in listed) == sorted(fleet.udids)
     by_type = {d["ProductType"]: d for d in listed}
     assert set(by_type) == {"iPhone16,1", "iPhone14,5", "iPad14,3"}
-    assert by_type["iPhone14,5"]["ProductVersion"] == "15.7"
+    assert by_type["iPhone14,5"]["ProductVersion"] == "18.6.2"
     assert by_type["iPad14,3"]["DeviceClass"] == "iPad"
     assert all(d["ConnectionType"] == "USB" for d in listed)
 
@@ -31,7 +31,7 @@ def test_lockdown_info(fleet: FleetHandle) -> None:
     info = json.loads(out.stdout)
     assert info["UniqueDeviceID"] == udid
     assert info["ProductType"] == "iPhone16,1"
-    assert info["ProductVersion"] == "16.6"
+    assert info["ProductVersion"] == "26.1" and info["BuildVersion"] == "23B85"
     assert info["HardwareModel"] == "D83AP"
 
 

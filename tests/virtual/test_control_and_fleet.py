@@ -37,9 +37,16 @@ def test_example_fleet_is_valid_and_has_the_seed_chips() -> None:
 @pytest.mark.parametrize(("text", "problem"), [
     ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone99,9\n        ios: '16.0'\n",
      "<fleet>:4: hosts[0].devices[0].product_type: ProductType 'iPhone99,9' is not in the catalog"),
-    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone16,1\n        ios: '17.2'\n",
-     "<fleet>:5: hosts[0].devices[0].ios: iOS 17.2: virtual devices run iOS 14-16"),
-    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone16,1\n        ios: '16.0'\n"
+    # an iPhone 15 Pro never ran iOS 16: the pair is refused with the allowed range
+    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone16,1\n        ios: '16.6'\n",
+     "<fleet>:5: hosts[0].devices[0].ios: iPhone16,1 (iPhone 15 Pro) cannot run iOS 16.6: it shipped with 17.0 "
+     "and supports up to 26.x (allowed: 17.0 to 26.x)"),
+    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone14,5\n        ios: '27.0'\n",
+     "<fleet>:5: hosts[0].devices[0].ios: iPhone14,5 (iPhone 13) cannot run iOS 27.0"),
+    # a possible version whose real build number nobody confirmed is not invented
+    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone14,5\n        ios: '17.2'\n",
+     "<fleet>:5: hosts[0].devices[0].ios: iOS 17.2: no confirmed build number in catalog.yaml"),
+    ("hosts:\n  - name: a\n    devices:\n      - product_type: iPhone16,1\n        ios: '26.1'\n"
      "        faults: [{kind: gremlins}]\n", "<fleet>:6: hosts[0].devices[0].faults[0]: unknown fault 'gremlins'"),
 ])
 def test_fleet_errors_name_file_and_line(text: str, problem: str) -> None:
@@ -49,7 +56,7 @@ def test_fleet_errors_name_file_and_line(text: str, problem: str) -> None:
 
 
 def test_control_socket_commands(client_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with running_fleet(spec((A17, "16.6"), (A15, "15.7"))) as fleet:
+    with running_fleet(spec((A17, "26.1"), (A15, "18.6.2"))) as fleet:
         monkeypatch.setenv("USBMUXD_SOCKET_ADDRESS", fleet.usbmux_address)
         udid = fleet.udids[0]
         with ControlClient(fleet.control_address) as ctl:
@@ -63,7 +70,7 @@ def test_control_socket_commands(client_home: Path, monkeypatch: pytest.MonkeyPa
             assert ctl.call("device", udid=udid)["device"]["battery_level"] == 3
             ctl.call("clear", udid=udid)
             assert ctl.call("device", udid=udid)["device"]["faults"] == []
-            new = ctl.call("add_device", product_type=M2, ios="16.5")["udid"]
+            new = ctl.call("add_device", product_type=M2, ios="26.1")["udid"]
             assert new in [d["udid"] for d in ctl.call("list")["devices"]]
             assert "hang" in ctl.call("faults")["kinds"]
             with pytest.raises(ControlError, match="unknown fault"):
@@ -85,7 +92,7 @@ def test_chaos_is_seeded() -> None:
 def test_chaos_injects_faults(client_home: Path) -> None:
     chaos = {"seed": 1, "interval_s": 0.05, "duration_s": 30, "probabilities": {"low_battery": 1.0}}
     fleet_spec = FleetSpec.model_validate(
-        {"hosts": [{"name": "x", "devices": [{"product_type": A17, "ios": "16.6"}]}], "chaos": chaos})
+        {"hosts": [{"name": "x", "devices": [{"product_type": A17, "ios": "26.1"}]}], "chaos": chaos})
     with running_fleet(fleet_spec) as fleet:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not fleet.device(fleet.udids[0])["faults"]:
@@ -118,7 +125,7 @@ def test_serve_entry_point(tmp_path: Path, client_home: Path) -> None:
 
 def test_unix_socket_listen(tmp_path: Path, client_home: Path) -> None:
     path = str(tmp_path / "usbmuxd.sock")
-    with running_fleet(spec((A15, "15.7")), listen=path) as fleet:
+    with running_fleet(spec((A15, "16.6")), listen=path) as fleet:
         assert fleet.usbmux_address == path
         out = pmd("usbmux", "list", "--simple", env_extra={"USBMUXD_SOCKET_ADDRESS": path})
         assert json.loads(out.stdout) == fleet.udids

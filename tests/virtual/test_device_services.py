@@ -40,20 +40,17 @@ from pymobiledevice3.services.syslog import SyslogService
 from agents.virtual.device import HARNESS_BUNDLE_ID
 from agents.virtual.testing import FleetHandle, running_fleet
 from agents.virtual.vfs import MEDIA_ROOT_DIRS
-from tests.virtual.conftest import A17, pmd, spec
+from tests.virtual.conftest import A15, A17, pmd, spec
 from tests.virtual.helpers import lockdown, make_job, stage_harness
 
 pytestmark = pytest.mark.timeout(90)
 MODEL = os.urandom(20_000)
 
 
-@pytest.fixture(params=["16.6", "26.0"], ids=["ios16", "ios26"])
+# an iPhone 13 kept on iOS 16 and an iPhone 15 Pro on iOS 26 (an A17 Pro never ran iOS 16)
+@pytest.fixture(params=[(A15, "16.6"), (A17, "26.0")], ids=["ios16", "ios26"])
 def device(request: pytest.FixtureRequest, client_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle]:
-    try:
-        fleet = spec((A17, request.param))
-    except ValueError as exc:  # until the fleet can build iOS 17+ devices (the RSD tunnel work)
-        pytest.skip(f"virtual iOS {request.param} device not available: {str(exc).splitlines()[-2].strip()}")
-    with running_fleet(fleet) as handle:
+    with running_fleet(spec(request.param)) as handle:
         monkeypatch.setenv("USBMUXD_SOCKET_ADDRESS", handle.usbmux_address)
         yield handle
 

@@ -102,7 +102,7 @@ def test_noise_warmup_and_thermal_throttling() -> None:
 
 
 def test_thermal_fault_and_unsupported_backend_in_results() -> None:
-    dev = VirtualDevice(1, "iPhone14,5", "15.7", "t")
+    dev = VirtualDevice(1, "iPhone14,5", "18.6.2", "t")
     dev.install(HARNESS_BUNDLE_ID, {})
     model_bytes = b"\x00" * 5_090_000
     doc, _ = benchmark(dev, make_job(model_bytes, backend="metal"), model_bytes)
@@ -118,7 +118,7 @@ def test_thermal_fault_and_unsupported_backend_in_results() -> None:
 
 
 def test_model_errors_are_results_not_crashes() -> None:
-    dev = VirtualDevice(1, "iPad14,3", "16.5", "t")
+    dev = VirtualDevice(1, "iPad14,3", "26.1", "t")
     model_bytes = b"\x01" * 1000
     missing, _ = benchmark(dev, make_job(model_bytes), None)
     wrong, _ = benchmark(dev, make_job(b"other bytes"), model_bytes)

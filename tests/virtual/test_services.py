@@ -42,7 +42,7 @@ def test_lockdown_values_and_battery_domain(one_device: FleetHandle, client_home
     async def scenario() -> None:
         ld = await lockdown(one_device.udids[0], client_home)
         assert ld.all_values["UniqueDeviceID"] == one_device.udids[0]
-        assert await ld.get_value(key="ProductType") == "iPhone16,1"
+        assert await ld.get_value(key="ProductType") == "iPhone14,5"
         battery = await ld.get_value(domain="com.apple.mobile.battery")
         assert battery["BatteryCurrentCapacity"] == 87 and battery["BatteryIsCharging"] is True
         assert await ld.get_developer_mode_status() is True

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ RESULT_FILE = "result.json"
 # A result document with 100k float latencies is ~2 MB; anything far bigger is not a
 # result but a bug or an attack, and is refused before parsing.
 MAX_RESULT_BYTES = 8 * 1024 * 1024
+# Within the schema's per-dimension bounds an input shape can still ask for 2^128 elements;
+# the harness refuses more than this many (256 MB of float32), and so does the contract, so a
+# job the agent accepts is one every harness can allocate. Same bound in the Swift core (Job.swift).
+MAX_INPUT_ELEMENTS = 64 * 1024 * 1024
+FIXTURES_DIR = SCHEMA_DIR / "fixtures"
 
 
 class ContractError(ValueError):
@@ -66,11 +72,25 @@ def _validate(name: str, doc: Any) -> dict[str, Any]:
 
 
 def validate_job(doc: Any) -> dict[str, Any]:
-    return _validate("job", doc)
+    _validate("job", doc)
+    if math.prod(doc["input_shape"]) > MAX_INPUT_ELEMENTS:
+        raise ContractError(f"job document invalid at $.input_shape: {doc['input_shape']} has more than "
+                            f"{MAX_INPUT_ELEMENTS} elements")
+    return doc
 
 
 def validate_result(doc: Any) -> dict[str, Any]:
     return _validate("result", doc)
+
+
+@cache
+def executorch_version() -> str | None:
+    """The ExecuTorch runtime installed here: what the host driver runs programs on, and the
+    release the iOS harness pins (agents/harness/ios/project.yml, checked by tests/ios)."""
+    try:
+        return version("executorch")
+    except PackageNotFoundError:
+        return None
 
 
 def _reject_constant(token: str) -> float:

@@ -28,14 +28,22 @@ DVT_SERVICE_NAMES = (
     "com.apple.instruments.remoteserver",  # older name, same protocol
 )
 DVT_MODULE = "agents.virtual.dvt"
-# iOS 17+ serves the lockdown services above over the RSD tunnel too, under these names
-# (pymobiledevice3 picks them when its provider is an RSD, not a LockdownClient).
+# From iOS 17 the developer services are no longer started through lockdownd: DVT answers as
+# com.apple.instruments.dtservicehub on the RSD port list, inside the CoreDeviceProxy tunnel
+# (lockdown service since iOS 17.4; 17.0-17.3 reach it through RemotePairing instead).
+CORE_DEVICE_PROXY = "com.apple.internal.devicecompute.CoreDeviceProxy"
+DVT_RSD_NAME = "com.apple.instruments.dtservicehub"
+LOCKDOWN_RSD_NAMES = ("com.apple.mobile.lockdown.remote.trusted", "com.apple.mobile.lockdown.remote.untrusted")
+# Services lockdownd starts only on some versions: name -> (first, last) ProductVersion, inclusive.
+VERSION_RANGES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    **{name: ((0,), (16, 99)) for name in DVT_SERVICE_NAMES},
+    CORE_DEVICE_PROXY: ((17, 4), (99,)),
+}
+# iOS 17+ serves the lockdown services over the RSD tunnel too, as NAME + this suffix behind an
+# RSDCheckin (pymobiledevice3 picks those names when its provider is an RSD): every registered
+# service is, except the old aliases a device only answers through lockdownd.
 RSD_SHIM_SUFFIX = ".shim.remote"
-RSD_SHIMMED = (
-    "com.apple.afc", "com.apple.mobile.house_arrest", "com.apple.mobile.installation_proxy",
-    "com.apple.mobile.diagnostics_relay", "com.apple.syslog_relay", "com.apple.os_trace_relay",
-    "com.apple.crashreportcopymobile", "com.apple.crashreportmover", "com.apple.mobile.mobile_image_mounter",
-)
+LOCKDOWN_ONLY = ("com.apple.iosdiagnostics.relay",)
 
 log = logging.getLogger("agents.virtual.services")
 
@@ -67,6 +75,32 @@ def default_services() -> dict[str, Handler]:
         for name in DVT_SERVICE_NAMES:
             registry[name] = dvt
     return registry
+
+
+def offered_over_lockdown(name: str, product_version: str) -> bool:
+    """Whether lockdownd's StartService offers ``name`` on this OS version (see VERSION_RANGES)."""
+    first, last = VERSION_RANGES.get(name, ((0,), (99,)))
+    version = tuple(int(x) for x in product_version.split("."))
+    return first <= version <= last + (99,)
+
+
+def rsd_names(registry: dict[str, Handler]) -> dict[str, tuple[Handler, bool]]:
+    """The RSD view of a lockdown registry: RSD name -> (handler, needs RSDCheckin).
+
+    One rule for every service, so a service registered once is served on both paths: a lockdown
+    service ``X`` answers as ``X.shim.remote`` behind an RSDCheckin (what pymobiledevice3's
+    ``start_lockdown_service`` sends over RSD); DVT is ``com.apple.instruments.dtservicehub``
+    without a check-in (``start_lockdown_developer_service``). The tunnel itself is not listed.
+    """
+    table: dict[str, tuple[Handler, bool]] = {}
+    for name, handler in registry.items():
+        if name == CORE_DEVICE_PROXY or name in LOCKDOWN_ONLY:
+            continue
+        if name in DVT_SERVICE_NAMES:
+            table[DVT_RSD_NAME] = (handler, False)
+            continue
+        table[name + RSD_SHIM_SUFFIX] = (handler, True)
+    return table
 
 
 def _load_dvt() -> Handler | None:

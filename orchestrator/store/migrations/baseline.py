@@ -111,6 +111,45 @@ sa.Table(
 )
 
 sa.Table(
+    'profiles', METADATA,
+    sa.Column('id', sa.Integer(), primary_key=True),
+    sa.Column('job_id', sa.String(32), sa.ForeignKey('jobs.id', ondelete='CASCADE'), nullable=False, index=True),
+    sa.Column('arm', sa.String(1), nullable=False, default='A'),
+    sa.Column('artifact_key', sa.String(64), nullable=False, default=''),
+    sa.Column('status', sa.String(8), nullable=False),
+    sa.Column('source', sa.String(16), nullable=False),
+    sa.Column('simulated', sa.Boolean(), nullable=False),
+    sa.Column('iterations', sa.Integer(), nullable=False, default=0),
+    sa.Column('method_mean_ms', sa.Float(), nullable=True),
+    sa.Column('method_p50_ms', sa.Float(), nullable=True),
+    sa.Column('wall_mean_ms', sa.Float(), nullable=True),
+    sa.Column('pass_s', sa.Float(), nullable=True),
+    sa.Column('etrecord', sa.Boolean(), nullable=False, default=False),
+    sa.Column('etdump_path', sa.String(200), nullable=False, default=''),
+    sa.Column('error_category', sa.String(32), nullable=False, default=''),
+    sa.Column('error', sa.Text(), nullable=False, default=''),
+    sa.UniqueConstraint('job_id', 'arm', name='uq_profiles_job_arm'),
+)
+
+sa.Table(
+    'profile_operators', METADATA,
+    sa.Column('id', sa.Integer(), primary_key=True),
+    sa.Column('profile_id', sa.Integer(), sa.ForeignKey('profiles.id', ondelete='CASCADE'), nullable=False, index=True),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(300), nullable=False),
+    sa.Column('kind', sa.String(300), nullable=False),
+    sa.Column('p10_ms', sa.Float(), nullable=True),
+    sa.Column('p50_ms', sa.Float(), nullable=False),
+    sa.Column('p90_ms', sa.Float(), nullable=True),
+    sa.Column('mean_ms', sa.Float(), nullable=False),
+    sa.Column('share', sa.Float(), nullable=False),
+    sa.Column('delegated', sa.Boolean(), nullable=False),
+    sa.Column('backend', sa.String(64), nullable=True),
+    sa.Column('module_path', sa.String(500), nullable=True),
+    sa.Column('debug_handle', sa.Integer(), nullable=True),
+)
+
+sa.Table(
     'results', METADATA,
     sa.Column('id', sa.Integer(), primary_key=True),
     sa.Column('job_id', sa.String(32), sa.ForeignKey('jobs.id', ondelete='CASCADE'), nullable=False),

@@ -1,6 +1,16 @@
 // The benchfarm harness: launched by the agent (DVT process control), reads Documents/job.json,
-// runs the benchmark, writes Documents/result.json and exits. The UI only shows progress for a
-// human standing next to the phone.
+// runs the benchmark (HarnessCore.BenchmarkSession), writes Documents/result.json and exits.
+// The UI only shows progress for a human standing next to the phone.
+import Foundation
+import HarnessCore
+
+enum Documents {
+    static var url: URL {
+        FileManager.default.urls(for: .documentDirectory, in: .userDomainMask)[0]
+    }
+}
+
+#if canImport(UIKit) && canImport(SwiftUI) && canImport(ExecuTorch)
 import SwiftUI
 import UIKit
 
@@ -13,6 +23,7 @@ struct HarnessApp: App {
             VStack(spacing: 12) {
                 Text("benchfarm harness").font(.headline)
                 Text(runner.status).font(.system(.body, design: .monospaced))
+                Text("ExecuTorch \(RuntimeInfo.executorchVersion)").font(.footnote)
             }
             .padding()
             .onAppear { runner.start() }
@@ -32,13 +43,15 @@ final class HarnessRunner: ObservableObject {
         UIApplication.shared.isIdleTimerDisabled = true
         UIDevice.current.isBatteryMonitoringEnabled = true
         status = "running"
-        // Off the main thread so the UI stays responsive, at the highest QoS so the scheduler
-        // does not park the benchmark on efficiency cores.
-        Thread.detachNewThread { [weak self] in
-            Thread.current.qualityOfService = .userInteractive
-            let code = BenchmarkSession(documents: Documents.url).run()
+        let preprocessor: FramePreprocessor = (try? VImagePreprocessor()) ?? PortablePreprocessor()
+        let session = BenchmarkSession(documents: Documents.url, runner: ExecuTorchRunner(), probe: IOSDeviceProbe(),
+                                       preprocessor: preprocessor, clock: MachClock(),
+                                       onTimeout: { code in exit(code) })
+        // Off the main thread so the UI stays responsive, at the highest QoS (set before the
+        // thread starts, BenchmarkSession.start) so the scheduler keeps it on performance cores.
+        session.start(qos: .userInteractive) { code in
             DispatchQueue.main.async {
-                self?.status = code == 0 ? "done" : "failed (see result.json)"
+                self.status = code == 0 ? "done" : "failed (see result.json)"
                 UIApplication.shared.isIdleTimerDisabled = false
                 // The agent waits for result.json, then kills us anyway; exiting makes a
                 // finished run and a crash distinguishable from "still running".
@@ -47,9 +60,4 @@ final class HarnessRunner: ObservableObject {
         }
     }
 }
-
-enum Documents {
-    static var url: URL {
-        FileManager.default.urls(for: .documentDirectory, in: .userDomainMask)[0]
-    }
-}
+#endif

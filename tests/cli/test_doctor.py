@@ -1,0 +1,90 @@
+"""`benchfarm doctor` against real parts: real Redis, a real SQLite store, real Celery worker
+and agent processes, and a virtual iOS fleet that the doctor reaches through pymobiledevice3
+over usbmux, with faults injected (Redis down, no exporter, Developer Mode off, not paired)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.virtual.fleet import DeviceSpec, FleetSpec, HostSpec
+from agents.virtual.testing import FleetHandle, running_fleet
+from device_inventory.fleet import Fleet
+from orchestrator.cli.main import app
+from orchestrator.store.db import engine
+from tests.conftest import Procs, wait_until
+
+runner = CliRunner()
+A17, A15 = "iPhone16,1", "iPhone14,5"
+
+
+def doctor(*args: str, **env: str) -> tuple[int, dict[str, dict[str, str]]]:
+    """Exit status and findings by check name (``--json``)."""
+    out = runner.invoke(app, ["doctor", *args, "--json"], env={"COLUMNS": "80", **env})
+    return out.exit_code, {f["check"]: f for f in json.loads(out.output)}
+
+
+def doctor_text(*args: str, **env: str) -> tuple[int, str]:
+    out = runner.invoke(app, ["doctor", *args], env={"COLUMNS": "80", **env})
+    return out.exit_code, out.output
+
+
+@pytest.fixture
+def ios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle]:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no pair records from elsewhere
+    spec = FleetSpec(defaults={"time_compression": 1000.0},
+                     hosts=[HostSpec(name="t", devices=[DeviceSpec(product_type=A17, ios="26.1"),
+                                                        DeviceSpec(product_type=A15, ios="16.6")])])
+    with running_fleet(spec) as handle:
+        yield handle
+
+
+def test_redis_down_is_a_failure_with_its_remedy(bf_env: dict[str, str]) -> None:
+    code, found = doctor("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == 1 and found["redis"]["status"] == "fail" and "REDIS_URL" in found["redis"]["remedy"]
+    assert found["workers"]["status"] == "skip"
+    code, text = doctor_text("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == 1 and "FAIL redis: no answer at redis://127.0.0.1:1/0" in text and "1 problem(s)" in text
+
+
+def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, ios: FleetHandle) -> None:
+    engine()  # the results store exists, schema current
+    usbmux = ["--usbmux", ios.usbmux_address]
+    # nothing running yet: no coordinator, no exporter, no agent
+    code, found = doctor(*usbmux)
+    assert code == 1
+    coordinator = found["coordinator worker"]
+    assert coordinator["status"] == "fail" and "benchfarm worker" in coordinator["remedy"]
+    assert found["exporter linux"]["status"] == "fail" and found["agents"]["status"] == "fail"
+    macos = found["exporter macos"]
+    assert macos["status"] == "warn" and "MPS" in macos["detail"] and "block" in macos["detail"]
+
+    procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "1")
+    procs.start("agent", "agent", "--driver", "host", "--name", "doc")
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 90, "the host device")
+    wait_until(lambda: doctor(*usbmux)[0] == 0, 60, "a healthy doctor (worker replying)", every=2)
+    code, text = doctor_text(*usbmux)
+    assert code == 0 and "nothing needed is missing" in text, text
+    code, found = doctor(*usbmux)
+    a17, a15 = sorted(ios.udids, key=lambda u: not u.startswith("00008130"))
+    assert found[f"device {a17} developer mode"]["detail"] == "on"
+    assert found[f"device {a17} developer image"]["detail"] == "Personalized image mounted"
+    assert found[f"device {a15} developer image"]["detail"] == "Developer image mounted"
+    assert "tunnel up, RSD lists" in found[f"device {a17} tunnel"]["detail"]  # iOS 26: through CoreDeviceProxy
+    assert "not needed" in found[f"device {a15} tunnel"]["detail"] and found["agent doc"]["status"] == "ok"
+
+    ios.inject_fault(a17, "developer_mode_off")
+    ios.inject_fault(a15, "not_paired")
+    code, found = doctor(*usbmux)
+    assert code == 1, found
+    off = found[f"device {a17} developer mode"]
+    assert off["status"] == "fail" and "Settings > Privacy & Security > Developer Mode" in off["remedy"]
+    unpaired = found[f"device {a15} paired"]
+    assert unpaired["status"] == "fail" and "Trust" in unpaired["remedy"]
+    assert found[f"device {a15} harness"]["status"] == "skip"
+    assert all(f["status"] == "ok" for k, f in found.items() if k in ("coordinator worker", "exporter linux"))
