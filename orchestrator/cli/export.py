@@ -8,6 +8,7 @@ fails to export makes the command exit 1 after the table is printed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from orchestrator.cli.fit import Col, print_table
 from orchestrator.spec.yamlpos import SpecError
 
+# keys are the --json field names
 COLUMNS = (Col("model", "model", hoist=True), Col("backend", "backend", keep=True),
-           Col("res", "res", right=True, hoist=True), Col("batch", "batch", right=True, hoist=True),
-           Col("size", "size MB", right=True), Col("export_s", "export s", right=True, drop=2),
+           Col("input_resolution", "res", right=True, hoist=True), Col("batch_size", "batch", right=True, hoist=True),
+           Col("size_mb", "size MB", right=True), Col("export_s", "export s", right=True, drop=2),
            Col("delegated", "delegated", right=True, drop=1), Col("cache", "cache", keep=True),
            Col("note", "note", note=True))
 
@@ -43,6 +45,9 @@ def export_command(
         "--redis-url", help="Take the per-artifact export lock in this Redis, so exporter workers "
                             "sharing the store never export the same artifact twice.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="every column, notes in the table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one object per artifact: model, backend, "
+                                                         "input_resolution, batch_size, size_mb, export_s, "
+                                                         "delegated, cache, note")] = False,
 ) -> None:
     """Export every (model, backend, resolution, batch) artifact of SPEC and print a table."""
     # Imported here: torch and executorch take seconds to import, `benchfarm --help` should not.
@@ -70,7 +75,7 @@ def export_command(
     failed = 0
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("exporting", total=len(requests))
         for req in requests:
             progress.update(task, description=f"{req.model} / {req.backend} @{req.input_resolution} "
@@ -89,7 +94,10 @@ def export_command(
                     failed += 1
                     rows.append(_row(req, note=f"failed: {type(exc).__name__}: {str(exc)[:200]}"))
             progress.advance(task)
-    print_table(console, COLUMNS, [dict(zip([c.key for c in COLUMNS], row, strict=True)) for row in rows],
-                title=f"artifacts of {spec.name} (store {store.root})", wide=wide)
+    records = [dict(zip([c.key for c in COLUMNS], row, strict=True)) for row in rows]
+    if as_json:
+        print(json.dumps(records))
+    else:
+        print_table(console, COLUMNS, records, title=f"artifacts of {spec.name} (store {store.root})", wide=wide)
     if failed:
         raise typer.Exit(1)

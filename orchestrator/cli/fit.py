@@ -26,6 +26,7 @@ from rich.text import Text
 
 # SIMPLE_HEAD without outer edges, one space of right padding: two spaces between columns
 _SEPARATOR = 2
+_BLANK = ("", "—", "-")
 # free text is narrowed down to this, never below
 MIN_TEXT = 6
 
@@ -73,6 +74,10 @@ def _natural(c: Col, rows: list[dict[str, str]]) -> int:
     return max([*(_width(w) for w in c.header.split()), *(_width(r.get(c.key, "")) for r in rows)])
 
 
+def _says_something(c: Col, rows: list[dict[str, str]]) -> bool:
+    return any(r.get(c.key, "") not in _BLANK for r in rows)
+
+
 def _fixed(c: Col) -> bool:
     return c.keep or c.note or c.right
 
@@ -82,8 +87,8 @@ def choose_columns(cols: Sequence[Col], rows: list[dict[str, str]], width: int) 
     first among equals), then free text narrowed, the widest first; ids, states, numbers and
     footnote marks keep their full width."""
     natural = {c.key: _natural(c, rows) for c in cols}
-    # a column empty in every row says nothing (the first, the row's name, always stays)
-    shown = [c for i, c in enumerate(cols) if i == 0 or any(r.get(c.key) for r in rows)]
+    # a column empty (or all dashes) in every row says nothing; the first, the row's name, stays
+    shown = [c for i, c in enumerate(cols) if i == 0 or _says_something(c, rows)]
 
     def total(cs: list[Col]) -> int:
         return sum(natural[c.key] for c in cs) + _SEPARATOR * (len(cs) - 1)
@@ -111,7 +116,7 @@ def fit_table(cols: Sequence[Col], rows: list[dict[str, str]], width: int, *, ti
     notes: list[str] = []
     if wide:
         chosen = [(c, max(_width(c.header), _natural(c, rows))) for i, c in enumerate(cols)
-                  if i == 0 or any(r.get(c.key) for r in rows)]
+                  if i == 0 or _says_something(c, rows)]
     else:
         cols, said = _hoisted(list(cols), rows)
         if said:

@@ -6,9 +6,15 @@ versions (or a host's CPU model). Failure reasons are footnotes. The seed guide'
 (Backend | Model Size | Inference Time | Memory | Power) stay; measured extras are dropped,
 least useful first, when the terminal is narrow, and columns this module does not know (added
 to ``reports.tables`` later) go before any it does. ``--wide`` shows every column in full.
+
+``--json``: a list of device tables, each ``{"id", "title", "simulated", "platforms", "columns",
+"rows"}``; a row is ``{"values": {column: text}, "state", "simulated", "reason"}`` (stable names;
+the columns are the seed guide's and whatever ``reports.tables`` adds).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.console import Console, RenderableType
 from sqlalchemy.orm import Session
@@ -64,6 +70,14 @@ def device_view(table: Table, width: int, *, wide: bool = False, compact: bool =
     # compact: the caption's first sentence only (which models, which input)
     caption = table.note.split(". ", 1)[0] if compact else table.note
     return fit_table(cols, rows, width, title=_title(table), wide=wide, caption=caption)
+
+
+def matrix_json(session: Session, run_id: str) -> list[dict[str, Any]]:
+    return [{"id": t.id, "title": t.title, "simulated": t.simulated, "platforms": _platforms(t.rows),
+             "columns": [c for c in t.columns if c != "Notes"],
+             "rows": [{"values": {c: v for c, v in zip(t.columns, r.values, strict=True) if c != "Notes"},
+                       "state": r.state, "simulated": r.simulated, "reason": r.reason} for r in t.rows]}
+            for t in run_device_tables(session, run_id)]
 
 
 def print_matrix(console: Console, session: Session, run_id: str, *, wide: bool = False,

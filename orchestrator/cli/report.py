@@ -53,15 +53,18 @@ def matrix_command(
     run_id: str = typer.Argument(..., help=RUN_HELP),
     markdown: bool = typer.Option(False, "--markdown", help="markdown instead of terminal tables"),
     wide: bool = typer.Option(False, "--wide", help="every column, budgets with their figures"),
+    as_json: bool = typer.Option(False, "--json", help="the device tables as JSON (fields: see matrix_view)"),
 ) -> None:
     """The device matrix of a run, in the seed guide's layout (one table per device class)."""
-    from orchestrator.cli.matrix_view import print_matrix
+    from orchestrator.cli.matrix_view import matrix_json, print_matrix
     from orchestrator.reports.matrix import matrix_markdown
 
     run_id = resolve_run_or_exit(run_id)
     try:
         with session() as s:
-            if markdown:
+            if as_json:
+                print(json.dumps(matrix_json(s, run_id)))
+            elif markdown:
                 write_output(matrix_markdown(s, run_id), None)
             else:
                 print_matrix(console, s, run_id, wide=wide)

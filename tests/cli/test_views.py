@@ -100,6 +100,11 @@ def test_matrix_fits_and_says_simulated_once(store: Session, width: int) -> None
     assert code == 0 and "failed" in out and LONG_REASON.split()[-1] in out.replace("\n", "")
     wide = bf("matrix", run.id, "--wide", width=width)[1]
     assert "10 FPS budget" in wide and "Thermal" in wide
+    tables = json.loads(bf("matrix", run.id, "--json", width=width)[1])
+    a17 = tables[0]
+    assert a17["simulated"] and a17["platforms"] == "iOS 17.5" and "Inference Time" in a17["columns"]
+    mps = next(r for r in a17["rows"] if r["values"]["Backend"] == "MPS")
+    assert mps["state"] == "blocked" and mps["reason"] == "blocked: needs a macOS exporter"
 
 
 @pytest.mark.parametrize("width", [80, 120])

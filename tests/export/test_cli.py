@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -37,6 +38,9 @@ parameters: {{input_resolution: [{TINY_RES}]}}
     assert mps.rstrip().endswith("[1]") and "[1] needs a macOS exporter" in result.output
     wide = _invoke([str(spec), "--artifacts", str(store.root), "--wide"]).output.splitlines()
     assert any("mps" in line and "tiny_cnn" in line and "needs a macOS exporter" in line for line in wide)
+    records = json.loads(_invoke([str(spec), "--artifacts", str(store.root), "--json"]).output)
+    assert [(r["backend"], r["cache"]) for r in records] == [("xnnpack", "hit"), ("mps", "-")]
+    assert records[1]["note"].startswith("needs a macOS exporter")
 
 
 def test_bad_spec_names_file_and_line(tmp_path: Path, store) -> None:
