@@ -18,10 +18,12 @@ import asyncio
 import hashlib
 import json
 import math
+import statistics
 from datetime import UTC, datetime
 from typing import Any
 
 from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, executorch_version, validate_job
+from agents.virtual import op_profile
 from agents.virtual.device import HARNESS_BUNDLE_ID, SIGSEGV, Process, VirtualDevice
 from agents.virtual.instruments.processes import BENCH_CPU_PCT, Load, set_load
 from agents.virtual.perf_model import Workload, device_factor, model, simulate
@@ -110,6 +112,9 @@ def _simulated_run(device: VirtualDevice, job: dict[str, Any],
                      f"({job['timeout_s']} s budget)")
     else:
         doc["status"] = "ok"
+        if job.get("profile"):  # the untimed pass: a simulated breakdown of this program's operators
+            doc["profile"] = op_profile.simulate(model_bytes, run.latencies_ms, int(job["profile"]["iterations"]))
+            return doc, run.simulated_s + int(job["profile"]["iterations"]) * statistics.fmean(run.latencies_ms) / 1000
     return doc, run.simulated_s
 
 

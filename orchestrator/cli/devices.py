@@ -35,6 +35,7 @@ COLUMNS = (
     Col("simulated", "data", hoist=True, drop=2), Col("reason", "reason", note=True),
 )
 _SHORT_DEVICE = 8  # a UDID's first 8 characters are its chip id: shared by every device of a class
+_WORKING = ("available", "leased", "busy", "offline")
 _UDID = re.compile(r"[0-9A-Fa-f-]{20,}")
 
 
@@ -51,7 +52,8 @@ def device_row(d: dict[str, Any], short: dict[str, str], wide: bool) -> dict[str
         "thermal": d.get("thermal", ""), "job": d.get("job_id", "")[: None if wide else 7],
         "health": d.get("health_check", ""), "host": d.get("host", ""), "labels": d.get("labels", ""),
         "simulated": "simulated" if d.get("simulated") == "True" else "measured",
-        "reason": d.get("state_reason", "") if d.get("state") in ("quarantined", "maintenance") else "",
+        # offline is derived from a missed heartbeat: the stored reason is from an earlier state
+        "reason": d.get("state_reason", "") if d.get("state") not in _WORKING else "",
     }
 
 

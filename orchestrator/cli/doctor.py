@@ -179,6 +179,9 @@ _STATE_REMEDY = {
     "quarantined": "benchfarm devices check {id} --wait (a pass releases it) or benchfarm devices release {id}",
     "maintenance": "benchfarm devices release {id} when the work on it is done",
     "offline": "is its agent running and the device attached? (benchfarm devices --local on its host)",
+    # device states the iOS gating reports (developer services unusable until fixed on the device)
+    "developer_mode_off": "Settings > Privacy & Security > Developer Mode on the device, then restart it",
+    "ddi_missing": "pymobiledevice3 mounter auto-mount --udid {id} (benchfarm doctor on its host says more)",
 }
 
 
