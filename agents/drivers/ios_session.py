@@ -30,6 +30,7 @@ from pymobiledevice3.exceptions import (
     NotPairedError,
     NotTrustedError,
     PairingError,
+    PasswordRequiredError,
 )
 from pymobiledevice3.lockdown import LockdownClient, create_using_usbmux
 from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
@@ -75,6 +76,9 @@ async def classify(exc: BaseException, category: str, udid: str, target: Target,
     if isinstance(exc, DriverError):
         return exc
     detail = f"{what}: {type(exc).__name__}: {exc}"[:600]
+    if isinstance(exc, PasswordRequiredError):
+        # a locked phone refuses to start services (CoreDeviceProxy among them): paired, just locked
+        return DriverError(category, f"{detail} (the device is locked: unlock it)")
     if isinstance(exc, NOT_PAIRED):
         return DriverError("not_paired", f"{detail} (unlock the device and trust this host)")
     if isinstance(exc, GONE):
@@ -160,8 +164,16 @@ class Session:
                 await self.call("processcontrol channel", pc.connect(), "launch_failed")
                 stack.push_async_callback(close_quietly, pc)
                 yield pc
+        except DriverError as exc:
+            if not modern:
+                raise
+            await self.tunnels.discard(self.udid)  # it may be the tunnel: the next call builds a fresh one
+            if isinstance(exc.__cause__, GONE) and exc.category != "device_lost":
+                # the device is still attached: its developer tunnel went away under the call
+                raise DriverError("launch_failed", f"developer tunnel to {self.udid} lost: {exc}") from exc
+            raise
         except BaseException:
-            if modern:  # whatever broke may be the tunnel: the next call builds a fresh one
+            if modern:
                 await self.tunnels.discard(self.udid)
             raise
 

@@ -72,10 +72,8 @@ def listeners(server: VirtualFleetServer, device: VirtualDevice) -> tuple[dict[i
         return rsd.peer_info(device, {n: p for n, p in ports.items() if service_available(device, n)})
 
     def delay() -> float:
-        fault = device.faults.take("rsd_slow")  # consumes one occurrence
-        if fault is None:
-            return 0.0
-        return float(fault.params["delay_s"])
+        fault = device.faults.take("rsd_slow")
+        return 0.0 if fault is None else float(fault.params["delay_s"])
 
     bound[rsd.RSD_PORT] = functools.partial(rsd.serve_rsd, info, delay_s=delay)
     return bound, ports

@@ -29,7 +29,7 @@ defaults: {{tls: false, time_compression: 200, min_run_s: {min_run_s}}}
 hosts:
   - name: chaos
     devices:
-      - {{product_type: "iPhone14,5", ios: "16.6", count: {count}}}
+      - {{product_type: "iPhone14,5", ios: "{ios}", count: {count}}}
 """
 LEASE_TTL = "3"
 # the iOS driver allows a job timeout_s + this for launch and model load before a hung
@@ -45,9 +45,10 @@ def spec(name: str, repeats: int, timeout_s: int = 20) -> str:
 
 
 @contextmanager
-def virtual_fleet(tmp_path: Path, count: int, min_run_s: float = 1.5) -> Iterator[FleetHandle]:
+def virtual_fleet(tmp_path: Path, count: int, min_run_s: float = 1.5, ios: str = "16.6") -> Iterator[FleetHandle]:
+    """``ios``: 16.6 launches through DVT over lockdown, 17.4+ through the CoreDeviceProxy tunnel."""
     path = tmp_path / "fleet.yaml"
-    path.write_text(FLEET.format(count=count, min_run_s=min_run_s))
+    path.write_text(FLEET.format(count=count, min_run_s=min_run_s, ios=ios))
     with running_fleet(path) as handle:
         yield handle
 
