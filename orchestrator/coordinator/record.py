@@ -14,7 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agents.harness.contract import ContractError, validate_result
+from agents.harness.contract import ContractError, runtime_refusal, validate_result
 from device_inventory.fleet import Fleet
 from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
@@ -22,7 +22,7 @@ from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
 from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
-from orchestrator.store.models import Attempt, Job, Result, utcnow
+from orchestrator.store.models import Artifact, Attempt, Job, Result, utcnow
 from orchestrator.store.states import ATTEMPT_OPEN, JOB_TERMINAL
 
 
@@ -101,6 +101,9 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     ab_block = _ab_block(payload.get("ab"), job, attempt)
                 except ContractError as exc:
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
+            if outcome in ("ok", "model") and isinstance(doc, dict):
+                if refusal := runtime_refusal(doc, _exporter_executorch(s, job)):
+                    outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
             if outcome == "ok":
                 st = _summary(doc["latencies_ms"])
                 profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
@@ -130,6 +133,12 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
             return RecordOutcome(True, retried=retried), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _exporter_executorch(s: Session, job: Job) -> str | None:
+    """The executorch release that exported the job's program (artifact meta), if recorded."""
+    art = s.get(Artifact, job.artifact_key)
+    return ((art.info or {}).get("exporter") or {}).get("versions", {}).get("executorch") if art else None
 
 
 def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:

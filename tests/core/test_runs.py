@@ -161,6 +161,39 @@ def test_a_corrupt_document_is_an_infrastructure_failure_and_is_retried(fleet):
         assert s.scalars(select(Result)).all() == []
 
 
+@pytest.mark.parametrize("outcome", ["ok", "model"])
+def test_an_ios_result_from_a_runtime_older_than_the_exporter_is_refused(fleet, outcome):
+    run_id, _ = submit(fleet)
+    [request] = make_ready(run_id)
+    meta = {"artifact_key": "b" * 64, "file_sha256": "a" * 64, "size_bytes": 123, "export_time_s": 1.0,
+            "exporter": {"platform": "linux", "versions": {"executorch": "1.5.1", "torch": "2.13.0"}}}
+    export_done(request, "ok", meta, fleet)
+    with session() as s:
+        job = s.scalars(select(Job).where(Job.run_id == run_id, Job.backend == "xnnpack")).one()
+        job_id, attempt_id = job.id, s.scalars(select(Attempt).where(Attempt.job_id == job.id)).one().id
+    old = result_doc(job_id, attempt_id, producer={"name": "ios-harness", "version": "1.0.0"}, simulated=False,
+                     runtime_version="1.0.0")
+    if outcome == "model":
+        old.update(status="error", error={"category": "unsupported_op", "message": "OperatorMissing"})
+    report = {"attempt_id": attempt_id, "job_id": job_id, "outcome": outcome, "result": old,
+              "category": "unsupported_op", "message": "OperatorMissing"}
+    out, _ = record_attempt(report, fleet)
+    assert out.accepted and out.retried  # another device may carry a current harness build
+    with session() as s:
+        attempts = s.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)).all()
+        assert attempts[0].state == "infra_failed" and attempts[0].error_category == "runtime_mismatch"
+        assert "1.0.0" in attempts[0].error and "1.5.1" in attempts[0].error
+        assert s.scalars(select(Result)).all() == []
+        retry_id = attempts[1].id
+    # the retry lands on a phone whose app links the exporter's release: recorded
+    current = result_doc(job_id, retry_id, producer={"name": "ios-harness", "version": "1.1.0"}, simulated=False,
+                         runtime_version="1.5.1")
+    out, _ = record_attempt({"attempt_id": retry_id, "job_id": job_id, "outcome": "ok", "result": current}, fleet)
+    assert out.accepted and not out.retried
+    with session() as s:
+        assert s.scalars(select(Result)).one().attempt_id == retry_id
+
+
 def test_infra_failures_retry_up_to_the_limit_then_fail(fleet):
     run_id, _ = submit(fleet)
     job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
