@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import struct
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from agents.virtual import rsd
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from agents.virtual.server import VirtualFleetServer
 
 log = logging.getLogger("agents.virtual.tunnel")
+# a service in the registry: handler(device, reader, writer); bound to a device it is a StreamHandler
+ServiceHandler = Callable[..., Awaitable[None]]
 
 MAGIC = b"CDTunnel"
 MAX_MTU = 16000  # what devices grant: the host asks for 16000
@@ -41,12 +44,12 @@ class TunnelRefused(ConnectionError):
     """The host's first packet was not a CDTunnel handshake request."""
 
 
-def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, StreamHandler | None, bool]]:
-    """RSD name -> (port, handler or None for the remote lockdown, needs RSDCheckin)."""
-    table: dict[str, tuple[int, StreamHandler | None, bool]] = {}
+def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, ServiceHandler | None, bool]]:
+    """RSD name -> (port, handler(device, reader, writer) or None for the remote lockdown, needs RSDCheckin)."""
+    table: dict[str, tuple[int, ServiceHandler | None, bool]] = {}
     entries = {**rsd_names(server.services), **{name: (None, True) for name in LOCKDOWN_RSD_NAMES}}
     for i, (name, (handler, checkin)) in enumerate(sorted(entries.items())):
-        table[name] = (FIRST_PORT + i, handler, checkin)  # type: ignore[assignment]
+        table[name] = (FIRST_PORT + i, handler, checkin)
     return table
 
 
