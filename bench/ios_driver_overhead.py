@@ -36,7 +36,7 @@ def main() -> None:
     model = tmp / "bench.pte"
     model.write_bytes(bytes(range(256)) * int(args.model_mb * 4096))
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    with running_fleet(devices=[VirtualDevice(1, "iPhone16,1", "16.6", "bench", tls=True)], control=None) as fleet:
+    with running_fleet(devices=[VirtualDevice(1, "iPhone14,5", "16.6", "bench", tls=True)], control=None) as fleet:
         timeline = Timeline()
         drv = IosDriver(harness_ipa=write_placeholder_ipa(tmp / "h.ipa"), usbmux_address=fleet.usbmux_address,
                         pairing_records_dir=tmp / "pairs", timeline=timeline, poll_interval_s=0.1)
