@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import statistics
@@ -35,6 +34,7 @@ from agents.drivers.ios_ipa import write_placeholder_ipa
 from agents.timeline import Timeline
 from agents.virtual.device import VirtualDevice
 from agents.virtual.testing import FleetHandle, running_fleet
+from bench.ios_driver_overhead import run_attempts, stats, step_durations
 
 OUT = Path(__file__).parent / "results" / "tunnel_overhead.json"
 
@@ -61,7 +61,7 @@ def main() -> None:
         }
     report = {
         "simulated": True, "load_avg": os.getloadavg(), "model_bytes": model.stat().st_size,
-        "tunnel_setup_s": _stats(setup),
+        "tunnel_setup_s": stats(setup),
         "per_job_s": {k: v["total"] for k, v in jobs.items()},
         "steps_median_s": {k: v["steps"] for k, v in jobs.items()},
     }
@@ -87,34 +87,17 @@ def _jobs(fleet: FleetHandle, tmp: Path, model: Path, udid: str, n: int, fresh_t
     timeline = Timeline()
     drv = IosDriver(harness_ipa=write_placeholder_ipa(tmp / "h.ipa"), usbmux_address=fleet.usbmux_address,
                     pairing_records_dir=tmp / "pairs", timeline=timeline, poll_interval_s=0.1)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    totals = []
     try:
         dev = next(d for d in drv.discover() if d.id == udid)
-        for i in range(n):
-            job = {"schema_version": 1, "job_id": "bench", "attempt_id": f"a{i}", "attempt_token": i,
-                   "model_file": model.name, "model_sha256": sha, "backend": "xnnpack",
-                   "compute_units": "all", "input_shape": [1, 3, 32, 32], "warmup": 1, "iterations": 5,
-                   "timeout_s": 30, "golden_input": {"kind": "seeded-uniform", "seed": 1}}
-            if fresh_tunnel:
-                drv._sync(drv.tunnels.discard(udid), 20)
-            t0 = time.perf_counter()
-            drv.prepare(dev, job, model)
-            drv.run(dev, job)
-            drv.cleanup(dev, job)
-            totals.append(time.perf_counter() - t0)
+
+        def fresh() -> None:
+            drv._sync(drv.tunnels.discard(udid), 20)
+
+        totals = run_attempts(drv, dev, model, n, before=fresh if fresh_tunnel else None)
     finally:
         drv.close()
-    steps: dict[str, list[float]] = {}
-    for s in timeline.steps:
-        steps.setdefault(s["step"], []).append(s["duration_s"])
-    return {"total": _stats(totals), "steps": {k: round(statistics.median(v), 4) for k, v in sorted(steps.items())}}
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"n": len(values), "median": round(statistics.median(ordered), 4),
-            "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 4)}
+    steps = step_durations(timeline)
+    return {"total": stats(totals), "steps": {k: round(statistics.median(v), 4) for k, v in sorted(steps.items())}}
 
 
 if __name__ == "__main__":
