@@ -30,8 +30,8 @@ import redis
 from agents.drivers import make_driver
 from agents.protocols import DeviceInfo, Driver
 from device_inventory.fleet import Fleet
-from orchestrator import metrics
-from orchestrator.logs import setup_logging
+from orchestrator.observability import metrics
+from orchestrator.observability.logs import setup_logging
 
 log = logging.getLogger("benchfarm.agent")
 

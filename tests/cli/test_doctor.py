@@ -55,7 +55,7 @@ def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, 
     engine()  # the results store exists, schema current
     usbmux = ["--usbmux", ios.usbmux_address]
     # nothing running yet: no coordinator, no exporter, no agent
-    code, found = doctor(*usbmux)
+    code, found = doctor("--role", "coordinator")
     assert code == 1
     coordinator = found["coordinator worker"]
     assert coordinator["status"] == "fail" and "benchfarm worker" in coordinator["remedy"]
@@ -67,10 +67,12 @@ def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, 
     procs.start("agent", "agent", "--driver", "host", "--name", "doc")
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
     wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 90, "the host device")
-    wait_until(lambda: doctor(*usbmux)[0] == 0, 60, "a healthy doctor (worker replying)", every=2)
-    code, text = doctor_text(*usbmux)
+    # the coordinator role first (no device probes): until the worker answers Celery's inspect
+    wait_until(lambda: doctor("--role", "coordinator")[0] == 0, 60, "the worker to answer", every=1)
+    code, text = doctor_text("--role", "coordinator")
     assert code == 0 and "nothing needed is missing" in text, text
     code, found = doctor(*usbmux)
+    assert code == 0, found
     a17, a15 = sorted(ios.udids, key=lambda u: not u.startswith("00008130"))
     assert found[f"device {a17} developer mode"]["detail"] == "on"
     assert found[f"device {a17} developer image"]["detail"] == "Personalized image mounted"

@@ -10,6 +10,7 @@ from agents.harness.contract import (
     ContractError,
     golden_input,
     parse_result,
+    runtime_refusal,
     summarize_output,
     validate_job,
     validate_result,
@@ -143,3 +144,27 @@ def test_golden_input_is_deterministic_and_in_range():
     assert not (a == golden_input([1, 3, 4, 4], 1235)).all()
     # the formula the Swift harness implements: x[i] = ((i*2654435761 + seed) mod 2^32) / 2^32
     assert a.reshape(-1)[5] == pytest.approx(((5 * 2654435761 + 1234) % 2**32) / 2**32, rel=1e-6)
+
+
+@pytest.mark.parametrize("producer,runtime,exporter,refused", [
+    ("ios-harness", "1.5.1", "1.5.1", False),
+    ("ios-harness", "1.6.0", "1.5.1", False),
+    ("ios-harness", "1.0.0", "1.5.1", True),
+    ("ios-harness", "1.5.0.20260822", "1.5.1", True),  # a 1.5.0 nightly is older than 1.5.1
+    ("ios-harness", "1.5.1", "1.6.0.dev20260901+cpu", True),
+    ("ios-harness", "unknown", "1.5.1", True),  # an app without BenchfarmExecuTorchVersion
+    ("ios-harness", None, "1.5.1", True),  # an app built before runtime_version existed
+    ("virtual-harness", "1.4.1", "1.5.1", True),
+    ("ios-harness", "1.0.0", None, False),  # no exporter version recorded: nothing to compare
+    ("ios-harness", "1.0.0", "absent", False),
+    ("host-driver", "1.0.0", "1.5.1", False),  # the host runs the exporter's own package
+])
+def test_runtime_refusal_refuses_runtimes_older_than_the_exporter(producer, runtime, exporter, refused):
+    doc = good_result(producer={"name": producer, "version": "1"})
+    doc.pop("runtime_version", None)
+    if runtime is not None:
+        doc["runtime_version"] = runtime
+    reason = runtime_refusal(doc, exporter)
+    assert (reason is not None) == refused
+    if refused:
+        assert producer in reason and (runtime or "no runtime_version") in reason

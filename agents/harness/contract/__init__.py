@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from functools import cache, lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -91,6 +92,36 @@ def executorch_version() -> str | None:
         return version("executorch")
     except PackageNotFoundError:
         return None
+
+
+# Producers whose runtime is an app build on the phone (the virtual harness simulates one):
+# their runtime_version is whatever ExecuTorch release the app linked, not this machine's.
+IOS_PRODUCERS = frozenset({"ios-harness", "virtual-harness"})
+
+
+def _release(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of '1.5.1', '1.5.0.20260822' (a nightly), '1.6.0.dev0+cpu'."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+
+
+def runtime_refusal(doc: dict[str, Any], exporter_version: str | None) -> str | None:
+    """Why an iOS result must not count for a program exported with ``exporter_version``, or
+    None. ExecuTorch runs old programs on new runtimes, not the reverse: a result from an older
+    runtime (or one that does not say which) is an infrastructure failure, not a number."""
+    producer = (doc.get("producer") or {}).get("name")
+    expected = _release(exporter_version or "")
+    if producer not in IOS_PRODUCERS or expected is None:
+        return None  # host results run on the exporter's own package; no exporter version known
+    runtime = doc.get("runtime_version")
+    if not isinstance(runtime, str):
+        return (f"{producer} result reports no runtime_version; the program was exported with "
+                f"executorch {exporter_version} (rebuild the harness: agents/harness/ios/README.md)")
+    got = _release(runtime)
+    if got is None or got < expected:
+        return (f"{producer} runs ExecuTorch {runtime[:64]}, older than the program's exporter "
+                f"(executorch {exporter_version}): old runtimes cannot be trusted with newer programs")
+    return None
 
 
 def _reject_constant(token: str) -> float:

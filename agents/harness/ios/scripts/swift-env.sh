@@ -40,7 +40,8 @@ cleanup() {
   done
   MOUNTS=()
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "swift-env: interrupted"; exit 130' INT TERM  # exit runs the EXIT trap: unmount
 bind() {  # bind <source> <target> [ro]
   mkdir -p "$2"
   mount --bind "$1" "$2"
