@@ -18,6 +18,7 @@ from pymobiledevice3.services.afc import AfcService
 from pymobiledevice3.services.house_arrest import HouseArrestService
 from pymobiledevice3.services.installation_proxy import InstallationProxyService
 
+from agents.drivers import ios_logs
 from agents.drivers.ios_ipa import HARNESS_BUNDLE_ID, IpaInfo
 from agents.drivers.ios_session import Session, close_quietly
 from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, parse_result
@@ -84,20 +85,31 @@ async def run_harness(s: Session, job: dict[str, Any], startup_s: float, poll_s:
                       simulated: bool) -> bytes:
     """Launch the harness, wait for result.json (bounded by the job's timeout), pull it, kill."""
     deadline_s = float(job["timeout_s"]) + startup_s
-    async with container(s) as ha, s.process_control() as pc:
-        async with s.step("launch"):
-            pid = await s.call("launch", pc.launch(
-                HARNESS_BUNDLE_ID, arguments=["--benchfarm-job", f"Documents/{JOB_FILE}"],
-                environment={"BENCHFARM_ATTEMPT_ID": str(job["attempt_id"])}, kill_existing=True),
-                "launch_failed")
-        try:
-            async with s.step("wait_result", pid=pid, budget_s=round(deadline_s, 1)) as entry:
-                entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
-            async with s.step("pull_result"):
-                raw = await s.call("pull result", ha.get_file_contents(f"{DOCS}/{RESULT_FILE}"), "transfer_failed")
-        finally:
-            async with s.step("kill", pid=pid):
-                await _kill_quietly(s, pc, pid)
+    launched = time.time()
+    try:
+        async with container(s) as ha, s.process_control() as pc, ios_logs.capture(s, HARNESS_BUNDLE_ID) as logs:
+            async with s.step("launch"):
+                pid = await s.call("launch", pc.launch(
+                    HARNESS_BUNDLE_ID, arguments=["--benchfarm-job", f"Documents/{JOB_FILE}"],
+                    environment={"BENCHFARM_ATTEMPT_ID": str(job["attempt_id"])}, kill_existing=True),
+                    "launch_failed")
+            logs.pid = pid
+            try:
+                async with s.step("wait_result", pid=pid, budget_s=round(deadline_s, 1)) as entry:
+                    entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
+                async with s.step("pull_result"):
+                    raw = await s.call("pull result", ha.get_file_contents(f"{DOCS}/{RESULT_FILE}"),
+                                       "transfer_failed")
+            finally:
+                async with s.step("kill", pid=pid):
+                    await _kill_quietly(s, pc, pid)
+    except DriverError as exc:
+        if exc.category == "harness_crashed":
+            name = await ios_logs.attach_crash_report(s, HARNESS_BUNDLE_ID, launched)
+            if name:
+                raise DriverError(exc.category, f"{str(exc).removeprefix(exc.category + ': ')}; crash report "
+                                                f"{name} attached to the attempt") from exc
+        raise
     check_result(raw, job, simulated)
     return raw
 

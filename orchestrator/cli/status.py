@@ -3,7 +3,9 @@
 ``--json`` prints the run as ``orchestrator.coordinator.run_state`` returns it (stable fields: ``id``,
 ``name``, ``trigger``, ``status``, ``finalized``, ``created_at``, ``finished_at``, ``summary``,
 ``results``, and ``jobs``: ``id``, ``model``, ``backend``, ``device_class``, ``input_resolution``,
-``batch_size``, ``repeat``, ``state``, ``reason``, ``attempts``, ``purpose``, ``ab``).
+``batch_size``, ``repeat``, ``state``, ``reason``, ``attempts``, ``purpose``, ``ab``, ``evidence``: what a
+failed attempt's device left, ``{attempt_id, kind: crash_report, name, text}`` or ``{attempt_id, kind:
+device_log, lines}``).
 """
 
 from __future__ import annotations
@@ -43,3 +45,11 @@ def status_command(run_id: str = typer.Argument(..., help="run id, unique prefix
              "input": f"{j['input_resolution']} b{j['batch_size']}"} for j in state["jobs"]]
     title = f"run {state['id']} {state['name']} ({state['trigger']}): {state['status']}"
     print_table(console, COLUMNS, rows, title=title, wide=wide)
+    for j in state["jobs"]:
+        for item in j["evidence"]:
+            what = (f"crash report {item['name']}" if item["kind"] == "crash_report"
+                    else f"{len(item['lines'])} device log lines, last: {item['lines'][-1][:100]}")
+            console.print(f"job {short[j['id']]} attempt {item['attempt_id'][:8]}: {what}", highlight=False,
+                          markup=False, soft_wrap=True)
+    if any(j["evidence"] for j in state["jobs"]):
+        console.print("(the texts: benchfarm status RUN --json, field jobs[].evidence)", highlight=False)

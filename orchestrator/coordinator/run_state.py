@@ -14,6 +14,21 @@ class RunNotFound(LookupError):
     pass
 
 
+def evidence(job: Job) -> list[dict[str, Any]]:
+    """What the device left about a failed attempt: the harness's log lines and its crash report
+    (timeline steps ``device_log`` / ``crash_report`` recorded by the iOS driver)."""
+    out: list[dict[str, Any]] = []
+    for a in job.attempts:
+        if a.state == "succeeded":
+            continue
+        for step in a.timeline or []:
+            if step.get("step") == "crash_report" and step.get("found"):
+                out.append({"attempt_id": a.id, "kind": "crash_report", "name": step["name"], "text": step["text"]})
+            elif step.get("step") == "device_log" and step.get("lines"):
+                out.append({"attempt_id": a.id, "kind": "device_log", "lines": step["lines"]})
+    return out
+
+
 def run_state(run_id: str) -> dict[str, Any]:
     with db_session() as s:
         run = s.get(Run, run_id)
@@ -22,7 +37,7 @@ def run_state(run_id: str) -> dict[str, Any]:
         jobs = [{"id": j.id, "model": j.model, "backend": j.backend, "device_class": j.device_class,
                  "input_resolution": j.input_resolution, "batch_size": j.batch_size, "repeat": j.repeat_index,
                  "state": j.state, "reason": j.reason, "attempts": j.attempt_count, "purpose": j.purpose,
-                 "ab": bool(j.baseline_artifact_key)} for j in run.jobs]
+                 "ab": bool(j.baseline_artifact_key), "evidence": evidence(j)} for j in run.jobs]
         results = s.scalar(select(func.count()).select_from(Result).join(Job).where(Job.run_id == run_id))
         return {"id": run.id, "name": run.name, "trigger": run.trigger, "status": run.status,
                 "finalized": run.finalized, "created_at": run.created_at.isoformat(),

@@ -78,3 +78,35 @@ def test_developer_mode_and_missing_image_hold_the_device_until_fixed(
         with session() as s:
             (job,) = s.scalars(select(Job)).all()
             assert job.state == "succeeded" and [a.state for a in job.attempts] == ["succeeded"]
+
+
+@pytest.mark.timeout(300)
+def test_a_harness_crash_attaches_its_crash_report_and_log_lines(
+        hc_env: dict[str, str], hc_procs: Procs, tmp_path: Path) -> None:
+    from orchestrator.coordinator.run_state import run_state
+
+    fleet = Fleet.from_url(hc_env["REDIS_URL"])
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    with running_fleet(path) as vfleet:
+        hc_procs.env = dict(hc_env, HOME=str(tmp_path))
+        hc_procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
+        hc_procs.start("agent", "agent", "--driver", "ios", "--usbmux", vfleet.usbmux_address, "--name", "ios",
+                       "--lease-ttl", "10")
+        wait_until(lambda: the_iphone(fleet).get("state") == "available", 90, "the virtual iPhone")
+        vfleet.inject_fault(vfleet.udids[0], "harness_crash", count=1)  # the retry then succeeds
+        run = run_once(fleet, 240)
+    state = run_state(run.id)
+    (job,) = state["jobs"]
+    assert job["state"] == "succeeded" and job["attempts"] == 2
+    kinds = {e["kind"]: e for e in job["evidence"]}
+    report = kinds["crash_report"]
+    assert report["name"].endswith(".ips") and '"bug_type": "309"' in report["text"]
+    assert "EXC_BAD_ACCESS" in report["text"] and '"benchfarm_simulated": true' in report["text"]
+    assert any("harness: EXC_BAD_ACCESS (SIGSEGV)" in line for line in kinds["device_log"]["lines"])
+    with session() as s:
+        failed = s.get(Attempt, report["attempt_id"])
+        assert failed.error_category == "harness_crashed" and f"crash report {report['name']}" in failed.error
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "status", run.id], env=hc_procs.env,
+                         capture_output=True, text=True, timeout=60)
+    assert f"crash report {report['name']}" in out.stdout, out.stdout + out.stderr
