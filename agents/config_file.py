@@ -78,7 +78,7 @@ def load_agent_file(path: str | Path) -> AgentFile:
     The iOS driver's paths may start with ``~``; relative ones are relative to the file."""
     conf = load_validated(AgentFile, path)
     ios = conf.drivers.ios if conf.drivers else None
-    if ios is None:
+    if ios is None or conf.drivers is None:
         return conf
     base = Path(path).resolve().parent
     paths = {k: str(base / Path(v).expanduser()) for k in ("harness_ipa", "pairing_records_dir")

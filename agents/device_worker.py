@@ -22,7 +22,7 @@ from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import app, device_id_queue, device_queue
 from orchestrator.export.remote import RemoteArtifactStore
-from orchestrator.logs import bind_process, setup_logging
+from orchestrator.observability.logs import bind_process, setup_logging
 
 
 def main() -> int:

@@ -31,7 +31,8 @@ Lease: :meth:`Fleet.acquire_for_health_check` leases an available *or quarantine
 :meth:`Fleet.finish_health_check` releases it and applies the verdict in one Redis script:
 passed on a quarantined device = available again with the failure counter reset (event
 ``available`` / ``health_check passed``), failed = quarantined (event ``quarantined`` /
-``health_check failed: <why>``). When to check is ``orchestrator.scheduling.health``.
+``health_check failed: <why>``). When to check is ``agents.health_schedule`` (rechecks)
+and ``orchestrator.scheduling.health`` (periodic).
 """
 
 from __future__ import annotations
@@ -41,16 +42,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agents import health_schedule as schedule
 from agents.harness.contract import ContractError, validate_job
 from agents.protocols import DriverError
 from agents.runner import DeviceContext, LeaseHeartbeat, current, launch
 from agents.timeline import Timeline
 from device_inventory.fleet import Lease, LeaseRefused
-from orchestrator import config, metrics
+from orchestrator import config
 from orchestrator.celery_app import app
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore, StoredArtifact
 from orchestrator.export.registry import Backend, registry
-from orchestrator.scheduling import health as schedule
+from orchestrator.observability import metrics
 
 log = logging.getLogger("benchfarm.health_check")
 
@@ -114,7 +116,7 @@ def ensure_golden_artifact(store: ArtifactStore, backend: Backend, redis_client:
 
 
 def golden_job(check_id: str, token: int, artifact: StoredArtifact, backend: Backend) -> dict[str, Any]:
-    from orchestrator.export.pipeline import GOLDEN_SEED
+    from orchestrator.export.request import GOLDEN_SEED
 
     return validate_job({
         "schema_version": 1, "job_id": "health-check", "attempt_id": check_id, "attempt_token": token,

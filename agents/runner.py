@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import tenacity
 
-from agents import ab, etdumps
+from agents import ab, conditions, etdumps
 from agents.harness.contract import ContractError, parse_result, validate_job
+from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
 from device_inventory.fleet import Fleet, LeaseRefused
-from orchestrator import metrics
 from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
-from orchestrator.scheduling.health import schedule_recheck
+from orchestrator.observability import metrics
 from orchestrator.spec.matrix import labels_match, os_matches
 
 log = logging.getLogger("benchfarm.agent")
@@ -84,18 +85,14 @@ def _send(task: str, payload: dict[str, Any], patience_s: float = 300.0) -> None
 
 
 def _retrying(what: str, fn: Any, patience_s: float = 120.0) -> Any:
-    """Run a Redis operation, retrying through a short Redis outage."""
-    deadline = time.monotonic() + patience_s
-    delay = 0.5
-    while True:
-        try:
-            return fn()
-        except redis.RedisError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s: %s; retrying in %.1f s", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 15.0)
+    """Run a Redis operation, retrying through a short Redis outage (0.5 s doubling to 15 s)."""
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning("%s: %s; retrying in %.1f s", what, state.outcome.exception() if state.outcome else "",
+                    state.upcoming_sleep)
+
+    return tenacity.Retrying(retry=tenacity.retry_if_exception_type(redis.RedisError),
+                             wait=tenacity.wait_exponential(multiplier=0.5, min=0.5, max=15.0),
+                             stop=tenacity.stop_after_delay(patience_s), before_sleep=warn, reraise=True)(fn)
 
 
 def _bounce(payload: dict[str, Any], why: str) -> None:
@@ -290,6 +287,8 @@ def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
+        if conditions.apply(ctx.fleet, ctx.device.id, health):
+            return "; ".join(health.problems)
         ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
             "battery": health.battery_level if health.battery_level is not None else "",
             "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})

@@ -44,8 +44,8 @@ def main(n: int = 30) -> dict:
     from sqlalchemy import select
 
     from device_inventory.fleet import Fleet
-    from orchestrator import runs
     from orchestrator.celery_app import app
+    from orchestrator.coordinator.submit import submit
     from orchestrator.spec.matrix import loads_spec
     from orchestrator.store.db import session
     from orchestrator.store.models import Attempt, Result, Run
@@ -59,7 +59,7 @@ def main(n: int = 30) -> dict:
     spec = loads_spec(SPEC)
 
     def run_once() -> str:
-        run_id, outbox = runs.submit(spec, SPEC, fleet)
+        run_id, outbox = submit(spec, SPEC, fleet)
         outbox.send(app)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

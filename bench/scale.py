@@ -5,7 +5,7 @@ Default: 3 jobs per device (300 -> 3,000 jobs, ~2.5 min). With --jobs-per-device
 cores: one coordinator worker records ~60 jobs/s (see bench/results/scale-10jobs.json).
 
 REAL (production code paths, unmodified):
-  * orchestrator.runs.submit / attempt_started / record_attempt / reap against a real
+  * orchestrator.submit / attempt_started / record_attempt / reap against a real
     database (a temporary SQLite file, or --database-url postgresql+psycopg2://...), with
     result documents validated by the harness contract;
   * the Celery producer: every run_job message is published by Outbox.send() to the
@@ -131,10 +131,10 @@ class Sim:
 
     def submit(self) -> int:
         """Create the runs (coordinator CPU) and publish their messages, PR last."""
-        from orchestrator import runs
+        from orchestrator.coordinator.planning import plan
+        from orchestrator.coordinator.submit import submit
         from orchestrator.export.artifacts import ArtifactStore
         from orchestrator.export.pipeline import artifact_key
-        from orchestrator.planning import plan
         from orchestrator.spec.matrix import loads_spec
 
         store = ArtifactStore()
@@ -148,7 +148,7 @@ class Sim:
                     key = artifact_key(cell.export_request(spec.parameters.compute_units))
                     if not store.exists(key):
                         store.put(key, b"not a real program", {"model": cell.model})
-                run_id, outbox = runs.submit(spec, text, self.fleet, trigger=trigger, store=store)
+                run_id, outbox = submit(spec, text, self.fleet, trigger=trigger, store=store)
                 self.trigger_of_run[run_id] = trigger
                 outboxes.append((capp_priority(trigger), outbox))
                 total += n
@@ -246,9 +246,9 @@ class Sim:
         """(terminal jobs, wall time of the last one) from the database the coordinator writes."""
         from sqlalchemy import func, select
 
-        from orchestrator.states import JOB_TERMINAL
         from orchestrator.store.db import session
         from orchestrator.store.models import Job
+        from orchestrator.store.states import JOB_TERMINAL
 
         with session() as s:
             n, last = s.execute(select(func.count(), func.max(Job.finished_at))

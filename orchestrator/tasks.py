@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over domain code (orchestrator.runs, the export pipeline,
+"""Celery tasks: thin wrappers over domain code (orchestrator.coordinator, the export pipeline,
 agents.runner, agents.health_check). Payloads are JSON: ids and plain parameters, never objects.
 
 Heavy imports (torch, executorch) happen inside the task bodies so that a worker that
@@ -16,10 +16,16 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from device_inventory.fleet import Fleet
-from orchestrator import config, metrics
+from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
+from orchestrator.coordinator import exports, record
+from orchestrator.coordinator import reap as reaping
+from orchestrator.observability import metrics
+from orchestrator.pr import hooks
 
 log = logging.getLogger("benchfarm.tasks")
+# every Celery process is a composition root: PR verification and its webhook hook into the coordinator
+hooks.install()
 
 
 # A coordinator task that cannot reach the database or Redis is retried (with backoff,
@@ -38,7 +44,7 @@ def _fleet() -> Fleet:
 
 @app.task(name="benchfarm.export", acks_late=True)
 def export(key: str, request: dict[str, Any]) -> None:
-    """Exporter queue: lower one artifact, then tell the coordinator."""
+    """Exporter queue: lower one artifact, then tell the coordinator (``key``: the request's key)."""
     from orchestrator.export.lowering import ExporterUnavailable
     from orchestrator.export.pipeline import ExportRequest, export_artifact
 
@@ -47,10 +53,8 @@ def export(key: str, request: dict[str, Any]) -> None:
         # the Redis lock makes concurrent exporters of one artifact export it once
         art, hit = export_artifact(req, redis_client=_fleet().r)
         metrics.EXPORT_CACHE.labels("hit" if hit else "miss").inc()
-        if art.key != key:
-            raise RuntimeError(f"exporter computed key {art.key}, coordinator expected {key}: "
-                               "exporter and coordinator run different versions")
-        outcome, meta = "ok", dict(art.meta, cache_hit=hit)
+        # the exporter keys the artifact (a torch source's fingerprint imports its code)
+        outcome, meta = "ok", dict(art.meta, cache_hit=hit, artifact_key=art.key)
     except ExporterUnavailable as exc:
         outcome, meta = "unavailable", {"error": str(exc)}
     except Exception as exc:  # an export failure is a property of the model: report it
@@ -61,9 +65,7 @@ def export(key: str, request: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.export_done", **COORDINATOR_TASK)
 def export_done(key: str, outcome: str, meta: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    runs.export_done(key, outcome, meta, _fleet()).send(app)
+    exports.export_done(key, outcome, meta, _fleet()).send(app)
 
 
 @app.task(name="benchfarm.run_job", acks_late=True)
@@ -85,16 +87,12 @@ def health_check(request: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.attempt_started", **COORDINATOR_TASK)
 def attempt_started(payload: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    runs.attempt_started(payload)
+    record.attempt_started(payload)
 
 
 @app.task(name="benchfarm.record_attempt", **COORDINATOR_TASK)
 def record_attempt(payload: dict[str, Any]) -> None:
-    from orchestrator import runs
-
-    outcome, outbox = runs.record_attempt(payload, _fleet())
+    outcome, outbox = record.record_attempt(payload, _fleet())
     if outcome.accepted:
         metrics.observe_recorded(payload["attempt_id"], outcome.retried)
     if not outcome.accepted:
@@ -104,9 +102,7 @@ def record_attempt(payload: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.reap", **COORDINATOR_TASK)
 def reap() -> None:
-    from orchestrator import runs
-
-    fenced, outbox = runs.reap(_fleet())
+    fenced, outbox = reaping.reap(_fleet())
     metrics.LEASE_REAPS.inc(len(fenced))
     if fenced:
         log.warning("reaped %d expired leases: %s", len(fenced), fenced)

@@ -18,10 +18,12 @@ import time
 from celery.signals import worker_ready, worker_shutdown
 
 from device_inventory.fleet import Fleet
-from orchestrator import config, metrics, runs
+from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
-from orchestrator.history import drain_device_events
-from orchestrator.logs import setup_logging
+from orchestrator.coordinator.device_history import drain_device_events
+from orchestrator.coordinator.reap import reap
+from orchestrator.observability import metrics
+from orchestrator.observability.logs import setup_logging
 from orchestrator.scheduling import health
 
 log = logging.getLogger("benchfarm.worker")
@@ -37,10 +39,10 @@ def _housekeeping(queues: list[str]) -> None:
     while not _stop.wait(REAP_EVERY_S):
         try:
             for p in platforms:
-                runs.exporter_heartbeat(fleet, p, ttl=REAP_EVERY_S * 6)
+                fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6)
             if COORDINATOR_QUEUE in queues:
                 drain_device_events(fleet)
-                fenced, outbox = runs.reap(fleet)
+                fenced, outbox = reap(fleet)
                 metrics.LEASE_REAPS.inc(len(fenced))
                 if fenced:
                     log.warning("reaped expired leases: %s", fenced)
@@ -58,7 +60,7 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
     fleet = Fleet.from_url(config.redis_url())
     for q in queues:
         if q.startswith("export."):
-            runs.exporter_heartbeat(fleet, q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
+            fleet.exporters.heartbeat(q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
 
     @worker_ready.connect
     def _ready(**_kw: object) -> None:

@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from orchestrator.pr import hooks
+
+# tests call the coordinator's functions directly: wire PR verification in as the worker does
+hooks.install()
+
 REDIS_BASE = os.environ.get("BENCHFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 # Redis DB 1 belongs to the core integration tests; other suites use their own numbers.
 # (BENCHFARM_TEST_REDIS_DB moves it, e.g. to run two suites side by side on one Redis.)
@@ -72,6 +77,7 @@ def service_env(tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
         _reset_postgres(env["DATABASE_URL"])
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    _migrate()  # as a deployment does (`benchfarm db upgrade`), before any process opens the store
     point_broker_at(url, monkeypatch)
     try:
         yield dict(os.environ)
@@ -92,12 +98,21 @@ def bf_env(tmp_path: Path, shared_artifacts: Path, monkeypatch: pytest.MonkeyPat
 
 
 def _reset_postgres(url: str) -> None:
-    from orchestrator.store.db import engine
+    from sqlalchemy import create_engine, text
+
     from orchestrator.store.models import Base
 
-    eng = engine(url)
+    eng = create_engine(url)  # not store.db.engine(): the schema is dropped here and migrated again
     Base.metadata.drop_all(eng)
-    Base.metadata.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    eng.dispose()
+
+
+def _migrate() -> None:
+    from orchestrator.store import migrations
+
+    migrations.upgrade_url()
 
 
 class Procs:

@@ -14,8 +14,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 # `benchfarm` subcommands the stack may run; each must exist in orchestrator/cli/main.py.
-SUBCOMMANDS = {"api", "scheduler", "worker", "agent"}
-SERVICES = {"redis", "postgres", "api", "scheduler", "worker", "flower"}
+SUBCOMMANDS = {"api", "scheduler", "worker", "agent", "db"}
+SERVICES = {"redis", "postgres", "migrate", "api", "scheduler", "coordinator", "exporter", "flower"}
+# one-shot services run to completion (the schema migration): no healthcheck, never restarted
+ONE_SHOT = {"migrate"}
+IMAGES = {"coordinator": DOCKER / "coordinator.Dockerfile", "exporter": DOCKER / "exporter.Dockerfile"}
 # ${VAR}, ${VAR:-default}, ${VAR:?error} and bare $VAR; "$$" is an escaped dollar.
 _VAR = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -43,6 +46,9 @@ def test_services_and_healthchecks(compose):
     services = compose["services"]
     assert SERVICES <= set(services)
     for name, svc in services.items():
+        if name in ONE_SHOT:
+            assert svc["restart"] == "no" and "healthcheck" not in svc, name
+            continue
         test = svc.get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name}: no healthcheck"
         for dep, cond in (svc.get("depends_on") or {}).items():
@@ -51,7 +57,7 @@ def test_services_and_healthchecks(compose):
                 assert "healthcheck" in services[dep]
     assert {"pgdata", "artifacts"} <= set(compose["volumes"])
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
-    for role in ("api", "worker"):
+    for role in ("api", "coordinator", "exporter"):
         assert "artifacts:/data/artifacts" in services[role]["volumes"]
         env = services[role]["environment"]
         assert {"REDIS_URL", "DATABASE_URL", "BENCHFARM_ARTIFACTS", "BENCHFARM_API_TOKENS_FILE"} <= set(env)
@@ -66,8 +72,9 @@ def test_every_variable_is_documented(compose_text):
 
 def test_benchfarm_subcommands_exist(compose):
     commands = [svc["command"] for svc in compose["services"].values() if "command" in svc]
-    dockerfile_cmd = re.search(r"^CMD\s+(\[.*\])", (DOCKER / "Dockerfile").read_text(), re.M)
-    commands.append(json.loads(dockerfile_cmd.group(1)))
+    for dockerfile in IMAGES.values():
+        dockerfile_cmd = re.search(r"^CMD\s+(\[.*\])", dockerfile.read_text(), re.M)
+        commands.append(json.loads(dockerfile_cmd.group(1)))
     seen = set()
     for cmd in commands:
         argv = shlex.split(cmd) if isinstance(cmd, str) else cmd
@@ -75,20 +82,23 @@ def test_benchfarm_subcommands_exist(compose):
             assert argv[1] in SUBCOMMANDS, f"unknown subcommand in {argv}"
             seen.add(argv[1])
     assert {"api", "scheduler", "worker"} <= seen
-    worker = compose["services"]["worker"]["command"]
-    assert worker[worker.index("--queues") + 1].split(",") == ["export.linux", "coordinator"]
+    queues = {name: compose["services"][name]["command"] for name in ("coordinator", "exporter")}
+    assert {n: c[c.index("--queues") + 1].split(",") for n, c in queues.items()} == {
+        "coordinator": ["coordinator"], "exporter": ["export.linux"]}
+    assert compose["services"]["migrate"]["command"] == ["benchfarm", "db", "upgrade"]
+    for name in ("api", "scheduler", "coordinator", "exporter"):
+        assert compose["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_copied_and_mounted_files_exist(compose):
-    dockerfile = (DOCKER / "Dockerfile").read_text()
-    copies = re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", dockerfile, re.M)
-    assert copies
-    for src in copies:
-        for part in src.split():
-            assert (REPO / part).exists(), f"Dockerfile copies {part}, which is not in the repository"
-    # torch from the CPU index, exactly the pinned version
-    cpu_torch = r"pip install --index-url https://download.pytorch.org/whl/cpu torch==2\.13\.0"
-    assert re.search(cpu_torch, dockerfile)
+    for path in IMAGES.values():
+        dockerfile = path.read_text()
+        copies = re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", dockerfile, re.M)
+        assert copies
+        for src in copies:
+            for part in src.split():
+                assert (REPO / part).exists(), f"{path.name} copies {part}, which is not in the repository"
+        assert (DOCKER / f"{path.name}.dockerignore").is_file(), f"{path.name}: no .dockerignore beside it"
     for name, svc in compose["services"].items():
         build = svc.get("build")
         if build:
@@ -102,6 +112,21 @@ def test_copied_and_mounted_files_exist(compose):
         path = secret["file"]
         # an operator-provided secret comes from a documented variable, never the repository
         assert path.startswith("${") or (DOCKER / path).exists(), name
+
+
+def test_only_the_exporter_image_installs_torch(compose):
+    coordinator, exporter = IMAGES["coordinator"].read_text(), IMAGES["exporter"].read_text()
+    installs = {name: re.findall(r"pip install (.+)", text) for name, text in
+                (("coordinator", coordinator), ("exporter", exporter))}
+    # the coordinator image installs the base package (no ML stack) and refuses to build if torch came in
+    assert installs["coordinator"] == ['".[coordinator]" \\'] and "torch" in coordinator.split("pip install")[1]
+    assert not any("torch" in line or "exporter" in line or "all]" in line for line in installs["coordinator"])
+    # torch from the CPU index, exactly the pinned version, then the exporter extra
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in installs["exporter"]
+    assert any(".[exporter]" in line for line in installs["exporter"])
+    images = {name: svc.get("build", {}).get("dockerfile") for name, svc in compose["services"].items()}
+    assert images["exporter"] == "docker/exporter.Dockerfile"
+    assert {images[n] for n in ("api", "scheduler", "coordinator", "migrate")} == {"docker/coordinator.Dockerfile"}
 
 
 def test_validates_against_compose_spec(compose):
@@ -118,3 +143,14 @@ def _validator() -> jsonschema.Draft7Validator:
     # the vendored schema declares draft-07 with a $schema URL jsonschema does not recognise
     schema = json.loads((DOCKER / "schema" / "compose-spec.json").read_text())
     return jsonschema.Draft7Validator(schema)
+
+
+def test_the_base_install_is_torch_free_and_the_test_extra_has_everything():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ml = ("torch", "executorch", "pymobiledevice3")
+    assert not [d for d in project["dependencies"] if d.split("=")[0].split(">")[0].strip() in ml]
+    extras = project["optional-dependencies"]
+    assert {"torch==2.13.0", "executorch==1.5.1"} <= set(extras["exporter"])
+    assert "benchfarm[all]" in extras["test"] and "benchfarm[exporter,ios]" in extras["all"]

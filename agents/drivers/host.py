@@ -80,6 +80,7 @@ class HostDriver:
         if job.get("profile"):
             timeout += float(job["profile"].get("timeout_s", host_profile.DEFAULT_TIMEOUT_S))
         try:
+            assert harness.stdin is not None  # opened with stdin=PIPE
             harness.stdin.write(f"{job_dir}\n")
             harness.stdin.flush()
             line = _readline(harness, timeout)
@@ -153,6 +154,7 @@ def _link(src: Path, dst: Path) -> None:
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str | None:
     """One line from the harness, or None on timeout / exit."""
+    assert proc.stdout is not None  # opened with stdout=PIPE
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     if not ready:
         return None

@@ -146,7 +146,7 @@ def run_job(job_dir: Path) -> dict:
             warmup_latencies_ms=warm,
             latencies_ms=lat,
             peak_memory_bytes=max(0, _peak_rss_bytes() - idle_rss),
-            output=summarize_output(out[0].detach().numpy()),
+            output=summarize_output(out[0].detach().numpy()) if out is not None else None,
         )
     except TimeoutError as exc:
         doc.update(status="error", error={"category": "timeout", "message": str(exc)[:4000]})

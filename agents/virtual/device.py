@@ -314,6 +314,7 @@ class VirtualDevice:
                 self.kill(proc.pid)
         proc = Process(next(self._pids), bundle_id, list(arguments or []), dict(environment or {}))
         self.processes[proc.pid] = proc
+        body: Any
         if bundle_id == HARNESS_BUNDLE_ID:
             from agents.virtual.harness import run_harness
 

@@ -72,7 +72,7 @@ class LockdownSession:
         return {"Result": "Success"}
 
     def _RemoveValue(self, r: dict[str, Any]) -> dict[str, Any]:
-        self.server.value_overrides.get((self.device.udid, r.get("Domain") or ""), {}).pop(r.get("Key"), None)
+        self.server.value_overrides.get((self.device.udid, r.get("Domain") or ""), {}).pop(str(r.get("Key")), None)
         return {"Result": "Success"}
 
     def _ValidatePair(self, r: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.virtual import rsd
 from agents.virtual.lockdown import LockdownSession
-from agents.virtual.services import LOCKDOWN_RSD_NAMES, rsd_names
+from agents.virtual.services import LOCKDOWN_RSD_NAMES, Handler, rsd_names
 from agents.virtual.services.developer import service_available
 from agents.virtual.tcp import IPV6_HEADER, StreamHandler, TcpEndpoint
 
@@ -41,13 +41,12 @@ class TunnelRefused(ConnectionError):
     """The host's first packet was not a CDTunnel handshake request."""
 
 
-def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, StreamHandler | None, bool]]:
+def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, Handler | None, bool]]:
     """RSD name -> (port, handler or None for the remote lockdown, needs RSDCheckin)."""
-    table: dict[str, tuple[int, StreamHandler | None, bool]] = {}
-    entries = {**rsd_names(server.services), **{name: (None, True) for name in LOCKDOWN_RSD_NAMES}}
-    for i, (name, (handler, checkin)) in enumerate(sorted(entries.items())):
-        table[name] = (FIRST_PORT + i, handler, checkin)  # type: ignore[assignment]
-    return table
+    entries: dict[str, tuple[Handler | None, bool]] = {
+        **rsd_names(server.services), **{name: (None, True) for name in LOCKDOWN_RSD_NAMES}}
+    return {name: (FIRST_PORT + i, handler, checkin)
+            for i, (name, (handler, checkin)) in enumerate(sorted(entries.items()))}
 
 
 def listeners(server: VirtualFleetServer, device: VirtualDevice) -> tuple[dict[int, StreamHandler], dict[str, int]]:

@@ -50,9 +50,10 @@ class BudgetFile(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> BudgetFile:
         bounds = [p.below_mj for p in self.power_labels]
-        if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
+        finite = [b for b in bounds[:-1] if b is not None]
+        if bounds[-1] is not None or len(finite) != len(bounds) - 1:
             raise ValueError("power_labels: only the last label may (and must) have no below_mj")
-        if bounds[:-1] != sorted(bounds[:-1]):
+        if finite != sorted(finite):
             raise ValueError("power_labels: below_mj must increase")
         names = [b.name for b in self.budgets]
         if len(set(names)) != len(names):

@@ -46,7 +46,7 @@ def _metric_values(s: CellStats, statistic: str) -> dict[str, float | None]:
     if s.total is not None:
         total = at(s.total)
     else:
-        parts = [at(x) for x in (s.preprocess, s.inference, s.postprocess) if x is not None]
+        parts = [v for x in (s.preprocess, s.inference, s.postprocess) if (v := at(x)) is not None]
         total = sum(parts) if parts and s.inference is not None else None
     return {
         "inference_ms": at(s.inference), "preprocess_ms": at(s.preprocess),

@@ -23,6 +23,7 @@ from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.api import artifacts, profiles, runs, uploads
 from orchestrator.export.sources import BadSource
+from orchestrator.pr import hooks
 from orchestrator.spec.yamlpos import SpecError
 from orchestrator.store import db
 
@@ -47,7 +48,7 @@ def _optional_parts(app: FastAPI) -> None:
     else:
         app.include_router(ui_router)
     try:
-        from orchestrator.metrics import asgi_app
+        from orchestrator.observability.metrics import asgi_app
     except ImportError as exc:
         log.info("/metrics not mounted: %s", exc)
     else:
@@ -59,6 +60,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
                   description="Benchmark ExecuTorch programs on a farm of iPhones/iPads. Write endpoints "
                               "need `Authorization: Bearer <token>` (`benchfarm tokens create NAME`); "
                               "reads are open. Every result and cell carries `simulated`.")
+    hooks.install()  # a PR run submitted here is paired with its baselines
     app.state.fleet = fleet or Fleet.from_url(config.redis_url())
     app.state.max_upload_bytes = max_upload_bytes or uploads.max_upload_bytes()
     app.add_middleware(uploads.UploadLimit, limit=app.state.max_upload_bytes)
@@ -97,7 +99,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
         """Redis and database reachability; 503 when either is down."""
         checks: dict[str, str] = {}
         try:
-            request.app.state.fleet.r.ping()
+            request.app.state.fleet.ping()
             checks["redis"] = "ok"
         except redis.RedisError as exc:
             checks["redis"] = f"down: {type(exc).__name__}"

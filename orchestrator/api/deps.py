@@ -22,7 +22,7 @@ def get_fleet(request: Request) -> Fleet:
     """The fleet (Redis); 503 when Redis does not answer, so nothing is half-submitted."""
     fleet: Fleet = request.app.state.fleet
     try:
-        fleet.r.ping()
+        fleet.ping()
     except redis.RedisError as exc:
         raise HTTPException(503, f"Redis does not answer ({type(exc).__name__}); the coordinator "
                                  "cannot queue or cancel work right now") from None

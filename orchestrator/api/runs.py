@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
-from orchestrator import runs as domain
 from orchestrator.api.auth import require_token
 from orchestrator.api.deps import get_fleet, get_session
 from orchestrator.api.submit import RunMeta, submit_spec_text
+from orchestrator.coordinator.cancel import cancel
+from orchestrator.coordinator.run_state import RunNotFound, run_state
 from orchestrator.store.models import Job, Result, Run
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -83,8 +84,8 @@ def list_runs(limit: int = Query(50, ge=1, le=500), trigger: str | None = None, 
 def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
     """The run, every job's state, and each job's result summary (with ``simulated``)."""
     try:
-        state = domain.run_state(run_id)
-    except domain.RunNotFound:
+        state = run_state(run_id)
+    except RunNotFound:
         raise _not_found(run_id) from None
     results = {r.job_id: r for r in s.scalars(select(Result).join(Job).where(Job.run_id == run_id))}
     for job in state["jobs"]:
@@ -97,7 +98,8 @@ def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
             "energy_mj": r.energy_mj}
     state["simulated"] = any(r.simulated for r in results.values())
     run = s.get(Run, run_id)
-    state.update(requested_by=run.requested_by, meta=run.meta or {})
+    if run is not None:
+        state.update(requested_by=run.requested_by, meta=run.meta or {})
     return state
 
 
@@ -129,8 +131,8 @@ def cancel_run(run_id: str, _token: str = Depends(require_token),
                fleet: Fleet = Depends(get_fleet)) -> dict[str, Any]:
     """Cancel every non-terminal job; running attempts are told to stop at the agent."""
     try:
-        n = domain.cancel(run_id, fleet)
-    except domain.RunNotFound:
+        n = cancel(run_id, fleet)
+    except RunNotFound:
         raise _not_found(run_id) from None
-    state = domain.run_state(run_id)
+    state = run_state(run_id)
     return {"id": run_id, "cancelled_jobs": n, "status": state["status"]}

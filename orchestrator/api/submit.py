@@ -1,4 +1,4 @@
-"""Validate a matrix spec and submit it through the coordinator domain (``orchestrator.runs``).
+"""Validate a matrix spec and submit it through the coordinator domain (``orchestrator.coordinator``).
 
 Shared by the API routes and ``benchfarm pr submit`` so both record runs the same way.
 """
@@ -30,11 +30,12 @@ class RunMeta(BaseModel):
 def submit_spec_text(spec_text: str, fleet: Fleet, *, source: str, trigger: str, requested_by: str,
                      meta: RunMeta | None = None) -> tuple[str, int]:
     """Validate (raises ``SpecError`` naming source:line), submit, send; return (run id, job count)."""
-    from orchestrator import runs
+    from orchestrator.coordinator.run_state import run_state
+    from orchestrator.coordinator.submit import submit
 
     spec = loads_spec(spec_text, source)
     meta_dict: dict[str, Any] = meta.model_dump(exclude_none=True) if meta else {}
-    run_id, outbox = runs.submit(spec, spec_text, fleet, source=source, trigger=trigger,
-                                 requested_by=requested_by, meta=meta_dict)
+    run_id, outbox = submit(spec, spec_text, fleet, source=source, trigger=trigger,
+                            requested_by=requested_by, meta=meta_dict)
     outbox.send()
-    return run_id, len(runs.run_state(run_id)["jobs"])
+    return run_id, len(run_state(run_id)["jobs"])

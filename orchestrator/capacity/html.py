@@ -24,7 +24,7 @@ def _bars(title: str, rows: list[tuple[str, list[tuple[str, float]]]], scale: fl
     for i, (label, segments) in enumerate(rows):
         y = PAD + 20 + i * ROW_H
         out.append(f'<text x="{PAD}" y="{y + 14}" font-size="12">{escape(label)}</text>')
-        x = LABEL_W
+        x = float(LABEL_W)
         for key, value in segments:
             w = max(0.0, min(value / scale, 1.0)) * BAR_W
             out.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{ROW_H - 8}" '

@@ -51,7 +51,8 @@ def load_records(start: float, end: float) -> tuple[list[DeviceEventRec], list[J
             for a in s.scalars(select(Attempt).where(Attempt.job_id.in_(job_ids[i:i + 500]),
                                                      Attempt.started_at.is_not(None),
                                                      Attempt.finished_at.is_not(None))):
-                service[a.job_id] = service.get(a.job_id, 0.0) + (a.finished_at - a.started_at).total_seconds()
+                if a.finished_at is not None and a.started_at is not None:  # the query's filter, for the type checker
+                    service[a.job_id] = service.get(a.job_id, 0.0) + (a.finished_at - a.started_at).total_seconds()
         jobs = [JobRec(j.id, j.run_id, j.device_class, trigger, j.state, _ts(j.created_at) or 0.0,
                        _ts(j.queued_at), _ts(j.started_at), _ts(j.finished_at), service.get(j.id))
                 for j, trigger in rows]
@@ -85,7 +86,7 @@ def queue_classes(client: redis.Redis) -> set[str]:
 def drain_pending(url: str | None = None) -> None:
     """Copy device events the coordinator has not drained yet (it does so every 5 s, and
     not after it stops), so the report is current; idempotent, skipped without Redis."""
-    from orchestrator.history import drain_device_events
+    from orchestrator.coordinator.device_history import drain_device_events
 
     try:
         drain_device_events(Fleet.from_url(url or config.redis_url()))

@@ -144,7 +144,7 @@ def nightly_runs(jobs: Iterable[JobRec], start: float, end: float) -> list[dict[
     for j in jobs:
         if j.trigger == "nightly" and j.queued_at is not None:
             by_run[j.run_id].append(j)
-    out = []
+    out: list[dict[str, float | str | None]] = []
     for run_id, js in by_run.items():
         first = min(j.queued_at for j in js if j.queued_at is not None)
         if not start <= first <= end:
@@ -154,4 +154,4 @@ def nightly_runs(jobs: Iterable[JobRec], start: float, end: float) -> list[dict[
         out.append({"run_id": run_id, "started_at": first, "jobs": len(js),
                     "makespan_s": (last - first) if done and last is not None else None,
                     "work_s": sum(j.service_s or 0.0 for j in js)})
-    return sorted(out, key=lambda r: r["started_at"])
+    return sorted(out, key=lambda r: float(r["started_at"] or 0.0))

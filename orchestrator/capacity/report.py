@@ -90,7 +90,7 @@ def _class_report(cls: str, events: list[m.DeviceEventRec], jobs: list[m.JobRec]
         "nightly": {"runs": len(runs), "latest": latest, "window_s": targets.nightly_makespan_s,
                     "bound_lower_s": _finite(lower), "bound_upper_s": _finite(upper),
                     "fits": None if not latest or latest["makespan_s"] is None
-                    else latest["makespan_s"] <= targets.nightly_makespan_s},
+                    else float(latest["makespan_s"]) <= targets.nightly_makespan_s},
         "devices_needed": {"pr_wait": need_pr, "nightly": need_nightly, "total": needed,
                            "add": max(0, needed - c_now)},
     }

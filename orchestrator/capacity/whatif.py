@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.capacity.queueing import makespan_bounds
-from orchestrator.planning import Cell, plan
+from orchestrator.coordinator.planning import Cell, plan
 from orchestrator.reports.data import CellKey
 from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.store.db import session
@@ -74,6 +74,8 @@ def measured_samples() -> dict[CellKey, list[tuple[float, float, int]]]:
                          .join(Job, Job.id == Result.job_id).where(Attempt.started_at.is_not(None),
                                                                    Attempt.finished_at.is_not(None)))
         for job, att, med in rows:
+            if att.finished_at is None or att.started_at is None:  # the query's filter; for the type checker
+                continue
             seconds = (att.finished_at - att.started_at).total_seconds()
             out[CellKey.of(job)].append((seconds, med, job.warmup + job.iterations))
     return out

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.states import JOB_TERMINAL
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Run
+from orchestrator.store.states import JOB_TERMINAL
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,7 +41,7 @@ def resolve_run_or_exit(ref: str) -> str:
 def fleet_or_exit() -> Fleet:
     fleet = Fleet.from_url(config.redis_url())
     try:
-        fleet.r.ping()
+        fleet.ping()
     except redis.RedisError as exc:
         raise fail(f"Redis at {config.redis_url()} does not answer ({exc}); start one or set REDIS_URL") from None
     return fleet
@@ -57,6 +57,8 @@ def wait_for_run(run_id: str, timeout_s: float = 3600, show: bool = True) -> str
         while True:
             with session() as s:
                 run = s.get(Run, run_id)
+                if run is None:
+                    raise fail(f"no run {run_id!r}")
                 rows = s.execute(select(Job.state, func.count()).where(Job.run_id == run_id)
                                  .group_by(Job.state)).all()
             counts = dict(rows)

@@ -175,9 +175,9 @@ def print_next_steps(reports: list[Path], open_first: bool) -> None:
 
 
 def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, open_report: bool = False) -> int:
-    from orchestrator import runs
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
     from orchestrator.cli.matrix_view import print_matrix
+    from orchestrator.coordinator.submit import submit
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
     from orchestrator.store.db import session
@@ -192,6 +192,10 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, op
     need_virtual = any(c != "host-cpu" for c in classes)
     logs = config.data_dir() / "demo-logs"
     logs.mkdir(exist_ok=True)
+    from orchestrator.store import migrations
+
+    before, after = migrations.upgrade_url()  # `benchfarm db upgrade`, before any process opens the store
+    console.print(f"results database schema: {before or 'none'} -> {after}")
     statuses, reports = [], []
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):
@@ -220,8 +224,8 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, op
         # one run after the other: exports and simulated runs must not share the CPU
         # with the host benchmark, whose numbers are real measurements
         for path, spec in specs:
-            run_id, outbox = runs.submit(spec, path.read_text(), fleet, source=str(path),
-                                         requested_by="benchfarm demo")
+            run_id, outbox = submit(spec, path.read_text(), fleet, source=str(path),
+                                    requested_by="benchfarm demo")
             outbox.send(app)
             console.print(f"run [bold]{run_id}[/] submitted: {spec.name} (logs in {logs})", soft_wrap=True)
             statuses.append(wait_for_run(run_id, timeout))

@@ -87,33 +87,31 @@ def check_redis(ctx: Context) -> list[Finding]:
 
 
 def check_database(ctx: Context) -> list[Finding]:
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import create_engine, inspect
 
-    from orchestrator.store.models import Base
+    from orchestrator.store import migrations
 
     url = config.database_url()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return [Finding("database", "warn", f"no results store yet at {url}",
-                        "created on first use: benchfarm submit SPEC or benchfarm demo")]
-    # a bare engine: store.db.engine would create and upgrade the schema it is asked about
+                        "created on first use: benchfarm db upgrade, benchfarm submit SPEC or benchfarm demo")]
+    # a bare engine: store.db.engine would create the schema it is asked about, or refuse an old one
     eng = create_engine(url, connect_args={"timeout": 5} if url.startswith("sqlite") else {})
     try:
         with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        have = inspect(eng)
-        tables = set(have.get_table_names())
-        missing = [f"{t.name}" for t in Base.metadata.sorted_tables if t.name not in tables]
-        missing += [f"{t.name}.{c.name}" for t in Base.metadata.sorted_tables if t.name in tables
-                    for c in t.columns if c.name not in {col["name"] for col in have.get_columns(t.name)}]
+            revision = migrations.current(conn)
+            tables = set(inspect(conn).get_table_names())
     except Exception as exc:  # any driver's connection error: report it, never crash the doctor
         return [Finding("database", "fail", f"{_safe_url(url)} unreachable: {type(exc).__name__}: {str(exc)[:200]}",
                         "start PostgreSQL / fix DATABASE_URL, or unset it for the SQLite default")]
     finally:
         eng.dispose()
-    if missing:
-        return [Finding("database", "warn", f"{_safe_url(url)}: schema behind this benchfarm (missing "
-                        f"{', '.join(missing[:6])})", "benchfarm runs (any command that opens the store upgrades it)")]
-    return [Finding("database", "ok", f"{_safe_url(url)}: schema current ({len(tables)} tables)")]
+    head = migrations.head()
+    if revision != head:
+        at = f"at revision {revision}" if revision else ("made before schema migrations" if tables else "empty")
+        return [Finding("database", "warn", f"{_safe_url(url)}: schema {at}, this benchfarm needs {head}",
+                        "benchfarm db upgrade (back the database up first)")]
+    return [Finding("database", "ok", f"{_safe_url(url)}: schema current ({head}, {len(tables)} tables)")]
 
 
 def _safe_url(url: str) -> str:
@@ -126,7 +124,6 @@ def check_workers(ctx: Context) -> list[Finding]:
     """Celery workers and the queues they consume; exporters also heartbeat per platform."""
     if ctx.fleet is None:
         return [Finding("workers", "skip", "Redis is down: no way to reach the workers")]
-    from orchestrator import runs
     from orchestrator.celery_app import COORDINATOR_QUEUE, app
     from orchestrator.export.registry import registry
 
@@ -138,7 +135,7 @@ def check_workers(ctx: Context) -> list[Finding]:
                    f"{sum(COORDINATOR_QUEUE in qs for qs in ctx.queues.values())} worker(s) on {COORDINATOR_QUEUE}",
                    "" if COORDINATOR_QUEUE in consumers else
                    "benchfarm worker --queues coordinator,export.linux (nothing records results without it)")]
-    alive = runs.exporters_alive(ctx.fleet) | {q.split(".", 1)[1] for q in consumers if q.startswith("export.")}
+    alive = ctx.fleet.exporters.alive() | {q.split(".", 1)[1] for q in consumers if q.startswith("export.")}
     backends = list(registry().backends.values())
     for platform in sorted({p for b in backends for p in b.exporters}):
         name = {"macos": "macOS", "linux": "Linux"}.get(platform, platform)

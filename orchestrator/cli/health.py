@@ -6,10 +6,10 @@ import time
 
 import typer
 
+from agents import health_schedule as health
 from device_inventory.fleet import Fleet
 from orchestrator.cli.common import console, fail, fleet_or_exit
 from orchestrator.cli.runref import RefError, unique_prefix
-from orchestrator.scheduling import health
 
 # devices in these states have no worker that would run the check (or should not be disturbed)
 UNCHECKABLE = ("offline", "maintenance")

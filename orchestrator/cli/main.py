@@ -8,6 +8,7 @@ import typer
 
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
+from orchestrator.cli.db import db_app
 from orchestrator.cli.devices import devices_app
 from orchestrator.cli.doctor import doctor_command
 from orchestrator.cli.export import export_command
@@ -15,9 +16,13 @@ from orchestrator.cli.hosts import harness_app, hosts_app
 from orchestrator.cli.profile import profile_command
 from orchestrator.cli.report import compare_command, matrix_command, report_command
 from orchestrator.cli.runs import runs_command
+from orchestrator.cli.selftest import selftest_command
 from orchestrator.cli.service import api_command, pr_app, scheduler_command, tokens_app
 from orchestrator.cli.status import status_command
-from orchestrator.selftest import selftest_command
+from orchestrator.pr import hooks
+
+# the CLI submits, cancels and finalises runs: PR verification takes part as in the worker
+hooks.install()
 
 app = typer.Typer(help="benchfarm: benchmark ExecuTorch programs on a farm of iPhones/iPads.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -31,6 +36,7 @@ app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("profile")(profile_command)
 app.add_typer(capacity_app, name="capacity")
+app.add_typer(db_app, name="db")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(harness_app, name="harness")
 app.command("api")(api_command)
@@ -46,7 +52,7 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
            requested_by: str = typer.Option("", help="who asked (recorded on the run)"),
            timeout: float = typer.Option(3600, help="--wait gives up after this many seconds")) -> None:
     """Validate SPEC, plan its jobs and queue them."""
-    from orchestrator import runs
+    from orchestrator.coordinator.submit import submit as submit_run
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
 
@@ -55,8 +61,8 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
     except SpecError as exc:
         raise fail(str(exc), code=2) from None
     fleet = fleet_or_exit()
-    run_id, outbox = runs.submit(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
-                                 requested_by=requested_by)
+    run_id, outbox = submit_run(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
+                                requested_by=requested_by)
     outbox.send()
     console.print(f"run [bold]{run_id}[/] submitted ({trigger})")
     if wait:
@@ -78,12 +84,13 @@ def _print_matrix(run_id: str) -> None:
 @app.command()
 def cancel(run_id: str = typer.Argument(..., help="run id, unique prefix, latest or latest:NAME")) -> None:
     """Cancel a run: queued jobs are dropped, running ones stopped at the agent."""
-    from orchestrator import runs
+    from orchestrator.coordinator.cancel import cancel as cancel_run
+    from orchestrator.coordinator.run_state import RunNotFound
 
     run_id = resolve_run_or_exit(run_id)
     try:
-        n = runs.cancel(run_id, fleet_or_exit())
-    except runs.RunNotFound:
+        n = cancel_run(run_id, fleet_or_exit())
+    except RunNotFound:
         raise fail(f"no run {run_id!r}") from None
     console.print(f"cancelled {n} jobs of run {run_id}")
 

@@ -21,9 +21,9 @@ from orchestrator.cli.capacity import parse_duration
 from orchestrator.cli.common import console, fail
 from orchestrator.cli.fit import Col, print_table
 from orchestrator.cli.runref import all_run_ids, shortest_unique
-from orchestrator.states import RUN_STATES
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Result, Run, utcnow
+from orchestrator.store.states import RUN_STATES
 
 COLUMNS = (
     Col("short_id", "run", keep=True), Col("name", "name"), Col("trigger", "trigger", keep=True),

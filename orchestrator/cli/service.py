@@ -83,7 +83,7 @@ def _publish_verdict(run_id: str, baseline: str, repo: str, pr: int, min_effect:
     """Print or post the verdict; exit 1 on a regression when asked to."""
     import os
 
-    from orchestrator import pr as prdomain
+    from orchestrator.pr import github as prdomain
     from orchestrator.reports.data import RunNotFound
     from orchestrator.store.db import session
 
@@ -127,10 +127,10 @@ def pr_submit(repo: str = typer.Option(..., help="OWNER/NAME"), pr: int = typer.
     """
     from pydantic import ValidationError
 
-    from orchestrator import pr as prdomain
     from orchestrator.api.submit import RunMeta
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
     from orchestrator.export.sources import BadSource
+    from orchestrator.pr import github as prdomain
     from orchestrator.spec.yamlpos import SpecError
 
     try:

@@ -1,6 +1,6 @@
 """``benchfarm status RUN``: a run's status and every job's state, fitted to the terminal.
 
-``--json`` prints the run as ``orchestrator.runs.run_state`` returns it (stable fields: ``id``,
+``--json`` prints the run as ``orchestrator.coordinator.run_state`` returns it (stable fields: ``id``,
 ``name``, ``trigger``, ``status``, ``finalized``, ``created_at``, ``finished_at``, ``summary``,
 ``results``, and ``jobs``: ``id``, ``model``, ``backend``, ``device_class``, ``input_resolution``,
 ``batch_size``, ``repeat``, ``state``, ``reason``, ``attempts``, ``purpose``, ``ab``).
@@ -28,12 +28,12 @@ def status_command(run_id: str = typer.Argument(..., help="run id, unique prefix
                    wide: bool = typer.Option(False, "--wide", help="every column, nothing shortened"),
                    as_json: bool = typer.Option(False, "--json", help="JSON for scripts")) -> None:
     """A run's status and every job's state (reasons as footnotes under the table)."""
-    from orchestrator import runs
+    from orchestrator.coordinator.run_state import RunNotFound, run_state
 
     run_id = resolve_run_or_exit(run_id)
     try:
-        state = runs.run_state(run_id)
-    except runs.RunNotFound:
+        state = run_state(run_id)
+    except RunNotFound:
         raise fail(f"no run {run_id!r}") from None
     if as_json:
         print(json.dumps(state))

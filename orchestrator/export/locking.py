@@ -1,32 +1,32 @@
-"""One exporter per artifact: a Redis lock so concurrent requests for the same key export once.
+"""One exporter per artifact: redis-py's lock, so concurrent requests for the same key export once.
 
-``SET lock NX PX ttl`` with a random token; release is a Lua compare-and-delete so a
-worker whose lock already expired cannot delete the lock a successor holds. Waiters
-poll with a bounded timeout and stop waiting as soon as the artifact appears in the
-store. If an export outlives the TTL a second exporter may start; that wastes CPU but
-is safe, because both write the same content-addressed files atomically.
+redis-py's :class:`redis.lock.Lock` is ``SET NX PX`` with a random token and a Lua
+compare-and-delete release, so a worker whose lock already expired cannot delete the lock a
+successor holds. What it lacks is stopping early: waiters here poll with a bounded timeout
+and stop waiting as soon as the artifact appears in the store. If an export outlives the
+TTL a second exporter may start; that wastes CPU but is safe, because both write the same
+content-addressed files atomically.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-LOCK_PREFIX = "benchfarm:export-lock:"
+from redis.exceptions import LockError
+
+from device_inventory import keys
+
+log = logging.getLogger(__name__)
+
+LOCK_PREFIX = keys.export_lock("")
 # Longer than any export seen here (EfficientNet-B0 INT8 on a busy 2-core box ~2 min).
 DEFAULT_TTL_S = 20 * 60
 DEFAULT_WAIT_S = 30 * 60
 _POLL_S = 0.25
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class ExportLockTimeout(TimeoutError):
@@ -38,10 +38,9 @@ def export_lock(client: Any, key: str, ready: Callable[[], bool], ttl_s: float =
                 wait_s: float = DEFAULT_WAIT_S) -> Iterator[bool]:
     """Hold the lock for artifact ``key``; yields True when held, False when ``ready()``
     became true while waiting (someone else exported it: nothing to do)."""
-    name = LOCK_PREFIX + key
-    token = secrets.token_hex(16)
+    lock = client.lock(keys.export_lock(key), timeout=ttl_s)
     deadline = time.monotonic() + wait_s
-    while not client.set(name, token, nx=True, px=int(ttl_s * 1000)):
+    while not lock.acquire(blocking=False):
         if ready():
             yield False
             return
@@ -51,4 +50,7 @@ def export_lock(client: Any, key: str, ready: Callable[[], bool], ttl_s: float =
     try:
         yield True
     finally:
-        client.eval(_RELEASE, 1, name, token)
+        try:
+            lock.release()
+        except LockError:  # it expired and a successor holds it now: theirs to release
+            log.warning("export lock of %s expired before the export finished", key)

@@ -78,7 +78,7 @@ def _metal(options: dict[str, Any]) -> list[Any]:
 
 
 def _mps(options: dict[str, Any]) -> list[Any]:
-    from executorch.backends.apple.mps.partition import MPSPartitioner  # type: ignore[import-not-found]
+    from executorch.backends.apple.mps.partition import MPSPartitioner
 
     return [MPSPartitioner()]
 

@@ -18,82 +18,29 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import config
-from orchestrator.export import analysis, golden, lowering, zoo
+from orchestrator.export import lowering
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
+from orchestrator.export.recipe import CALIBRATION_BATCHES, CALIBRATION_SEED, recipe, versions
+from orchestrator.export.recipe import artifact_key as artifact_key  # re-exported: the exporter's API
 from orchestrator.export.registry import Backend, registry
-from orchestrator.export.sources import BadSource, Source, build_model, check_pte, fingerprint
+from orchestrator.export.request import GOLDEN_SEED, ExportRequest
+from orchestrator.export.sources import BadSource, Source, build_model, check_pte
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
-
-# Bump when the export procedure changes in a way the other recipe fields do not capture.
-RECIPE_VERSION = 3
-CALIBRATION_SEED = 7
-CALIBRATION_BATCHES = 8
-GOLDEN_SEED = 1234
-_EXPORTER_PACKAGES = ("torch", "executorch", "torchao", "coremltools")
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    model: str  # display name used in the spec
-    source: str  # zoo:<name> | import:<pkg.mod:factory> | pte:<path>
-    backend: str
-    input_resolution: int = 224
-    batch_size: int = 1
-    compute_units: str = "all"
-
-    def input_shape(self) -> list[int]:
-        return [self.batch_size, 3, self.input_resolution, self.input_resolution]
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for pkg in _EXPORTER_PACKAGES:
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            found[pkg] = "absent"
-    return found
-
-
-def recipe(req: ExportRequest) -> dict[str, Any]:
-    """Everything that determines the program bytes; its canonical hash is the artifact key."""
-    backend = registry().resolve(req.backend)
-    source = Source.parse(req.source)
-    if source.is_program:
-        # A user's program is stored as-is: its bytes and the backend they declare are all there is.
-        return {"recipe_version": RECIPE_VERSION, "kind": "pte", "pte_sha256": fingerprint(source),
-                "backend": backend.name}
-    return {
-        "recipe_version": RECIPE_VERSION,
-        "kind": "torch",
-        "source": req.source,
-        "source_fingerprint": fingerprint(source),
-        "weights_seed": zoo.WEIGHTS_SEED,
-        "backend": backend.name,
-        "lowering": backend.lowering,
-        "options": backend.export_options(asdict(req)),
-        "input_shape": req.input_shape(),
-        "calibration": {"seed": CALIBRATION_SEED, "batches": CALIBRATION_BATCHES}
-        if backend.lowering.get("quantizer") else None,
-        "versions": versions(),
-    }
-
-
-def artifact_key(req: ExportRequest) -> str:
-    return recipe_key(recipe(req))
 
 
 def calibration_set(shape: list[int]) -> list[torch.Tensor]:
     """Deterministic synthetic calibration inputs (see the module docstring: ranges only)."""
+    import torch
+
     g = torch.Generator().manual_seed(CALIBRATION_SEED)
     return [torch.rand(shape, generator=g) for _ in range(CALIBRATION_BATCHES)]
 
@@ -121,7 +68,11 @@ def _etrecord_bytes(program: Any) -> bytes | None:
 
 def _lower(req: ExportRequest, backend: Backend) -> Produced:
     """Export and lower a torch source: program bytes, metadata, golden document, ETRecord."""
+    # torch only here: storing a program file (``pte:``) needs none, so the API can do it
+    import torch
     from executorch.exir import to_edge_transform_and_lower
+
+    from orchestrator.export import analysis, golden, zoo
 
     partitioners = lowering.partitioners_for(backend, backend.export_options(asdict(req)))
     shape = req.input_shape()
@@ -216,4 +167,6 @@ def _export_into(store: ArtifactStore, key: str, rec: dict[str, Any], req: Expor
 
 def compare_to_golden(store: ArtifactStore, key: str, output_summary: dict[str, Any]) -> dict[str, Any]:
     """``{max_abs_error, top1_agrees, ...}`` of a result's ``output`` block against the golden output."""
+    from orchestrator.export import golden
+
     return golden.compare(store.golden(key), output_summary)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from orchestrator.export import zoo
+from orchestrator.export import zoo_index
 from orchestrator.export.artifacts import file_sha256
+
+if TYPE_CHECKING:  # torch is imported where a model is built, never to parse or key a program
+    import torch
 
 # An ExecuTorch program is a flatbuffer whose file identifier (bytes 4..8) is "ET" + a
 # two-digit schema version; anything else is not a program, whatever its extension.
@@ -40,8 +42,8 @@ class Source:
     def parse(cls, source: str) -> Source:
         kind, _, ref = source.partition(":")
         if kind == "zoo":
-            if ref not in zoo.ZOO:
-                raise BadSource(f"unknown zoo model {ref!r} (known: {', '.join(zoo.ZOO)})")
+            if ref not in zoo_index.NAMES:
+                raise BadSource(f"unknown zoo model {ref!r} (known: {', '.join(zoo_index.NAMES)})")
         elif kind == "import":
             mod, _, attr = ref.partition(":")
             if not mod or not attr.isidentifier():
@@ -60,6 +62,10 @@ class Source:
 
 def build_model(source: Source) -> torch.nn.Module:
     """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``."""
+    import torch
+
+    from orchestrator.export import zoo
+
     if source.kind == "zoo":
         return zoo.build(source.ref)
     if source.kind == "import":

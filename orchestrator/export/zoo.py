@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-WEIGHTS_SEED = 20240601
+from orchestrator.export.zoo_index import WEIGHTS_SEED
+
 _SEED_LOCK = threading.Lock()
 
 

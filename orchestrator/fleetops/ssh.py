@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NoReturn
 
 import paramiko
+import tenacity
 
 from orchestrator.fleetops.errors import (
     AuthFailed,
@@ -71,7 +73,7 @@ class _RecordingReject(paramiko.RejectPolicy):
 
     offered: paramiko.PKey | None = None
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
         self.offered = key
         super().missing_host_key(client, hostname, key)
 
@@ -89,17 +91,18 @@ class Remote:
 
     # -- connection ----------------------------------------------------------------
     def connect(self) -> Remote:
-        attempt = 0
-        while True:
-            try:
-                self._client = self._connect_once()
-                return self
-            except FleetOpsError as exc:
-                if not exc.retryable or attempt >= self.timeouts.retries:
-                    raise
-                attempt += 1
-                log.info("%s: %s; retry %d/%d", self.host.name, exc.kind, attempt, self.timeouts.retries)
-                time.sleep(self.timeouts.backoff * attempt)
+        def note(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("%s: %s; retry %d/%d", self.host.name, getattr(exc, "kind", exc), state.attempt_number,
+                     self.timeouts.retries)
+
+        # transient failures only, with a growing pause (backoff, 2 x backoff, ...)
+        self._client = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, FleetOpsError) and e.retryable),
+            stop=tenacity.stop_after_attempt(self.timeouts.retries + 1),
+            wait=tenacity.wait_incrementing(start=self.timeouts.backoff, increment=self.timeouts.backoff),
+            before_sleep=note, reraise=True)(self._connect_once)
+        return self
 
     def _connect_once(self) -> paramiko.SSHClient:
         h, t = self.host, self.timeouts
@@ -240,7 +243,9 @@ class Remote:
         if self._sftp is None:
             assert self._client is not None, "not connected"
             self._sftp = self._client.open_sftp()
-            self._sftp.get_channel().settimeout(self.timeouts.command)
+            channel = self._sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.timeouts.command)
         return self._sftp
 
     @property
@@ -268,7 +273,7 @@ class Remote:
     def put_bytes(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         self.put_stream(io.BytesIO(data), remote_path, mode)
 
-    def put_stream(self, stream: io.IOBase, remote_path: str, mode: int = 0o644) -> None:
+    def put_stream(self, stream: IO[bytes], remote_path: str, mode: int = 0o644) -> None:
         """Upload atomically: a reader on the host sees the old file or the whole new one."""
         self.makedirs(posixpath.dirname(remote_path))
         tmp = f"{remote_path}.part-{os.getpid()}"

@@ -90,8 +90,8 @@ def trend_plot(title: str, points: Sequence[tuple[datetime, float | None, float 
     def x(i: int) -> float:
         return left + (right - left) * i / n
 
-    def y(v: float) -> float:
-        return bottom - (bottom - top) * (v - lo) / (hi - lo)
+    def y(v: float | None) -> float:  # only measured points (median present) are drawn
+        return bottom - (bottom - top) * ((v if v is not None else lo) - lo) / (hi - lo)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="plot trend" width="{WIDTH}" height="{height}" '
              f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">',

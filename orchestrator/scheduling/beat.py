@@ -12,6 +12,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from device_inventory import keys
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE
@@ -19,7 +20,7 @@ from orchestrator.scheduling.schedules import ScheduleFile, load_schedules
 from orchestrator.scheduling.trigger import publish
 
 TRIGGER_TASK = "benchfarm.nightly_trigger"
-KEY_PREFIX = "bf:redbeat:"
+KEY_PREFIX = keys.REDBEAT_PREFIX
 # The leader re-checks the schedule (and extends its lock) at least this often; a
 # follower takes over within LOCK_FACTOR x this after the leader dies.
 DEFAULT_MAX_INTERVAL_S = 30

@@ -1,111 +1,30 @@
-"""When golden health checks run: after a quarantine (rechecks with backoff), periodically, on demand.
+"""When golden health checks run, from the coordinator: periodically and on demand.
 
-Every check is one ``benchfarm.health_check`` message on the device's own queue
-(``device-id.<id>``, consumed only by that device's worker), so it runs between two
-benchmarks of that device, never beside one. What a check does is ``agents.health_check``.
+What a check is (the message, the recheck chain after a quarantine) is
+``agents.health_schedule``; what it does is ``agents.health_check``.
 
-- after quarantine: the runner calls :func:`schedule_recheck` where it quarantines a device;
-  a recheck that does not pass schedules the next one, each ``BENCHFARM_HEALTH_RECHECK_S``
-  (default 300 s) times 2^(n-1), at most :data:`MAX_RECHECKS` times; beyond that the device
-  waits for the periodic check or an operator. One recheck per device is pending at a time
-  (``bf:health-recheck:<id>``, ``SET NX``), so a device quarantined twice does not start two
-  chains.
 - periodic: the coordinator's housekeeping calls :func:`periodic_sweep`, which sends a check
   to every registered device that is not offline or in maintenance once per
   ``BENCHFARM_HEALTH_CHECK_EVERY_S`` (default 6 h). The per-device key
   ``bf:health-periodic:<id>`` (``SET NX EX every``) makes several coordinators send one
   check, not one each. A device's first check comes one period after a coordinator first sees
   it: a coordinator (re)start must not hold every device up with checks at once.
-- on demand: ``benchfarm devices check [ID ...] [--wait]`` (:func:`send`).
+- on demand: ``benchfarm devices check [ID ...] [--wait]`` (``agents.health_schedule.send``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import time
-import uuid
-from typing import Any
 
 from celery import Celery
 
-from device_inventory.fleet import Fleet, P
-from orchestrator.celery_app import device_id_queue
+from agents.health_schedule import check_every_s, new_request, send
+from device_inventory.fleet import Fleet
 
 log = logging.getLogger("benchfarm.health")
 
-TASK = "benchfarm.health_check"
-RECHECK_ENV = "BENCHFARM_HEALTH_RECHECK_S"
-EVERY_ENV = "BENCHFARM_HEALTH_CHECK_EVERY_S"
-DEFAULT_RECHECK_S = 300.0
-DEFAULT_EVERY_S = 6 * 3600.0
-# 300 s doubling six times covers ~5 h, about one periodic interval: past that a device
-# that keeps failing is left to the periodic check instead of a recheck loop of its own
-MAX_RECHECKS = 6
-# a pending recheck's marker outlives its countdown by this much (worker restarting, busy)
-RECHECK_GRACE_S = 600
 # the periodic sweep reads every device; more often than this is wasted Redis work
 SWEEP_EVERY_S = 30.0
-SEEN_KEY = f"{P}health-seen"
-TRIGGERS = ("recheck", "periodic", "on_demand")
-
-
-def recheck_base_s() -> float:
-    return float(os.environ.get(RECHECK_ENV, DEFAULT_RECHECK_S))
-
-
-def check_every_s() -> float:
-    return float(os.environ.get(EVERY_ENV, DEFAULT_EVERY_S))
-
-
-def new_request(device_id: str, trigger: str, recheck: int = 0) -> dict[str, Any]:
-    if trigger not in TRIGGERS:
-        raise ValueError(f"unknown health check trigger {trigger!r} (known: {', '.join(TRIGGERS)})")
-    return {"check_id": f"hc-{uuid.uuid4().hex[:20]}", "device_id": device_id, "trigger": trigger,
-            "recheck": recheck, "requested_at": time.time()}
-
-
-def send(app: Celery, request: dict[str, Any], countdown: float = 0.0, expires_s: float | None = None) -> None:
-    app.send_task(TASK, args=[request], queue=device_id_queue(request["device_id"]), priority=0,
-                  countdown=countdown if countdown > 0 else None, expires=expires_s)
-
-
-def recheck_delay_s(recheck: int) -> float:
-    return min(recheck_base_s() * 2 ** max(recheck - 1, 0), check_every_s())
-
-
-def _recheck_key(device_id: str) -> str:
-    return f"{P}health-recheck:{device_id}"
-
-
-def schedule_recheck(fleet: Fleet, app: Celery, device_id: str, recheck: int = 1) -> dict[str, Any] | None:
-    """Queue recheck number ``recheck`` of a quarantined device; None when the chain is exhausted,
-    one is already pending, or the broker cannot be reached (never raises: the caller is in the
-    middle of reporting a benchmark, and the periodic check is the safety net)."""
-    if recheck > MAX_RECHECKS:
-        log.warning("device %s failed %d rechecks: leaving it to the periodic check or an operator",
-                    device_id, MAX_RECHECKS)
-        return None
-    delay = recheck_delay_s(recheck)
-    request = new_request(device_id, "recheck", recheck)
-    try:
-        if not fleet.r.set(_recheck_key(device_id), request["check_id"], nx=True, ex=int(delay + RECHECK_GRACE_S)):
-            log.info("device %s already has a recheck pending", device_id)
-            return None
-        send(app, request, countdown=delay)
-    except Exception as exc:  # broker or Redis away: the periodic check catches the device later
-        log.warning("could not schedule a health check of %s: %s", device_id, exc)
-        return None
-    log.info("health check %s of %s in %.0f s (recheck %d/%d)", request["check_id"], device_id, delay,
-             recheck, MAX_RECHECKS)
-    return request
-
-
-def recheck_started(fleet: Fleet, request: dict[str, Any]) -> None:
-    """A recheck is running: it no longer blocks the next one being scheduled."""
-    key = _recheck_key(request["device_id"])
-    if fleet.r.get(key) in (request["check_id"], request["check_id"].encode()):
-        fleet.r.delete(key)
 
 
 def periodic_sweep(fleet: Fleet, app: Celery, every_s: float | None = None) -> list[str]:
@@ -116,10 +35,7 @@ def periodic_sweep(fleet: Fleet, app: Celery, every_s: float | None = None) -> l
         if dev.get("state") in ("offline", "maintenance"):
             continue
         device_id = dev["id"]
-        with fleet.r.pipeline(transaction=True) as pipe:
-            pipe.sadd(SEEN_KEY, device_id)
-            pipe.set(f"{P}health-periodic:{device_id}", str(time.time()), nx=True, ex=max(every, 1))
-            first_sight, due = pipe.execute()
+        first_sight, due = fleet.health.claim_periodic(device_id, every)
         if first_sight or not due:
             continue
         # a device whose agent is away does not pile up one stale check per period

@@ -11,8 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import config
-from orchestrator.store.models import Base
-from orchestrator.store.upgrade import add_missing_columns
+from orchestrator.store import migrations
 
 
 def engine(url: str | None = None) -> Engine:
@@ -35,8 +34,9 @@ def _engine(url: str) -> Engine:
             cur.close()
     else:
         eng = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(eng)
-    add_missing_columns(eng)  # a database made by an earlier benchfarm gains new columns
+    # a fresh database is created at the newest revision; an older one is refused until
+    # `benchfarm db upgrade` (never altered implicitly by whichever process opens it first)
+    migrations.check(eng)
     return eng
 
 

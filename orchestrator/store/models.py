@@ -71,6 +71,9 @@ class Job(Base):
     compute_units: Mapped[str] = mapped_column(String(16), default="all")
     timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     artifact_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # what the exporter was asked for (export.recipe.request_key): a torch model's artifact key
+    # is known only once its exporter has fingerprinted it
+    request_key: Mapped[str] = mapped_column(String(64), default="", index=True)
     # PR cells: the baseline's artifact, run interleaved with ours in the same lease (ABBA...)
     baseline_artifact_key: Mapped[str] = mapped_column(String(64), default="")
     ab_rounds: Mapped[int] = mapped_column(Integer, default=0)  # the minimum rounds

@@ -14,9 +14,9 @@ import uvicorn
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
-from orchestrator import runs
 from orchestrator.api import auth
 from orchestrator.api.app import create_app
+from orchestrator.coordinator.submit import submit
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore, BadArtifactName
 from orchestrator.export.remote import RemoteArtifactStore
 from orchestrator.spec.matrix import loads_spec
@@ -92,7 +92,7 @@ def test_an_agent_without_the_store_runs_a_job_from_the_api(svc_env: dict[str, s
         wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 60, "the remote host device")
         text = ("name: remote\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [host-cpu]\n"
                 "parameters: {input_resolution: [64], warmup: 1, iterations: 5, timeout_s: 120}\n")
-        run_id, outbox = runs.submit(loads_spec(text), text, fleet, trigger="manual")
+        run_id, outbox = submit(loads_spec(text), text, fleet, trigger="manual")
         outbox.send()
         t0 = time.monotonic()
         wait_until(lambda: _finalized(run_id), 240, "the run")

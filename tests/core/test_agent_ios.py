@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from agents.virtual.testing import running_fleet
 from device_inventory.fleet import Fleet
-from orchestrator import runs
+from orchestrator.coordinator.submit import submit as submit_run
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
@@ -55,7 +55,7 @@ def start(procs, bf_env, vfleet, **env):
 
 
 def submit(fleet):
-    run_id, outbox = runs.submit(loads_spec(SPEC), SPEC, fleet)
+    run_id, outbox = submit_run(loads_spec(SPEC), SPEC, fleet)
     outbox.send()
     return run_id
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from device_inventory.fleet import Fleet
-from orchestrator.history import drain_device_events
+from orchestrator.coordinator.device_history import drain_device_events
 from tests.webhook_sink import webhook_sink
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
-from orchestrator import runs
+from orchestrator.coordinator.submit import submit as submit_run
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
@@ -27,7 +27,7 @@ parameters: {{input_resolution: [64], warmup: 1, iterations: {iterations}, repea
 
 
 def submit(fleet, text, trigger):
-    run_id, outbox = runs.submit(loads_spec(text), text, fleet, trigger=trigger)
+    run_id, outbox = submit_run(loads_spec(text), text, fleet, trigger=trigger)
     outbox.send()
     return run_id
 

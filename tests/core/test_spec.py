@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.planning import plan
+from orchestrator.coordinator.planning import plan
 from orchestrator.spec.matrix import load_spec, loads_spec
 from orchestrator.spec.yamlpos import SpecError
 

@@ -48,3 +48,9 @@ def test_concurrent_builds_get_identical_weights() -> None:
     state = torch.random.get_rng_state()
     zoo.build("tiny_cnn")
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left alone
+
+
+def test_the_torch_free_index_names_every_zoo_model() -> None:
+    from orchestrator.export import zoo_index
+
+    assert tuple(zoo.ZOO) == zoo_index.NAMES and zoo.WEIGHTS_SEED == zoo_index.WEIGHTS_SEED

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from agents.virtual.testing import FleetHandle, running_fleet
 from device_inventory.fleet import EVENTS, Fleet
-from orchestrator import runs
+from orchestrator.coordinator.submit import submit
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Run
@@ -64,7 +64,7 @@ def health_events(fleet: Fleet, device_id: str) -> list[dict[str, str]]:
 
 
 def run_once(fleet: Fleet, timeout: float) -> Run:
-    run_id, outbox = runs.submit(loads_spec(SPEC), SPEC, fleet)
+    run_id, outbox = submit(loads_spec(SPEC), SPEC, fleet)
     outbox.send()
 
     def finished() -> bool:

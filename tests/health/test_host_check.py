@@ -11,10 +11,10 @@ import pytest
 
 from agents import health_check, runner
 from agents.drivers.host import HostDriver
+from agents.health_schedule import new_request
 from device_inventory.fleet import Fleet
 from orchestrator.celery_app import device_id_queue
 from orchestrator.export.artifacts import ArtifactStore
-from orchestrator.scheduling.health import new_request
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from agents import health_schedule
 from device_inventory.fleet import Fleet
 from orchestrator.celery_app import app, device_id_queue
 from orchestrator.scheduling import health
@@ -43,13 +44,13 @@ def test_periodic_checks_go_once_per_period_whatever_the_number_of_coordinators(
 
 
 def test_rechecks_back_off_one_pending_at_a_time_and_stop(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(health.RECHECK_ENV, "300")
-    assert [health.recheck_delay_s(n) for n in (1, 2, 3)] == [300, 600, 1200]
-    first = health.schedule_recheck(fleet, app, "d-quar", 1)
+    monkeypatch.setenv(health_schedule.RECHECK_ENV, "300")
+    assert [health_schedule.recheck_delay_s(n) for n in (1, 2, 3)] == [300, 600, 1200]
+    first = health_schedule.schedule_recheck(fleet, app, "d-quar", 1)
     assert first is not None
-    assert health.schedule_recheck(fleet, app, "d-quar", 1) is None  # one pending recheck per device
+    assert health_schedule.schedule_recheck(fleet, app, "d-quar", 1) is None  # one pending recheck per device
     [msg] = queued(fleet, "d-quar")
     assert msg["headers"]["eta"]  # a countdown, not now
-    health.recheck_started(fleet, first)
-    assert health.schedule_recheck(fleet, app, "d-quar", 2) is not None
-    assert health.schedule_recheck(fleet, app, "d-avail", health.MAX_RECHECKS + 1) is None  # bounded
+    health_schedule.recheck_started(fleet, first)
+    assert health_schedule.schedule_recheck(fleet, app, "d-quar", 2) is not None
+    assert health_schedule.schedule_recheck(fleet, app, "d-avail", health_schedule.MAX_RECHECKS + 1) is None  # bounded

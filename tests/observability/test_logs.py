@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from orchestrator import logs
+from orchestrator.observability import logs
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from device_inventory.fleet import Fleet
-from orchestrator import metrics
 from orchestrator.celery_app import device_queue, make_app
+from orchestrator.observability import metrics
 from tests.conftest import redis_or_skip
 from tests.observability.conftest import OBS_REDIS_DB
 

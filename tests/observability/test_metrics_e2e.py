@@ -47,7 +47,7 @@ def _scrape_or_none(port: int) -> dict | None:
 
 
 def test_metrics_and_logs_of_a_running_farm(obs_env, obs_procs):
-    from orchestrator import runs
+    from orchestrator.coordinator.submit import submit
     from orchestrator.spec.matrix import loads_spec
 
     worker_port, agent_port = free_port(), free_port()
@@ -62,7 +62,7 @@ def test_metrics_and_logs_of_a_running_farm(obs_env, obs_procs):
     assert value(before, "benchfarm_attempts_total", device_class="host-cpu", outcome="ok") == 0
     wait_until(lambda: _scrape_or_none(worker_port), 30, "the worker's /metrics")
 
-    run_id, outbox = runs.submit(loads_spec(SPEC), SPEC, fleet, trigger="pr")
+    run_id, outbox = submit(loads_spec(SPEC), SPEC, fleet, trigger="pr")
     outbox.send()
 
     def finished() -> bool:
@@ -87,7 +87,7 @@ def test_metrics_and_logs_of_a_running_farm(obs_env, obs_procs):
     assert sum(value(coord, "benchfarm_export_cache_requests_total", result=r) for r in ("hit", "miss")) == exports
 
     # the API's exposition (same collectors, this process)
-    from orchestrator.metrics import exposition
+    from orchestrator.observability.metrics import exposition
 
     body, ctype = exposition()
     assert ctype.startswith("text/plain")

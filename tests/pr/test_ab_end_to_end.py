@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
-from orchestrator import pr as prdomain
-from orchestrator import runs
 from orchestrator.api.submit import RunMeta
+from orchestrator.coordinator.submit import submit
+from orchestrator.pr import github as prdomain
+from orchestrator.pr.verify import AB_BASIS
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
-from orchestrator.verify import AB_BASIS
 from tests.conftest import Procs, wait_until
 from tests.webhook_sink import webhook_sink
 
@@ -42,7 +42,7 @@ def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified
         procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
         procs.start("agent", "agent", "--driver", "host", "--name", "ab")
         wait_until(lambda: any(d.get("state") == "available" for d in fleet.devices()), 60, "the host device")
-        nightly, outbox = runs.submit(loads_spec(NIGHTLY), NIGHTLY, fleet, trigger="nightly")
+        nightly, outbox = submit(loads_spec(NIGHTLY), NIGHTLY, fleet, trigger="nightly")
         outbox.send()
         wait_until(lambda: _finalized(nightly), 240, "the nightly run")
         pr_id = prdomain.submit_pr(PR, "pr.yaml", fleet, RunMeta(repo="acme/app", pr=7, baseline="main"))

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator import pr as prdomain
 from orchestrator.cli.service import pr_app
-from orchestrator.notify import notify
+from orchestrator.observability.notify import notify
+from orchestrator.pr import github as prdomain
 from orchestrator.reports.data import CellKey
 from orchestrator.store.db import session
 from orchestrator.store.models import Run

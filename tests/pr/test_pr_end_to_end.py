@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from device_inventory.fleet import Fleet
-from orchestrator import pr as prdomain
 from orchestrator.cli.service import pr_app
+from orchestrator.pr import github as prdomain
 from orchestrator.store.db import session
 from tests.conftest import Procs, wait_until
 from tests.reports.factory import add_cell, add_run

@@ -10,11 +10,12 @@ import numpy as np
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
-from orchestrator import pr as prdomain
-from orchestrator import runs
+from orchestrator.coordinator.finalize import finalize_if_done
+from orchestrator.coordinator.outbox import Outbox
+from orchestrator.pr import github as prdomain
+from orchestrator.pr.verify import AB_BASIS
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Result, Run
-from orchestrator.verify import AB_BASIS
 from tests.reports.factory import add_cell, add_run
 
 
@@ -51,11 +52,11 @@ def test_a_suspected_regression_gets_one_verify_job_before_the_run_is_final(svc_
     with session() as s:
         _nightly(s, 10.0)
         run_id = _pr_run(s, {"measure": 13.0}).id
-    outbox = runs.Outbox()
+    outbox = Outbox()
     with session() as s:
-        assert runs._finalize_if_done(s, run_id, outbox, fleet) is False  # verify first
+        assert finalize_if_done(s, run_id, outbox, fleet) is False  # verify first
     with session() as s:
-        assert runs._finalize_if_done(s, run_id, outbox, fleet) is False  # the verify job is open
+        assert finalize_if_done(s, run_id, outbox, fleet) is False  # the verify job is open
         run = s.get(Run, run_id)
         verify = [j for j in run.jobs if j.purpose == "verify"]
         assert not run.finalized and run.meta["verify"]["cells"] == ["tiny_cnn/xnnpack/host-cpu@64x1"]
@@ -69,9 +70,9 @@ def test_a_cell_within_noise_is_finalised_without_verify(svc_env: dict[str, str]
     with session() as s:
         _nightly(s, 10.0)
         run_id = _pr_run(s, {"measure": 10.05}).id
-    outbox = runs.Outbox()
+    outbox = Outbox()
     with session() as s:
-        assert runs._finalize_if_done(s, run_id, outbox, fleet) is True
+        assert finalize_if_done(s, run_id, outbox, fleet) is True
         run = s.get(Run, run_id)
         assert run.meta["verify"]["cells"] == [] and not outbox.messages
         assert len(s.scalars(select(Job).where(Job.run_id == run_id)).all()) == 1

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
-from orchestrator import pr as prdomain
-from orchestrator import runs
 from orchestrator.api.submit import RunMeta
+from orchestrator.coordinator.submit import submit
+from orchestrator.pr import github as prdomain
 from orchestrator.reports.build import build_report
 from orchestrator.reports.html import report_html
 from orchestrator.spec.matrix import loads_spec
@@ -48,7 +48,7 @@ def _finalized(run_id: str) -> bool:
 
 
 def _submit(text: str, fleet: Fleet, trigger: str) -> str:
-    run_id, outbox = runs.submit(loads_spec(text), text, fleet, trigger=trigger)
+    run_id, outbox = submit(loads_spec(text), text, fleet, trigger=trigger)
     outbox.send()
     wait_until(lambda: _finalized(run_id), 300, f"run {run_id}")
     return run_id

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from agents.virtual.testing import FleetHandle, running_fleet
 from device_inventory.fleet import Fleet
-from orchestrator import runs
+from orchestrator.coordinator.submit import submit as submit_run
 from orchestrator.spec.matrix import loads_spec
-from orchestrator.states import JOB_TERMINAL
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
+from orchestrator.store.states import JOB_TERMINAL
 from tests.conftest import Procs, wait_until
 
 # min_run_s keeps every benchmark busy for a while, so faults land mid-run
@@ -72,7 +72,7 @@ def wait_devices(fleet: Fleet, n: int) -> None:
 
 
 def submit(fleet: Fleet, text: str) -> str:
-    run_id, outbox = runs.submit(loads_spec(text), text, fleet, trigger="manual")
+    run_id, outbox = submit_run(loads_spec(text), text, fleet, trigger="manual")
     outbox.send()
     return run_id
 

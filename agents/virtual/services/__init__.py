@@ -105,7 +105,7 @@ def rsd_names(registry: dict[str, Handler]) -> dict[str, tuple[Handler, bool]]:
 
 def _load_dvt() -> Handler | None:
     try:
-        from agents.virtual import dvt  # type: ignore[attr-defined]
+        from agents.virtual import dvt
     except ModuleNotFoundError as exc:
         if exc.name != DVT_MODULE:
             # dvt.py exists but one of its own imports is missing: that is a bug, say so

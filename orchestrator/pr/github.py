@@ -1,8 +1,8 @@
 """PR jobs: submit a PR's cells, find each cell's baseline, give a verdict, comment on GitHub.
 
-Which run is a cell's baseline is ``orchestrator.baselines``' rule; how a cell is compared
+Which run is a cell's baseline is ``orchestrator.pr.baselines``' rule; how a cell is compared
 (interleaved A/B in one lease, else that run's results) and the verify re-run of a
-suspected regression are ``orchestrator.verify``'s. The statistics (Mann-Whitney +
+suspected regression are ``orchestrator.pr.verify``'s. The statistics (Mann-Whitney +
 bootstrap CI + minimum effect) are ``orchestrator.analysis``'s; the table is
 ``orchestrator.reports``'.
 """
@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from device_inventory.fleet import Fleet
 from orchestrator.analysis.compare import CellComparison
 from orchestrator.api.submit import RunMeta, submit_spec_text
+from orchestrator.pr.verify import AB_BASIS, compare_pr_run
 from orchestrator.reports.data import CellKey, RunData
 from orchestrator.reports.markdown import cell_label, verdict_markdown
 from orchestrator.reports.operator_diff import cell_diffs, operator_diff_markdown
-from orchestrator.verify import AB_BASIS, compare_pr_run
 
 MARKER = "<!-- benchfarm -->"
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -57,7 +57,7 @@ def submit_pr(spec_text: str, source: str, fleet: Fleet, meta: RunMeta, requeste
 def pr_verdict(s: Session, run_id: str, branch: str = "main", min_effect: float = 0.05) -> PrVerdict:
     """Compare a PR run's cells with their baselines (raises ``reports.data.RunNotFound``):
     in-lease A/B where the cell ran interleaved, else the newest baseline run; a suspected
-    regression counts only when the automatic verify re-run confirms it (``orchestrator.verify``)."""
+    regression counts only when the automatic verify re-run confirms it (``orchestrator.pr.verify``)."""
     found = compare_pr_run(s, run_id, branch, min_effect)
     md = _markdown(found.candidate, found.comparisons, found.baseline_runs, branch)
     # which operators a slower/faster cell's change comes from (A/B profiling passes)
@@ -126,6 +126,6 @@ def spec_from_args(spec: Path | None, model: Path | None, name: str, backends: l
         raise ValueError("give exactly one of --spec SPEC or --model FILE.pte")
     if spec is not None:
         return spec.read_text(), str(spec)
-    if not backends or not devices:
+    if model is None or not backends or not devices:
         raise ValueError("--model needs at least one --backend and one --device")
     return pte_spec_text(model, name or model.stem, backends, devices), str(model)

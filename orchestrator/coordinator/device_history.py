@@ -13,18 +13,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from device_inventory.fleet import Fleet, P
-from orchestrator.notify import notify
+from device_inventory.fleet import Fleet
+from orchestrator.observability.notify import notify
 from orchestrator.store.db import session
 from orchestrator.store.models import DeviceEvent
-
-CURSOR_KEY = f"{P}device-events:cursor"
 
 
 def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
     copied = 0
     while True:
-        cursor = fleet.r.get(CURSOR_KEY) or "0"
+        cursor = fleet.events.cursor()
         events = fleet.read_events(cursor, batch)
         if not events:
             return copied
@@ -45,7 +43,7 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
                 if f.get("state") == "quarantined":
                     quarantined.append({"device_id": dev, "device_class": info.get("device_class", ""),
                                         "host": info.get("host", ""), "reason": f.get("reason", "")})
-        fleet.r.set(CURSOR_KEY, events[-1][0])
+        fleet.events.advance(events[-1][0])
         # after the commit, once per event: the stream id is the key a second copier collides on
         for payload in quarantined:
             notify("device_quarantined", payload)

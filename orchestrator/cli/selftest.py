@@ -22,7 +22,7 @@ import typer
 
 from orchestrator import config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "reliability"
 
 

@@ -71,9 +71,9 @@ def observe_attempt(device_class: str, report: dict[str, Any]) -> None:
 
 def observe_recorded(attempt_id: str, retried: bool) -> None:
     """After the coordinator recorded an attempt: count the job if it turned terminal."""
-    from orchestrator.states import JOB_TERMINAL
     from orchestrator.store.db import session
     from orchestrator.store.models import Attempt
+    from orchestrator.store.states import JOB_TERMINAL
 
     with session() as s:
         attempt = s.get(Attempt, attempt_id)

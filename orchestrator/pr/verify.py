@@ -5,7 +5,7 @@ Each PR cell is compared with the best baseline available, in this order:
      device, alternating with the PR's (``Result.ab``) — drift between devices and over
      time cancels. The verdict is launch-level (``analysis.launches``): per-round median
      ratios, paired t-interval over rounds, outcomes different / same / unknown;
-  2. the newest baseline run's results for the cell (``orchestrator.baselines``), with the
+  2. the newest baseline run's results for the cell (``orchestrator.pr.baselines``), with the
      iteration-level test (``analysis.regression``; unpaired, one launch per side).
 
 A cell that comes out *slower* is not reported at once: when the PR's jobs are done the
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from orchestrator.analysis.compare import CellComparison
 from orchestrator.analysis.launches import decide, looks_for, round_ratios
 from orchestrator.analysis.regression import Verdict, compare_cells
-from orchestrator.baselines import find_baseline_cells
+from orchestrator.pr.baselines import find_baseline_cells
 from orchestrator.reports.data import Cell, CellKey, RunData, load_run
 from orchestrator.store.models import Job, Result
 

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# The coordinator image: one image, three roles chosen by the command
-#   benchfarm api | benchfarm scheduler | benchfarm worker --queues export.linux,coordinator
-# Build from the repository root:  docker build -f docker/Dockerfile -t benchfarm-coordinator .
+# The exporter image: the coordinator's code plus the ML stack, for the Linux export queue
+#   benchfarm worker --queues export.linux
+# Build from the repository root:  docker build -f docker/exporter.Dockerfile -t benchfarm-exporter .
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,7 +19,7 @@ COPY pyproject.toml ./
 COPY orchestrator ./orchestrator
 COPY agents ./agents
 COPY device_inventory ./device_inventory
-RUN pip install . && python -c "import torch, executorch, orchestrator; print('torch', torch.__version__)"
+RUN pip install ".[exporter]" && python -c "import torch, executorch, orchestrator; print('torch', torch.__version__)"
 
 # An unprivileged user owning only the data volume.
 RUN useradd --create-home --uid 10001 benchfarm \
@@ -29,5 +29,4 @@ USER benchfarm
 ENV BENCHFARM_HOME=/data \
     BENCHFARM_ARTIFACTS=/data/artifacts
 VOLUME ["/data/artifacts"]
-EXPOSE 8000
-CMD ["benchfarm", "api"]
+CMD ["benchfarm", "worker", "--queues", "export.linux"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from orchestrator.export.pipeline import ExportRequest
 from orchestrator.export.registry import registry
+from orchestrator.export.request import ExportRequest
 from orchestrator.spec.matrix import MatrixSpec
 
 

@@ -1,0 +1,116 @@
+"""Devices: who is registered, their state and their heartbeats; and the stream of state changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from device_inventory import keys
+
+# A client made with decode_responses=True (Fleet.from_url): replies are str, which redis-py's
+# annotations cannot express (they say bytes | str), so the registries hold it untyped.
+RedisClient = Any
+
+# developer_mode_off / ddi_missing: the phone cannot run developer services until a person
+# (or the host going online) fixes it; the agent sets and clears them (agents/conditions.py)
+CONDITION_STATES = ("developer_mode_off", "ddi_missing")
+DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance", *CONDITION_STATES)
+# the stream is a buffer until the coordinator drains it into the database
+EVENTS_MAXLEN = 200_000
+
+
+def flatten(info: dict[str, Any]) -> dict[str, str]:
+    """Redis hashes hold strings: nested values as JSON."""
+    return {k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in info.items()}
+
+
+class DeviceEvents:
+    """``device-events``: every device state change (device, state, reason, at). The coordinator
+    copies it into the database, where capacity reporting reads device state intervals."""
+
+    def __init__(self, client: RedisClient):
+        self.r = client
+
+    def add(self, pipe: Any, device_id: str, state: str, reason: str = "") -> None:
+        pipe.xadd(keys.EVENTS, {"device": device_id, "state": state, "reason": reason, "at": str(time.time())},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
+
+    def read(self, after: str = "0", count: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        return [(eid, fields) for eid, fields in self.r.xrange(keys.EVENTS, min=f"({after}" if after != "0" else "-",
+                                                                 count=count)]
+
+    def cursor(self) -> str:
+        return self.r.get(keys.EVENTS_CURSOR) or "0"
+
+    def advance(self, stream_id: str) -> None:
+        self.r.set(keys.EVENTS_CURSOR, stream_id)
+
+
+class DeviceRegistry:
+    """``devices``, ``device:<id>``, ``heartbeats``."""
+
+    def __init__(self, client: RedisClient, events: DeviceEvents):
+        self.r = client
+        self.events = events
+
+    def register(self, device_id: str, info: dict[str, Any], heartbeat_ttl: float = 30.0) -> None:
+        """Add or refresh a device; keeps quarantine/maintenance across agent restarts."""
+        key = keys.device(device_id)
+        previous = self.r.hget(key, "state")
+        with self.r.pipeline() as pipe:
+            pipe.sadd(keys.DEVICES, device_id)
+            pipe.hset(key, mapping=flatten(info))
+            pipe.zadd(keys.HEARTBEATS, {device_id: time.time() + heartbeat_ttl})
+            if previous is None or (previous == "offline" and not self.r.exists(keys.lease(device_id))):
+                pipe.hset(key, "state", "available")
+                self.events.add(pipe, device_id, "available", "registered")
+            pipe.execute()
+
+    def unregister(self, device_id: str) -> None:
+        """A device was unplugged: it stays known (history) but goes offline."""
+        with self.r.pipeline() as pipe:
+            pipe.hset(keys.device(device_id), "state", "offline")
+            pipe.zrem(keys.HEARTBEATS, device_id)
+            self.events.add(pipe, device_id, "offline", "unregistered")
+            pipe.execute()
+
+    def heartbeat(self, device_id: str, ttl: float, lease_ttl: float | None = None,
+                  status: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        with self.r.pipeline() as pipe:
+            pipe.zadd(keys.HEARTBEATS, {device_id: now + ttl})
+            if lease_ttl is not None:
+                # XX: only extend a lease that still exists; never resurrect a reaped one
+                pipe.zadd(keys.LEASES, {device_id: now + lease_ttl}, xx=True)
+            if status:
+                pipe.hset(keys.device(device_id), mapping={k: str(v) for k, v in status.items()})
+            pipe.execute()
+
+    def set_state(self, device_id: str, state: str, reason: str = "") -> None:
+        if state not in DEVICE_STATES:
+            raise ValueError(f"unknown device state {state!r} (known: {', '.join(DEVICE_STATES)})")
+        with self.r.pipeline() as pipe:
+            pipe.hset(keys.device(device_id), mapping={"state": state, "state_reason": reason,
+                                                       "state_since": str(time.time())})
+            self.events.add(pipe, device_id, state, reason)
+            pipe.execute()
+
+    def get(self, device_id: str) -> dict[str, str]:
+        return self.r.hgetall(keys.device(device_id))
+
+    def all(self) -> list[dict[str, str]]:
+        ids = sorted(self.r.smembers(keys.DEVICES))
+        now = time.time()
+        with self.r.pipeline() as pipe:
+            for d in ids:
+                pipe.hgetall(keys.device(d))
+                pipe.zscore(keys.HEARTBEATS, d)
+            raw = pipe.execute()
+        out = []
+        for d, info, hb in zip(ids, raw[::2], raw[1::2], strict=True):
+            info = dict(info, id=d)
+            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy", *CONDITION_STATES):
+                info["state"] = "offline"
+            out.append(info)
+        return out

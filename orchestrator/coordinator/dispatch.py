@@ -1,0 +1,88 @@
+"""An attempt and its message: what a device worker needs to run one job, and the retry policy."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from device_inventory.fleet import Fleet
+from orchestrator import celery_app as capp
+from orchestrator.coordinator.outbox import Message, Outbox, new_id
+from orchestrator.export.registry import registry
+from orchestrator.export.request import GOLDEN_SEED
+from orchestrator.spec.matrix import profile_block
+from orchestrator.store.models import Artifact, Attempt, Job, utcnow
+from orchestrator.store.states import check_job_transition
+
+MAX_ATTEMPTS = 3
+# seconds before attempt n+1 is offered (exponential backoff, capped)
+RETRY_BACKOFF_S = (1, 5, 20, 60)
+
+
+def model_file(model: str, backend: str, key: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model}-{backend}")[:100]
+    return f"{stem}-{key[:8]}.pte"
+
+
+
+def jobs_for_artifact(s: Session, key: str, states: tuple[str, ...]) -> list[Job]:
+    return list(s.scalars(select(Job).where(Job.artifact_key == key, Job.state.in_(states))))
+
+
+
+def dispatch_waiting(s: Session, key: str, fleet: Fleet, outbox: Outbox) -> None:
+    for job in jobs_for_artifact(s, key, ("queued", "exporting")):
+        dispatch(s, job, fleet, outbox)
+
+
+def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: float = 0) -> Attempt:
+    art = s.get(Artifact, job.artifact_key)
+    check_job_transition(job.state, "waiting-for-device")
+    job.state = "waiting-for-device"
+    job.queued_at = job.queued_at or utcnow()
+    job.attempt_count += 1
+    attempt = Attempt(id=new_id(), job_id=job.id, number=job.attempt_count)
+    s.add(attempt)
+    fleet.dispatch_attempt(attempt.id)
+    backend = registry().resolve(job.backend)
+    payload = {
+        "run_id": job.run_id, "job_id": job.id, "attempt_id": attempt.id, "artifact_key": job.artifact_key,
+        "model_file": model_file(job.model, job.backend, job.artifact_key),
+        "model_sha256": art.file_sha256 if art else "", "backend": job.backend, "runtime": backend.runtime,
+        "compute_units": job.compute_units,
+        "input_shape": [job.batch_size, 3, job.input_resolution, job.input_resolution],
+        "input_resolution": job.input_resolution, "batch_size": job.batch_size,
+        "warmup": job.warmup, "iterations": job.iterations, "timeout_s": job.timeout_s,
+        "device_class": job.device_class, "device_selector": job.device_selector,
+        # a retry prefers another device: the ones that failed this job step aside first
+        "avoid_devices": sorted({a.device_id for a in job.attempts
+                                 if a.device_id and a.state in ("infra_failed", "fenced")}),
+        "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
+        if art else {},
+    }
+    profile = profile_block(job.run.spec_yaml)
+    if profile:
+        payload["profile"] = profile
+    base = s.get(Artifact, job.baseline_artifact_key) if job.baseline_artifact_key else None
+    if base is not None and job.ab_rounds > 0:
+        payload["ab"] = {"rounds": job.ab_rounds, **(job.ab_plan or {}), "baseline": {
+            "artifact_key": base.key, "model_sha256": base.file_sha256,
+            "model_file": model_file(job.model + "-baseline", job.backend, base.key)}}
+    outbox.messages.append(Message("benchfarm.run_job", [payload], capp.device_queue(job.device_class),
+                                   job.priority, countdown))
+    return attempt
+
+
+
+def retry_or_fail(s: Session, job: Job, fleet: Fleet, outbox: Outbox, category: str, message: str) -> bool:
+    if job.attempt_count < MAX_ATTEMPTS:
+        delay = RETRY_BACKOFF_S[min(job.attempt_count - 1, len(RETRY_BACKOFF_S) - 1)]
+        dispatch(s, job, fleet, outbox, countdown=delay)
+        return True
+    job.state, job.finished_at = "failed", utcnow()
+    job.reason = f"infrastructure failure after {job.attempt_count} attempts ({category}): {message}"[:4000]
+    return False
+
+

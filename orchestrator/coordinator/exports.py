@@ -1,0 +1,87 @@
+"""Which exporter lowers an artifact (``fleet.exporters`` says which are alive), and what an export's outcome does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from device_inventory.fleet import Fleet
+from orchestrator.coordinator.dispatch import dispatch_waiting
+from orchestrator.coordinator.finalize import finalize_if_done
+from orchestrator.coordinator.outbox import Outbox
+from orchestrator.export.registry import registry
+from orchestrator.store.db import session as db_session
+from orchestrator.store.models import Artifact, Job, utcnow
+
+
+def export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:
+    """Which export queue lowers this backend, or why none can."""
+    backend = registry().resolve(backend_name)
+    if "linux" in backend.exporters:
+        return "linux", ""  # the coordinator stack always ships a Linux exporter
+    for platform in backend.exporters:
+        if platform in alive:
+            return platform, ""
+    need = " or ".join({"macos": "macOS", "linux": "Linux"}.get(p, p) for p in backend.exporters)
+    return None, f"needs a {need} exporter (none is running)"
+
+
+
+def jobs_for_request(s: Session, request: str) -> list[Job]:
+    return list(s.scalars(select(Job).where(Job.request_key == request, Job.state.in_(("queued", "exporting")))))
+
+
+def block_jobs(jobs: list[Job], reason: str) -> None:
+    for job in jobs:
+        job.state, job.reason, job.finished_at = "blocked", reason, utcnow()
+
+
+def mark_artifact_ready(art: Artifact, meta: dict[str, Any]) -> None:
+    art.status = "ready"
+    art.file_sha256 = meta.get("file_sha256", "")
+    art.size_bytes = int(meta.get("size_bytes", 0))
+    art.export_time_s = float(meta.get("export_time_s", 0.0))
+    art.info = {k: v for k, v in meta.items() if k not in ("recipe",)}
+
+
+def export_done(request: str, outcome: str, meta: dict[str, Any], fleet: Fleet) -> Outbox:
+    """The exporter's answer to export request ``request`` (a request key, ``recipe.request_key``).
+
+    outcome: 'ok' (``meta["artifact_key"]`` names the stored program) | 'failed' (the model
+    cannot be exported) | 'unavailable' (wrong exporter). The exporter, not the coordinator,
+    keys a torch source (its fingerprint imports the model's code): the waiting jobs learn
+    their artifact key here."""
+    outbox = Outbox()
+    with db_session() as s:
+        jobs = jobs_for_request(s, request)
+        if not jobs:
+            return outbox
+        if outcome == "ok":
+            key = str(meta.get("artifact_key", ""))
+            art = s.get(Artifact, key)
+            if art is None:
+                art = Artifact(key=key, model=jobs[0].model, backend=jobs[0].backend,
+                               input_resolution=jobs[0].input_resolution, batch_size=jobs[0].batch_size)
+                s.add(art)
+            mark_artifact_ready(art, meta)
+            for job in jobs:
+                if job.artifact_key and job.artifact_key != key:  # a program file, keyed at submit
+                    job.state, job.finished_at = "failed", utcnow()
+                    job.reason = (f"exporter stored {key}, coordinator expected {job.artifact_key}: "
+                                  "exporter and coordinator run different versions")
+                job.artifact_key = key
+            dispatch_waiting(s, key, fleet, outbox)
+        else:
+            reason = str(meta.get("error", ""))[:4000]
+            for job in jobs:
+                art = s.get(Artifact, job.artifact_key) if job.artifact_key else None
+                if art is not None:
+                    art.status, art.reason = ("blocked" if outcome == "unavailable" else "failed"), reason
+                job.state = "blocked" if outcome == "unavailable" else "failed"
+                job.reason = f"export failed: {reason}" if outcome == "failed" else reason
+                job.finished_at = utcnow()
+        for run_id in {j.run_id for j in jobs}:
+            finalize_if_done(s, run_id, outbox, fleet)
+    return outbox

@@ -1,0 +1,98 @@
+"""Submit a run: plan its jobs, find or request their artifacts, dispatch what is ready.
+
+A program file (``pte:``) is keyed here; a torch model is keyed by the exporter that builds it
+(its fingerprint imports the model's code, which the coordinator never does): its jobs wait
+in ``exporting`` under their request key until ``exports.export_done`` names the artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from device_inventory.fleet import Fleet
+from orchestrator import celery_app as capp
+from orchestrator.coordinator import events
+from orchestrator.coordinator.dispatch import dispatch_waiting
+from orchestrator.coordinator.exports import block_jobs, export_route, jobs_for_request, mark_artifact_ready
+from orchestrator.coordinator.finalize import finalize_if_done
+from orchestrator.coordinator.outbox import Message, Outbox, new_id
+from orchestrator.coordinator.planning import plan
+from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.recipe import artifact_key, keyed_without_exporter, request_key
+from orchestrator.export.request import ExportRequest
+from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.store.db import session as db_session
+from orchestrator.store.models import Artifact, Job, Run, utcnow
+from orchestrator.store.states import check_job_transition
+
+
+def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", trigger: str = "manual",
+           requested_by: str = "", meta: dict[str, Any] | None = None,
+           store: ArtifactStore | None = None) -> tuple[str, Outbox]:
+    """Create the run and its jobs; return the run id and the messages to send after commit."""
+    if trigger not in capp.PRIORITY:
+        raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
+    store = store or ArtifactStore()
+    the_plan = plan(spec)
+    alive = fleet.exporters.alive()
+    outbox = Outbox()
+    priority = capp.PRIORITY[trigger]
+    run_id = new_id()
+    with db_session() as s:
+        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
+                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
+                  summary={"not_applicable": the_plan.not_applicable})
+        s.add(run)
+        s.flush()
+        requests: dict[str, tuple[ExportRequest, str]] = {}
+        for cell in the_plan.cells:
+            req = cell.export_request(spec.parameters.compute_units)
+            request = request_key(req)
+            if request not in requests:  # a program file is keyed here; a torch model by its exporter
+                requests[request] = (req, artifact_key(req) if keyed_without_exporter(req) else "")
+            job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
+                      device_class=cell.device_class, device_selector=cell.device_selector,
+                      input_resolution=cell.input_resolution, batch_size=cell.batch_size,
+                      iterations=spec.parameters.iterations, warmup=spec.parameters.warmup,
+                      repeat_index=cell.repeat_index, compute_units=spec.parameters.compute_units,
+                      timeout_s=spec.parameters.timeout_s, artifact_key=requests[request][1],
+                      request_key=request, priority=priority)
+            if cell.blocked_reason:
+                job.state, job.reason, job.finished_at = "blocked", cell.blocked_reason, utcnow()
+            s.add(job)
+        s.flush()
+        events.submitted(s, run, spec, store)
+        for request, (req, key) in requests.items():
+            if key and _ready(s, key, req, store):
+                dispatch_waiting(s, key, fleet, outbox)
+                continue
+            platform, why = export_route(req.backend, alive)
+            waiting = jobs_for_request(s, request)
+            if platform is None:
+                block_jobs(waiting, why)
+                continue
+            for job in waiting:
+                if job.state == "queued":  # another run's jobs may be waiting for the same export
+                    check_job_transition(job.state, "exporting")
+                    job.state = "exporting"
+            outbox.messages.append(Message("benchfarm.export", [request, asdict(req)],
+                                           capp.export_queue(platform), priority))
+        finalize_if_done(s, run_id, outbox, fleet)
+    return run_id, outbox
+
+
+
+
+def _ready(s: Session, key: str, req: ExportRequest, store: ArtifactStore) -> bool:
+    """Whether the program file ``key`` is stored already (then its jobs dispatch at once)."""
+    art = s.get(Artifact, key)
+    if art is None:
+        art = Artifact(key=key, model=req.model, backend=req.backend, input_resolution=req.input_resolution,
+                       batch_size=req.batch_size)
+        s.add(art)
+    if store.exists(key) and art.status != "ready":
+        mark_artifact_ready(art, store.get(key, verify=False).meta)
+    return art.status == "ready"

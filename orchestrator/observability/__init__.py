@@ -1,0 +1,1 @@
+"""Metrics (Prometheus), structured logs and webhooks: shared by the coordinator and the agents."""

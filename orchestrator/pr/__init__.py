@@ -1,0 +1,1 @@
+"""PR runs: baselines, the verify re-run of a suspected regression, the verdict and its GitHub comment."""
