@@ -107,9 +107,12 @@ def check_database(ctx: Context) -> list[Finding]:
     finally:
         eng.dispose()
     head = migrations.head()
+    if revision is None and not tables:
+        return [Finding("database", "warn", f"{_safe_url(url)}: empty", f"created at {head} on first use")]
     if revision != head:
-        at = f"at revision {revision}" if revision else ("made before schema migrations" if tables else "empty")
-        return [Finding("database", "warn", f"{_safe_url(url)}: schema {at}, this benchfarm needs {head}",
+        # every benchfarm process refuses a database not at head: nothing records results
+        at = f"at revision {revision}" if revision else "made before schema migrations"
+        return [Finding("database", "fail", f"{_safe_url(url)}: schema {at}, this benchfarm needs {head}",
                         "benchfarm db upgrade (back the database up first)")]
     return [Finding("database", "ok", f"{_safe_url(url)}: schema current ({head}, {len(tables)} tables)")]
 

@@ -5,6 +5,7 @@ over usbmux, with faults injected (Redis down, no exporter, Developer Mode off, 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,10 +44,15 @@ def ios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle
         yield handle
 
 
-def test_redis_down_is_a_failure_with_its_remedy(bf_env: dict[str, str]) -> None:
-    code, found = doctor("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
+def test_redis_down_and_an_old_database(bf_env: dict[str, str], tmp_path: Path) -> None:
+    old_db = tmp_path / "old.db"
+    with sqlite3.connect(old_db) as db:  # a store made before schema migrations
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY)")
+    code, found = doctor("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0", BENCHFARM_DB=str(old_db))
     assert code == 1 and found["redis"]["status"] == "fail" and "REDIS_URL" in found["redis"]["remedy"]
     assert found["workers"]["status"] == "skip"
+    old = found["database"]
+    assert old["status"] == "fail" and "before schema migrations" in old["detail"] and "db upgrade" in old["remedy"]
     code, text = doctor_text("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
     assert code == 1 and "FAIL redis: no answer at redis://127.0.0.1:1/0" in text and "1 problem(s)" in text
 
