@@ -23,6 +23,7 @@ import redis
 import typer
 from rich.markup import escape
 
+from device_inventory.devices import CONDITION_STATES
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.cli.common import console
@@ -193,8 +194,10 @@ def _device_state(d: dict[str, str]) -> Finding:
     detail = f"{d.get('device_class', '?')} {d.get('os', '')} {d.get('os_version', '')}: {state}"
     if reason := d.get("state_reason") if state in _STATE_REMEDY else "":
         detail += f" ({reason})"
-    return Finding(f"device {d['id']}", "warn" if state in _STATE_REMEDY else "ok", " ".join(detail.split()),
-                   _STATE_REMEDY.get(state, "").format(id=d["id"]))
+    # a condition state waits for a person at the device (the agent notices the fix by itself)
+    status = "fail" if state in CONDITION_STATES else "warn" if state in _STATE_REMEDY else "ok"
+    remedy = _STATE_REMEDY.get(state, "").format(id=d["id"])
+    return Finding(f"device {d['id']}", status, " ".join(detail.split()), remedy)
 
 
 def check_local_ios(ctx: Context) -> list[Finding]:

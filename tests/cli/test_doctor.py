@@ -57,6 +57,22 @@ def test_redis_down_and_an_old_database(bf_env: dict[str, str], tmp_path: Path) 
     assert code == 1 and "FAIL redis: no answer at redis://127.0.0.1:1/0" in text and "1 problem(s)" in text
 
 
+def test_devices_the_agents_report_unusable(bf_env: dict[str, str]) -> None:
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    for udid, state in (("00008130-000A1B2C3D4E5F60", "developer_mode_off"),
+                        ("00008110-000B1C2D3E4F5061", "ddi_missing"), ("00008112-000C1D2E3F405162", "quarantined")):
+        fleet.register(udid, {"device_class": "A17-Pro", "os": "iOS", "os_version": "18.6.2", "agent": "mini-1"})
+        fleet.set_state(udid, state, "seen by the agent")
+    code, found = doctor("--role", "coordinator")
+    assert code == 1
+    off = found["device 00008130-000A1B2C3D4E5F60"]
+    assert off["status"] == "fail" and "Developer Mode" in off["remedy"] and "developer_mode_off" in off["detail"]
+    assert found["device 00008110-000B1C2D3E4F5061"]["status"] == "fail"
+    assert "mounter auto-mount" in found["device 00008110-000B1C2D3E4F5061"]["remedy"]
+    quarantined = found["device 00008112-000C1D2E3F405162"]
+    assert quarantined["status"] == "warn" and "devices check 00008112-000C1D2E3F405162" in quarantined["remedy"]
+
+
 def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, ios: FleetHandle) -> None:
     engine()  # the results store exists, schema current
     usbmux = ["--usbmux", ios.usbmux_address]
