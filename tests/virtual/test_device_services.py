@@ -111,6 +111,7 @@ def test_dvt_proclist_ls_and_isPidDebuggable(one_device: FleetHandle, client_hom
             assert "DCIM" in await info.ls("/private/var/mobile/Media")  # the AFC media tree
             with pytest.raises(DvtDirListError):
                 await info.ls("/no/such/dir")
+            one_device.inject_fault(udid, "hang", count=1)  # keep the harness running while we ask
             harness = await pc.launch(HARNESS_BUNDLE_ID)
             answers = (await pc.service.invoke("isPidDebuggable:", safari),
                        await pc.service.invoke("isPidDebuggable:", harness))
