@@ -27,9 +27,10 @@ from typing import Any
 
 import redis
 
+from agents import conditions
 from agents.drivers import make_driver
 from agents.protocols import DeviceInfo, Driver
-from device_inventory.fleet import Fleet
+from device_inventory.fleet import CONDITION_STATES, Fleet
 from orchestrator.observability import metrics
 from orchestrator.observability.logs import setup_logging
 
@@ -56,6 +57,7 @@ class AgentConfig:
     name: str = field(default_factory=socket.gethostname)
     drivers: dict[str, dict[str, Any]] = field(default_factory=lambda: {"host": {}})
     scan_every_s: float = 3.0
+    condition_recheck_s: float = conditions.RECHECK_S  # a device with Developer Mode off etc. is re-read this often
     lease_ttl_s: float = 30.0
     heartbeat_s: float = 5.0
     env: dict[str, str] = field(default_factory=dict)
@@ -75,6 +77,7 @@ class Agent:
         self.workers: dict[str, subprocess.Popen] = {}
         self.health_only: dict[str, bool] = {}  # device id -> its worker serves health checks only
         self.stopping = threading.Event()
+        self.condition_read: dict[str, float] = {}  # device id -> when its health was last read here
 
     # -- discovery --------------------------------------------------------------------
     def scan(self) -> None:
@@ -91,6 +94,7 @@ class Agent:
             self._stop_worker(dev_id, grace=5)
             self.fleet.unregister(dev_id)
             del self.devices[dev_id]
+            self.condition_read.pop(dev_id, None)  # read it again when it comes back
         for dev_id, dev in seen.items():
             if dev_id not in self.devices:
                 log.info("device %s (%s, %s) attached", dev_id, dev.device_class, dev.name)
@@ -98,6 +102,24 @@ class Agent:
             self.fleet.register(dev_id, {**{k: v for k, v in dev.as_dict().items() if k != "extra"},
                                          "agent": self.config.name, "labels": ",".join(dev.extra["labels"])},
                                 heartbeat_ttl=DEVICE_TTL_S)
+
+    def check_conditions(self) -> None:
+        """Read health of a device when it attaches and, while it waits in a condition state
+        (developer_mode_off, ddi_missing), every ``condition_recheck_s``: a fixed phone returns to
+        service without a job to prompt it (agents.conditions)."""
+        now = time.monotonic()
+        for dev_id, dev in self.devices.items():
+            state = self.fleet.device(dev_id).get("state", "available")
+            last = self.condition_read.get(dev_id)
+            if last is not None and (state not in CONDITION_STATES or now - last < self.config.condition_recheck_s):
+                continue
+            self.condition_read[dev_id] = now
+            if state not in conditions.REPLACEABLE:
+                continue
+            try:
+                conditions.apply(self.fleet, dev_id, self.drivers[dev.driver].health(dev))
+            except Exception:  # an unreachable device is the discovery's business, not this check's
+                log.warning("health read of %s failed", dev_id, exc_info=True)
 
     def reconcile_workers(self) -> None:
         for dev_id, dev in self.devices.items():
@@ -159,6 +181,7 @@ class Agent:
                 if time.monotonic() - last_scan >= self.config.scan_every_s:
                     self.scan()
                     last_scan = time.monotonic()
+                    self.check_conditions()
                 self.reconcile_workers()
                 self.heartbeat()
                 failures = 0

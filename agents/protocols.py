@@ -53,6 +53,9 @@ class Health:
     problems: list[str] = field(default_factory=list)
     # "cool_down": wait and re-check; "release": give the job to another device
     action: str = "run"
+    # a device condition that needs a person, not a retry: developer_mode_off | ddi_missing
+    # (agents.drivers.ios_developer); the device takes that state until it is fixed
+    condition: str = ""
 
 
 @runtime_checkable

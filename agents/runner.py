@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import tenacity
 
-from agents import ab, etdumps
+from agents import ab, conditions, etdumps
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
@@ -287,6 +287,8 @@ def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
+        if conditions.apply(ctx.fleet, ctx.device.id, health):
+            return "; ".join(health.problems)
         ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
             "battery": health.battery_level if health.battery_level is not None else "",
             "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})

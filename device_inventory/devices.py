@@ -12,7 +12,10 @@ from device_inventory import keys
 # annotations cannot express (they say bytes | str), so the registries hold it untyped.
 RedisClient = Any
 
-DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance")
+# developer_mode_off / ddi_missing: the phone cannot run developer services until a person
+# (or the host going online) fixes it; the agent sets and clears them (agents/conditions.py)
+CONDITION_STATES = ("developer_mode_off", "ddi_missing")
+DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance", *CONDITION_STATES)
 # the stream is a buffer until the coordinator drains it into the database
 EVENTS_MAXLEN = 200_000
 
@@ -107,7 +110,7 @@ class DeviceRegistry:
         out = []
         for d, info, hb in zip(ids, raw[::2], raw[1::2], strict=True):
             info = dict(info, id=d)
-            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy"):
+            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy", *CONDITION_STATES):
                 info["state"] = "offline"
             out.append(info)
         return out

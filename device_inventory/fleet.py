@@ -18,7 +18,7 @@ import redis
 from device_inventory import keys
 from device_inventory.attempts import ATTEMPT_TTL_S, AttemptClaims
 from device_inventory.coordination import Claims, ExporterRegistry
-from device_inventory.devices import DEVICE_STATES, EVENTS_MAXLEN, DeviceEvents, DeviceRegistry
+from device_inventory.devices import CONDITION_STATES, DEVICE_STATES, EVENTS_MAXLEN, DeviceEvents, DeviceRegistry
 from device_inventory.health import HealthRecords
 from device_inventory.leases import Lease, LeaseRefused, LeaseRegistry, ReapedLease
 
@@ -26,7 +26,8 @@ P = keys.P
 EVENTS = keys.EVENTS
 attempt_key = keys.attempt
 
-__all__ = ["ATTEMPT_TTL_S", "DEVICE_STATES", "EVENTS", "EVENTS_MAXLEN", "P", "Fleet", "Lease", "LeaseRefused",
+__all__ = ["ATTEMPT_TTL_S", "CONDITION_STATES", "DEVICE_STATES", "EVENTS", "EVENTS_MAXLEN", "P", "Fleet", "Lease",
+           "LeaseRefused",
            "ReapedLease", "attempt_key"]
 
 

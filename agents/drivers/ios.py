@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pymobiledevice3 import usbmux
-from pymobiledevice3.exceptions import LockdownError
 from pymobiledevice3.services.afc import AfcService
 from pymobiledevice3.services.diagnostics import DiagnosticsService
 
-from agents.drivers import ios_bench
+from agents.drivers import ios_bench, ios_developer
 from agents.drivers.ios_ipa import IpaError, IpaInfo, read_ipa, write_placeholder_ipa
 from agents.drivers.ios_session import CALL_TIMEOUT_S, LIST_TIMEOUT_S, Session, Target
 from agents.drivers.ios_tunnel import TunnelPool
@@ -70,7 +69,7 @@ class IosDriver:
                  policy: HealthPolicy | None = None, call_timeout_s: float = CALL_TIMEOUT_S,
                  startup_allowance_s: float = STARTUP_ALLOWANCE_S, poll_interval_s: float = POLL_INTERVAL_S,
                  ios17_tunnel: str = "userspace", host: str | None = None,
-                 tunneld_address: str | None = None):
+                 tunneld_address: str | None = None, mount_developer_image: bool = True):
         """``harness_ipa``: the signed harness for real devices (virtual devices get a placeholder
         when it is None). ``usbmux_address``: ``host:port`` or socket path (None: the
         ``USBMUXD_SOCKET_ADDRESS`` environment variable, else the system usbmuxd).
@@ -91,6 +90,8 @@ class IosDriver:
         self.startup_allowance_s = startup_allowance_s
         self.poll_interval_s = poll_interval_s
         self.host = host or socket.gethostname()
+        # mount a missing developer disk image before a lease (pymobiledevice3's auto-mount)
+        self.mount_developer_image = bool(mount_developer_image)
         self._installed: dict[str, str] = {}  # udid -> build hash this driver installed
         self._known: dict[str, DeviceInfo] = {}  # udid -> description, while attached and paired
         self._placeholder: IpaInfo | None = None
@@ -180,7 +181,8 @@ class IosDriver:
     # -- health --------------------------------------------------------------------------
     def health(self, device: DeviceInfo, model_bytes: int = 0) -> Health:
         """Readings plus the gating verdict; a not-paired device is unhealthy, a lost one raises."""
-        return self._sync(self._health(device, model_bytes), 5 * self.target.call_timeout_s)
+        return self._sync(self._health(device, model_bytes), 5 * self.target.call_timeout_s
+                          + ios_developer.MOUNT_TIMEOUT_S)
 
     async def _health(self, device: DeviceInfo, model_bytes: int) -> Health:
         try:
@@ -203,10 +205,9 @@ class IosDriver:
         level = battery.get("CurrentCapacity")
         temp = battery.get("Temperature")  # centi-degrees Celsius, as IOPMPowerSource reports it
         temperature_c = temp / 100.0 if isinstance(temp, int | float) else None
-        dev_mode = await s.call("developer mode", _optional(
-            s.lockdown.get_value("com.apple.security.mac.amfi", "DeveloperModeStatus")))
-        if dev_mode is False:
-            problems.append("developer mode is off (Settings > Privacy & Security > Developer Mode)")
+        ready = await ios_developer.readiness(s, self.mount_developer_image)
+        if not ready.ok:
+            problems.append(f"{ready.condition}: {ready.detail}")
         async with s.service("afc", AfcService(s.lockdown)) as afc:
             info = await s.call("storage", afc.get_device_info())
         free = info.get("FSFreeBytes")
@@ -214,7 +215,7 @@ class IosDriver:
             ok=True, battery_level=float(level) if isinstance(level, int | float) else None,
             charging=battery.get("IsCharging"), temperature_c=temperature_c,
             thermal_state=thermal_from_battery_temperature(temperature_c),
-            free_bytes=int(free) if free is not None else None, problems=problems)
+            free_bytes=int(free) if free is not None else None, problems=problems, condition=ready.condition)
 
     # -- benchmark -----------------------------------------------------------------------
     def prepare(self, device: DeviceInfo, job: dict[str, Any], model_path: Path) -> None:
@@ -225,7 +226,7 @@ class IosDriver:
         if digest != job["model_sha256"]:
             raise ValueError(f"{model_path}: sha256 {digest} does not match job field model_sha256")
         ipa = self._harness_for(device)
-        budget = 6 * self.target.call_timeout_s + ios_bench.INSTALL_TIMEOUT_S \
+        budget = 6 * self.target.call_timeout_s + ios_bench.INSTALL_TIMEOUT_S + ios_developer.MOUNT_TIMEOUT_S \
             + ios_bench.transfer_timeout(model_path.stat().st_size + ipa.path.stat().st_size)
         self._sync(self._prepare(device, job, model_path, ipa), budget)
 
@@ -280,11 +281,3 @@ class IosDriver:
             return self._placeholder
         except IpaError as exc:
             raise DriverError("install_failed", str(exc)) from None
-
-
-async def _optional(aw: Coroutine[Any, Any, Any]) -> Any:
-    """A value some iOS versions do not have (MissingValue) reads as None, not as a failure."""
-    try:
-        return await aw
-    except LockdownError:
-        return None

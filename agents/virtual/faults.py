@@ -24,6 +24,8 @@ FAULT_KINDS: dict[str, str] = {
     "harness_crash": "the harness process dies (SIGSEGV) without writing a result",
     "missing_result": "the harness exits 0 without writing result.json",
     "corrupt_result": "result.json is written but invalid (mode: garbage | truncated | schema)",
+    "stale_harness": "the installed harness links an older ExecuTorch: results report runtime_version "
+                     "runtime (default 1.0.0), which the coordinator refuses for newer programs",
     "slow_afc": "every AFC reply is delayed by delay_s seconds (default 0.5)",
     "install_failure": "installation_proxy Install/Upgrade answers with an Error",
     "low_battery": "battery at level percent (default 5), not charging",
@@ -67,6 +69,8 @@ def normalize(kind: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise FaultError(f"thermal state must be one of {THERMAL_STATES}")
     if kind == "corrupt_result" and params.setdefault("mode", "garbage") not in CORRUPT_MODES:
         raise FaultError(f"corrupt_result mode must be one of {CORRUPT_MODES}")
+    if kind == "stale_harness":
+        params["runtime"] = str(params.get("runtime", "1.0.0"))[:64]
     if kind == "slow_afc":
         params["delay_s"] = float(params.get("delay_s", 0.5))
     if kind == "rsd_slow":
@@ -165,7 +169,8 @@ class Chaos:
             await asyncio.sleep(self.interval_s)
             for udid, kind in self.draws(sorted(udids()), rng):
                 one_shot = normalize(kind, {})[0] in ("hang", "harness_crash", "missing_result", "corrupt_result",
-                                                       "install_failure", "core_device_proxy_refused", "rsd_slow")
+                                                       "stale_harness", "install_failure",
+                                                       "core_device_proxy_refused", "rsd_slow")
                 log.info("chaos fault", extra={"fields": {"udid": udid, "fault": kind}})
                 if one_shot:
                     inject(udid, kind, count=1)

@@ -9,7 +9,8 @@ It sleeps the simulated duration divided by the device's time compression (at le
 
 Faults (see ``agents.virtual.faults``) act here: harness_crash (exit by SIGSEGV, no
 result), hang (never writes, never exits), missing_result (exit 0, no result),
-corrupt_result (an invalid result.json); thermal and low_battery shape the numbers.
+corrupt_result (an invalid result.json), stale_harness (an older ExecuTorch runtime_version);
+thermal and low_battery shape the numbers.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ async def run_harness(device: VirtualDevice, proc: Process) -> tuple[int | None,
         _crash_report(device, proc)
         return None, SIGSEGV
     hang, missing, corrupt = faults.take("hang"), faults.take("missing_result"), faults.take("corrupt_result")
+    stale = faults.take("stale_harness")
     try:
         job = json.loads(docs.read(f"{DOCUMENTS}/{JOB_FILE}"))
     except (FsError, ValueError) as exc:
@@ -168,6 +170,8 @@ async def run_harness(device: VirtualDevice, proc: Process) -> tuple[int | None,
         say("harness: stuck")
         await asyncio.Event().wait()  # until the host kills it
     doc["finished_at"] = _now()
+    if stale:
+        doc["runtime_version"] = stale.params["runtime"]
     if missing:
         say("harness: exiting without a result")
         return 0, None

@@ -17,12 +17,11 @@ import functools
 import json
 import logging
 import struct
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from agents.virtual import rsd
 from agents.virtual.lockdown import LockdownSession
-from agents.virtual.services import LOCKDOWN_RSD_NAMES, rsd_names
+from agents.virtual.services import LOCKDOWN_RSD_NAMES, Handler, rsd_names
 from agents.virtual.services.developer import service_available
 from agents.virtual.tcp import IPV6_HEADER, StreamHandler, TcpEndpoint
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from agents.virtual.server import VirtualFleetServer
 
 log = logging.getLogger("agents.virtual.tunnel")
-# a service in the registry: handler(device, reader, writer); bound to a device it is a StreamHandler
-ServiceHandler = Callable[..., Awaitable[None]]
 
 MAGIC = b"CDTunnel"
 MAX_MTU = 16000  # what devices grant: the host asks for 16000
@@ -44,13 +41,12 @@ class TunnelRefused(ConnectionError):
     """The host's first packet was not a CDTunnel handshake request."""
 
 
-def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, ServiceHandler | None, bool]]:
-    """RSD name -> (port, handler(device, reader, writer) or None for the remote lockdown, needs RSDCheckin)."""
-    table: dict[str, tuple[int, ServiceHandler | None, bool]] = {}
-    entries = {**rsd_names(server.services), **{name: (None, True) for name in LOCKDOWN_RSD_NAMES}}
-    for i, (name, (handler, checkin)) in enumerate(sorted(entries.items())):
-        table[name] = (FIRST_PORT + i, handler, checkin)
-    return table
+def service_ports(server: VirtualFleetServer) -> dict[str, tuple[int, Handler | None, bool]]:
+    """RSD name -> (port, handler or None for the remote lockdown, needs RSDCheckin)."""
+    entries: dict[str, tuple[Handler | None, bool]] = {
+        **rsd_names(server.services), **{name: (None, True) for name in LOCKDOWN_RSD_NAMES}}
+    return {name: (FIRST_PORT + i, handler, checkin)
+            for i, (name, (handler, checkin)) in enumerate(sorted(entries.items()))}
 
 
 def listeners(server: VirtualFleetServer, device: VirtualDevice) -> tuple[dict[int, StreamHandler], dict[str, int]]:

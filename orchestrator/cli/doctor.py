@@ -23,6 +23,7 @@ import redis
 import typer
 from rich.markup import escape
 
+from device_inventory.devices import CONDITION_STATES
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.cli.common import console
@@ -107,9 +108,12 @@ def check_database(ctx: Context) -> list[Finding]:
     finally:
         eng.dispose()
     head = migrations.head()
+    if revision is None and not tables:
+        return [Finding("database", "warn", f"{_safe_url(url)}: empty", f"created at {head} on first use")]
     if revision != head:
-        at = f"at revision {revision}" if revision else ("made before schema migrations" if tables else "empty")
-        return [Finding("database", "warn", f"{_safe_url(url)}: schema {at}, this benchfarm needs {head}",
+        # every benchfarm process refuses a database not at head: nothing records results
+        at = f"at revision {revision}" if revision else "made before schema migrations"
+        return [Finding("database", "fail", f"{_safe_url(url)}: schema {at}, this benchfarm needs {head}",
                         "benchfarm db upgrade (back the database up first)")]
     return [Finding("database", "ok", f"{_safe_url(url)}: schema current ({head}, {len(tables)} tables)")]
 
@@ -190,8 +194,10 @@ def _device_state(d: dict[str, str]) -> Finding:
     detail = f"{d.get('device_class', '?')} {d.get('os', '')} {d.get('os_version', '')}: {state}"
     if reason := d.get("state_reason") if state in _STATE_REMEDY else "":
         detail += f" ({reason})"
-    return Finding(f"device {d['id']}", "warn" if state in _STATE_REMEDY else "ok", " ".join(detail.split()),
-                   _STATE_REMEDY.get(state, "").format(id=d["id"]))
+    # a condition state waits for a person at the device (the agent notices the fix by itself)
+    status = "fail" if state in CONDITION_STATES else "warn" if state in _STATE_REMEDY else "ok"
+    remedy = _STATE_REMEDY.get(state, "").format(id=d["id"])
+    return Finding(f"device {d['id']}", status, " ".join(detail.split()), remedy)
 
 
 def check_local_ios(ctx: Context) -> list[Finding]:

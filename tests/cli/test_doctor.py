@@ -5,6 +5,7 @@ over usbmux, with faults injected (Redis down, no exporter, Developer Mode off, 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,12 +44,33 @@ def ios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetHandle
         yield handle
 
 
-def test_redis_down_is_a_failure_with_its_remedy(bf_env: dict[str, str]) -> None:
-    code, found = doctor("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
+def test_redis_down_and_an_old_database(bf_env: dict[str, str], tmp_path: Path) -> None:
+    old_db = tmp_path / "old.db"
+    with sqlite3.connect(old_db) as db:  # a store made before schema migrations
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY)")
+    code, found = doctor("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0", BENCHFARM_DB=str(old_db))
     assert code == 1 and found["redis"]["status"] == "fail" and "REDIS_URL" in found["redis"]["remedy"]
     assert found["workers"]["status"] == "skip"
+    old = found["database"]
+    assert old["status"] == "fail" and "before schema migrations" in old["detail"] and "db upgrade" in old["remedy"]
     code, text = doctor_text("--role", "coordinator", REDIS_URL="redis://127.0.0.1:1/0")
     assert code == 1 and "FAIL redis: no answer at redis://127.0.0.1:1/0" in text and "1 problem(s)" in text
+
+
+def test_devices_the_agents_report_unusable(bf_env: dict[str, str]) -> None:
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    for udid, state in (("00008130-000A1B2C3D4E5F60", "developer_mode_off"),
+                        ("00008110-000B1C2D3E4F5061", "ddi_missing"), ("00008112-000C1D2E3F405162", "quarantined")):
+        fleet.register(udid, {"device_class": "A17-Pro", "os": "iOS", "os_version": "18.6.2", "agent": "mini-1"})
+        fleet.set_state(udid, state, "seen by the agent")
+    code, found = doctor("--role", "coordinator")
+    assert code == 1
+    off = found["device 00008130-000A1B2C3D4E5F60"]
+    assert off["status"] == "fail" and "Developer Mode" in off["remedy"] and "developer_mode_off" in off["detail"]
+    assert found["device 00008110-000B1C2D3E4F5061"]["status"] == "fail"
+    assert "mounter auto-mount" in found["device 00008110-000B1C2D3E4F5061"]["remedy"]
+    quarantined = found["device 00008112-000C1D2E3F405162"]
+    assert quarantined["status"] == "warn" and "devices check 00008112-000C1D2E3F405162" in quarantined["remedy"]
 
 
 def test_healthy_virtual_farm_then_faults(bf_env: dict[str, str], procs: Procs, ios: FleetHandle) -> None:

@@ -43,7 +43,9 @@ def test_device_unplugged_mid_run_and_replugged(rel_env: dict[str, str], rel_pro
     ("harness_crash", {}, "harness_crashed"),
     ("hang", {}, "timeout"),
     ("corrupt_result", {"mode": "garbage"}, "bad_result"),
-], ids=["crash", "hang", "corrupt"])
+    # the app on one phone links ExecuTorch 1.0.0, the program was exported by 1.5.1: refused
+    ("stale_harness", {"runtime": "1.0.0"}, "runtime_mismatch"),
+], ids=["crash", "hang", "corrupt", "stale-runtime"])
 def test_harness_faults_are_retried_on_the_other_device(rel_env: dict[str, str], rel_procs: Procs, tmp_path: Path,
                                                        fault: str, params: dict[str, str], category: str) -> None:
     fleet = Fleet.from_url(rel_env["REDIS_URL"])

@@ -32,7 +32,9 @@ from pymobiledevice3.services.crash_reports import CrashReportsManager
 from pymobiledevice3.services.diagnostics import DiagnosticsService
 from pymobiledevice3.services.dvt.instruments.device_info import DeviceInfo
 from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
+from pymobiledevice3.services.dvt.instruments.energy_monitor import EnergyMonitor
 from pymobiledevice3.services.dvt.instruments.process_control import ProcessControl
+from pymobiledevice3.services.dvt.instruments.sysmontap import Sysmontap
 from pymobiledevice3.services.mobile_image_mounter import DeveloperDiskImageMounter, MobileImageMounterService
 from pymobiledevice3.services.os_trace import OsTraceService
 from pymobiledevice3.services.syslog import SyslogService
@@ -41,7 +43,7 @@ from agents.virtual.device import HARNESS_BUNDLE_ID
 from agents.virtual.testing import FleetHandle, running_fleet
 from agents.virtual.vfs import MEDIA_ROOT_DIRS
 from tests.virtual.conftest import A15, A17, pmd, spec
-from tests.virtual.helpers import lockdown, make_job, stage_harness
+from tests.virtual.helpers import developer_services, lockdown, make_job, stage_harness
 
 pytestmark = pytest.mark.timeout(90)
 MODEL = os.urandom(20_000)
@@ -313,3 +315,45 @@ def test_afc_answers_as_ios(one_device: FleetHandle, client_home: Path) -> None:
         await ld.close()
 
     asyncio.run(go())
+
+
+def test_ios26_serves_them_over_the_tunnel(client_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """iOS 17+: DVT (dtservicehub) and the shims (crash reports, os_trace, the mounter) over RSD."""
+    with running_fleet(spec((A17, "26.1"))) as handle:
+        monkeypatch.setenv("USBMUXD_SOCKET_ADDRESS", handle.usbmux_address)
+        udid = handle.udids[0]
+
+        async def go() -> None:
+            ld = await lockdown(udid, client_home)
+            await stage_harness(ld, client_home, make_job(MODEL), MODEL)
+            async with developer_services(ld) as rsd:
+                async with DvtProvider(rsd) as dvt, ProcessControl(dvt) as pc, DeviceInfo(dvt) as info:
+                    pid = await pc.launch("com.apple.mobilesafari")
+                    assert any(p["pid"] == pid for p in await info.proclist())
+                    assert await pc.service.invoke("isPidDebuggable:", pid) is False  # a system app
+                    async with await Sysmontap.create(dvt, interval=100) as sysmon:
+                        async for procs in sysmon.iter_processes():
+                            assert any(p["pid"] == 1 and p["name"] == "launchd" for p in procs)
+                            break
+                    async with EnergyMonitor(dvt, [pid]) as energy:
+                        async for sample in energy:
+                            assert sample[pid]["energy.cost"] >= 0
+                            break
+                    with pytest.raises(DTXNsError):
+                        await dvt.dtx.open_channel("com.apple.instruments.server.services.nonesuch")
+                assert (await OsTraceService(rsd).get_pid_list())["Payload"]["1"]["ProcessName"] == "launchd"
+                async with MobileImageMounterService(rsd) as mounter:
+                    assert [i["DiskImageType"] for i in await mounter.list_images()] == ["Personalized"]
+                handle.inject_fault(udid, "harness_crash", count=1)
+                async with DvtProvider(rsd) as dvt, ProcessControl(dvt) as pc:
+                    await pc.launch(HARNESS_BUNDLE_ID)
+                async with CrashReportsManager(rsd) as crash:
+                    for _ in range(50):
+                        if [n for n in await crash.ls("/") if n.endswith(".ips")]:
+                            break
+                        await asyncio.sleep(0.1)
+                    (report,) = [n for n in await crash.ls("/") if n.endswith(".ips")]
+                    assert (await crash.parse(report)).exception_type == "EXC_BAD_ACCESS"
+            await ld.close()
+
+        asyncio.run(go())
