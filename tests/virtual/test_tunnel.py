@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pymobiledevice3.exceptions import InvalidServiceError, PasswordRequiredError
+from pymobiledevice3.exceptions import ConnectionTerminatedError, InvalidServiceError, PasswordRequiredError
 from pymobiledevice3.remote.userspace_tunnel import UserspaceRsdTunnel
 from pymobiledevice3.services.afc import AfcService
 from pymobiledevice3.services.dvt.instruments.dvt_provider import DvtProvider
@@ -46,6 +46,11 @@ def test_userspace_tunnel_rsd_dvt_and_shims(ios26: FleetHandle) -> None:
                 await pc.kill(pid)
                 await asyncio.sleep(0.1)
                 seen["after_kill"] = ios26.call(lambda s: sorted(s.device(udid).processes))
+            # a port nothing listens on: the device answers the SYN with a RST (connection refused)
+            closed = await rsd.create_service_connection(1)
+            with pytest.raises(ConnectionTerminatedError):
+                await closed.recvall(1)
+            await closed.close()
             async with AfcService(rsd) as afc:  # com.apple.afc.shim.remote with RSDCheckin
                 await afc.set_file_contents("/Downloads/over-rsd.txt", b"through the tunnel")
                 seen["afc"] = await afc.get_file_contents("/Downloads/over-rsd.txt")
