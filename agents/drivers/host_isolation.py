@@ -3,7 +3,8 @@
 The farm's own processes (the agent, its device workers, and where benchfarm starts them the
 coordinator and exporter workers and the virtual fleet: ``benchfarm demo``) are pinned with
 ``sched_setaffinity`` to the *farm* CPUs; the host harness pins itself to the *reserved* ones
-(``BENCHFARM_HOST_RESERVE_CPUS``, default 1: the highest-numbered usable CPU; 0 turns it off).
+(``BENCHFARM_HOST_RESERVE_CPUS``: that many highest-numbered usable CPUs; 0 turns it off; unset,
+one on machines with 4 or more CPUs and none below).
 Around the timed loop the harness also fixes ExecuTorch's threadpool to the reserved CPUs,
 disables the garbage collector and, where permitted, raises its scheduling priority.
 
@@ -29,6 +30,10 @@ from typing import Any
 RESERVE_ENV = "BENCHFARM_HOST_RESERVE_CPUS"
 PRIORITY_ENV = "BENCHFARM_HOST_PRIORITY"  # "high" (default: nice -10 where permitted) or "normal"
 DEFAULT_RESERVE = 1
+# Unset, a CPU is reserved only where the farm keeps at least this many: on 2 cores, pinning
+# the agent, workers and Redis client traffic onto one CPU slowed the demo ~2x and did not lower
+# the CV while other tenants filled the reserved CPU anyway (bench/results/host_cv.json)
+MIN_CPUS_FOR_DEFAULT = 4
 # nice -10: about 9x the CPU share of a nice-0 competitor (CFS weights 9548 vs 1024); enough to
 # keep a background task from splitting the reserved CPU, not a real-time class that could
 # starve the machine
@@ -60,10 +65,12 @@ def usable_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
-def reserve_setting() -> int:
+def reserve_setting(cpus: int | None = None) -> int:
     raw = os.environ.get(RESERVE_ENV, "")
+    if not raw:
+        return DEFAULT_RESERVE if (cpus or len(usable_cpus())) >= MIN_CPUS_FOR_DEFAULT else 0
     try:
-        return max(0, int(raw)) if raw else DEFAULT_RESERVE
+        return max(0, int(raw))
     except ValueError:
         raise ValueError(f"{RESERVE_ENV}={raw!r}: expected a number of CPUs (0 turns isolation off)") from None
 
@@ -77,9 +84,12 @@ class CpuPlan:
 
 def plan(reserve: int | None = None, cpus: list[int] | None = None) -> CpuPlan:
     cpus = cpus if cpus is not None else usable_cpus()
-    reserve = reserve_setting() if reserve is None else reserve
+    explicit = reserve is not None or bool(os.environ.get(RESERVE_ENV))
+    reserve = reserve_setting(len(cpus)) if reserve is None else reserve
     if reserve <= 0:
-        return CpuPlan(tuple(cpus), tuple(cpus), f"no CPU reserved ({RESERVE_ENV}=0)")
+        why = f"{RESERVE_ENV}=0" if explicit else (f"{len(cpus)} usable CPUs: none reserved by default below "
+                                                  f"{MIN_CPUS_FOR_DEFAULT} ({RESERVE_ENV}=1 reserves one anyway)")
+        return CpuPlan(tuple(cpus), tuple(cpus), f"no CPU reserved ({why})")
     if len(cpus) <= reserve:
         return CpuPlan(tuple(cpus), tuple(cpus), f"{len(cpus)} usable CPU(s): none left for the farm's processes")
     return CpuPlan(tuple(cpus[-reserve:]), tuple(cpus[:-reserve]), None)

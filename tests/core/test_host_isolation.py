@@ -26,6 +26,15 @@ def test_cpu_lists_and_plans() -> None:
     assert host_isolation.plan(2, [0, 1, 2, 3]).harness == (2, 3)
 
 
+def test_default_reserves_only_where_the_farm_keeps_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(host_isolation.RESERVE_ENV, raising=False)
+    assert host_isolation.plan(cpus=[0, 1, 2, 3]).harness == (3,)
+    small = host_isolation.plan(cpus=[0, 1])
+    assert small.harness == (0, 1) and "none reserved by default" in (small.reason or "")
+    monkeypatch.setenv(host_isolation.RESERVE_ENV, "1")
+    assert host_isolation.plan(cpus=[0, 1]).harness == (1,)
+
+
 def test_a_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(host_isolation.RESERVE_ENV, "one")
     with pytest.raises(ValueError, match=host_isolation.RESERVE_ENV):
@@ -51,7 +60,7 @@ def _run(tmp_path, pte) -> dict:
 @pytest.mark.skipif(len(host_isolation.usable_cpus()) < 2, reason="needs 2 CPUs: one for the farm, one reserved")
 def test_the_harness_runs_on_the_reserved_cpu_and_says_whether_the_farm_kept_off(tmp_path, shared_artifacts,
                                                                                  monkeypatch) -> None:
-    monkeypatch.delenv(host_isolation.RESERVE_ENV, raising=False)
+    monkeypatch.setenv(host_isolation.RESERVE_ENV, "1")  # the harness inherits it from this process
     art, _ = export_artifact(ExportRequest("tiny_cnn", "zoo:tiny_cnn", "xnnpack", RES), ArtifactStore(shared_artifacts))
     reserved = host_isolation.usable_cpus()[-1]
     before = os.sched_getaffinity(0)
