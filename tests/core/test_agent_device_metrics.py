@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from agents.virtual.testing import running_fleet
 from device_inventory.fleet import Fleet
+from orchestrator.api.app import create_app
 from orchestrator.coordinator.submit import submit as submit_run
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
@@ -106,6 +108,11 @@ def test_results_carry_device_metrics_with_their_sources(bf_env, procs, tmp_path
             [row] = t["rows"]
             assert row["values"]["Device memory"].endswith("MB") and row["values"]["Power"] != "n/a"
             assert row["sources"] == ""  # every figure from the device's instruments: the table's note says so
+        with TestClient(create_app()) as api:  # the API names them too
+            jobs = api.get(f"/runs/{run_id}").json()["jobs"]
+            assert {j["result"]["device_metrics"]["memory"]["source"] for j in jobs} == {"dvt.sysmontap"}
+            cells = api.get(f"/runs/{run_id}/matrix").json()["cells"]
+            assert all(c["energy_sources"] == ["dvt.energy"] and c["device_peak_memory_bytes"] for c in cells)
         out = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "matrix", run_id, "--wide"],
                              env=procs.env, capture_output=True, text=True, timeout=60)
         assert "dvt.energy" in out.stdout and "sysmontap" in out.stdout, out.stdout

@@ -62,4 +62,5 @@ def test_power_and_memory_name_their_source(session: Session) -> None:
 
     csv_rows = {r["backend"]: r for r in csv.DictReader(io.StringIO(report_csv(build_report(session, run.id))))}
     assert csv_rows["xnnpack"]["power_source"] == "dvt.energy" and csv_rows["coreml"]["power_source"] == "harness"
-    assert float(csv_rows["xnnpack"]["device_peak_memory_mb"]) == 60.0 and csv_rows["coreml"]["device_peak_memory_mb"] == ""
+    assert float(csv_rows["xnnpack"]["device_peak_memory_mb"]) == 60.0
+    assert csv_rows["coreml"]["device_peak_memory_mb"] == ""
