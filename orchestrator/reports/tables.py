@@ -138,6 +138,14 @@ def top_operator(cell: Cell) -> str:
     return f"{op.module_path or op.name} ({op.share * 100:.0f} %)"
 
 
+def _frame_stages(cell: Cell, stats: CellStats) -> list[str]:
+    """Preprocessing, Postprocessing and Total medians; a stage the harness did not time is a dash."""
+    if not cell.has_results:
+        return [DASH] * 3
+    stages = (stats.preprocess, stats.postprocess, stats.total)
+    return [fmt_ms(st.median) if st else DASH for st in stages]
+
+
 def _row(cell: Cell, stats: CellStats, values: list[str]) -> Row:
     rt = stats.budget("realtime-30fps")
     return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key,
@@ -172,8 +180,8 @@ def device_tables(analysed: Analysed) -> list[Table]:
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
         cols = (["Model"] if multi_model else []) + (["Input"] if multi_input else []) + [
             "Backend", "Model Size", "Inference Time", "Memory", "Power", "Device memory",
-            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator",
-            "Notes"]
+            "Median", "Preprocessing", "Postprocessing", "Total", "CV", "Load", "Thermal",
+            "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator", "Notes"]
         t = Table(_slug("device", cls), "device", device_title(cls), cols)
         for c, s in pairs:
             lead = ([c.key.model] if multi_model else []) + (
@@ -188,6 +196,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
                 s.power if c.has_results else DASH,
                 fmt_mb(c.device_memory_bytes),
                 fmt_ms(s.inference.median if s.inference else None),
+                *_frame_stages(c, s),
                 f"{100 * s.inference.cv:.1f}%" if s.inference else DASH,
                 fmt_ms(s.load_time_ms),
                 thermal,
@@ -197,7 +206,9 @@ def device_tables(analysed: Analysed) -> list[Table]:
         models = sorted({c.key.model for c, _ in pairs})
         res = sorted({c.key.input_resolution for c, _ in pairs}, reverse=True)
         t.note = (f"Models: {', '.join(models)}; input {', '.join(f'{r}×{r}' for r in res)} RGB. "
-                  "Inference Time is p10-p90 over all iterations of all repeats; Power from measured "
+                  "Inference Time is p10-p90 over all iterations of all repeats; Median, Preprocessing "
+                  "(a 1920×1080 BGRA frame into the input), Postprocessing (softmax, top-5) and Total "
+                  "(the three per frame) are medians; budgets check p90. Power from measured "
                   "energy per inference (n/a where the platform reports none). " + SOURCES_NOTE)
         tables.append(t)
     return tables
