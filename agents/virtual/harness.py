@@ -197,7 +197,8 @@ def _load(doc: dict[str, Any]) -> Load | None:
     if doc.get("status") != "ok" or not lat:
         return None
     mean_ms = sum(lat) / len(lat)
-    power_w = (doc.get("energy_mj_per_inference") or 0.0) / mean_ms + BASELINE_W / 4
+    # the process draws its inference power; the rest of the phone (BASELINE_W) is not the harness's
+    power_w = (doc.get("energy_mj_per_inference") or 0.0) / mean_ms
     cpu = BENCH_CPU_PCT.get(_canonical_backend(doc["backend"]), 100.0)
     return Load(cpu, int(doc.get("peak_memory_bytes") or 0), power_w)
 

@@ -52,6 +52,17 @@ def _metric_values(s: CellStats, statistic: str) -> dict[str, float | None]:
     }
 
 
+# No energy figure, and the device charged over USB: the battery current says nothing about the
+# model's draw then, so the column says why instead of a number.
+CHARGING = "n/a (charging)"
+
+
+def _power(cell: Cell, budgets: BudgetFile) -> str:
+    if cell.energy_mj_per_inference is None and cell.charging:
+        return CHARGING
+    return power_label(cell.energy_mj_per_inference, budgets.power_labels)
+
+
 def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
     budgets = budgets or load_budgets()
     inference = summarize(cell.latencies_ms)
@@ -65,7 +76,7 @@ def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
         load_time_ms=load.median if load else None,
         peak_memory_mb=cell.peak_memory_bytes / MIB if cell.peak_memory_bytes is not None else None,
         energy_mj=cell.energy_mj_per_inference,
-        power=power_label(cell.energy_mj_per_inference, budgets.power_labels),
+        power=_power(cell, budgets),
         budgets=(),
     )
     if inference is None:  # nothing measured: every budget is n/a, not a pass
