@@ -29,6 +29,7 @@ from agents.harness.contract import (
     RESULT_FILE,
     executorch_version,
     golden_input,
+    more_iterations,
     summarize_output,
     validate_job,
 )
@@ -131,13 +132,15 @@ def run_job(job_dir: Path) -> dict:
             t = time.perf_counter()
             method.execute([x])
             warm.append((time.perf_counter() - t) * 1000)
-        lat = []
+        lat: list[float] = []
         out = None
         deadline = time.monotonic() + float(job["timeout_s"])
-        for _ in range(job["iterations"]):
+        timed_s = 0.0
+        while more_iterations(job, len(lat), timed_s):
             t = time.perf_counter()
             out = method.execute([x])
             lat.append((time.perf_counter() - t) * 1000)
+            timed_s += lat[-1] / 1000
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {len(lat)} of {job['iterations']} iterations")
         doc.update(
