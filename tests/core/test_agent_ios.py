@@ -136,7 +136,8 @@ def test_a_hot_device_cools_down_before_it_runs(bf_env, procs, fleet_of):
 
 def test_the_run_rule_cools_a_warm_device_between_cells_for_at_most_its_bound(bf_env, procs, fleet_of):
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
-    text = SPEC.replace("timeout_s: 20}", "timeout_s: 20,\n  run_rules: {manual: {cool_down_to: nominal, cool_down_max_s: 3}}}")
+    text = SPEC.replace("timeout_s: 20}",
+                        "timeout_s: 20,\n  run_rules: {manual: {cool_down_to: nominal, cool_down_max_s: 3}}}")
     with fleet_of(1) as vfleet:
         start(procs, bf_env, vfleet, BENCHFARM_COOL_DOWN_POLL_S="1")
         wait_until(lambda: len(a15_devices(fleet, "available")) == 1, 60, "the virtual A15")
