@@ -36,9 +36,9 @@ class Row:
     # the parts of the Notes value, for views that say them once per table or as footnotes
     reason: str = ""
     platform: str = ""
+    sources: str = ""  # where a figure came from when it is not the table's usual source
     # stability flags of the run rule ("noisy (CV 35.2 % > 10 %)", "repeats disagree (7 % > 5 %)")
     flags: str = ""
-    sources: str = ""  # where a figure came from when it is not the table's usual source
 
 
 @dataclass
