@@ -124,7 +124,8 @@ def test_a_hot_device_cools_down_before_it_runs(bf_env, procs, fleet_of):
     with fleet_of(1) as vfleet:
         start(procs, bf_env, vfleet, BENCHFARM_COOL_DOWN_POLL_S="1", BENCHFARM_COOL_DOWN_MAX_S="30")
         wait_until(lambda: len(a15_devices(fleet, "available")) == 1, 60, "the virtual A15")
-        vfleet.inject_fault(vfleet.udids[0], "thermal", duration_s=4, state="serious")
+        # long enough to outlast submit -> dispatch -> lease on a loaded machine (4 s raced it)
+        vfleet.inject_fault(vfleet.udids[0], "thermal", duration_s=10, state="serious")
         run_id = submit(fleet)
         wait_until(lambda: finalized(run_id), 120, "the run")
         with session() as s:
