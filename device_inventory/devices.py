@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from device_inventory import keys
@@ -98,6 +99,14 @@ class DeviceRegistry:
 
     def get(self, device_id: str) -> dict[str, str]:
         return self.r.hgetall(keys.device(device_id))
+
+    def get_many(self, device_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Several devices' records in one round trip."""
+        ids = list(dict.fromkeys(device_ids))
+        with self.r.pipeline(transaction=False) as pipe:
+            for d in ids:
+                pipe.hgetall(keys.device(d))
+            return dict(zip(ids, pipe.execute(), strict=True))
 
     def all(self) -> list[dict[str, str]]:
         ids = sorted(self.r.smembers(keys.DEVICES))
