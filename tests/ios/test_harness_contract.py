@@ -47,6 +47,17 @@ def test_result_encoder_names_every_schema_property():
     assert "runtime_version" in literals
 
 
+def test_frame_pipeline_block_names_every_schema_property():
+    block = schema("result")["$defs"]["frame_pipeline"]
+    times = schema("result")["$defs"]["times"]["properties"]
+    keys = set(block["properties"]) | set(block["properties"]["frame"]["properties"]) | set(times)
+    literals = set(re.findall(r'"([a-z_0-9]+)"', _src("FramePipeline.swift")))
+    assert not keys - literals, f"FramePipeline.swift never writes {sorted(keys - literals)}"
+    assert set(block["required"]) <= literals
+    # the phone's pipeline: its Session fills the block from the stages it times
+    assert "FramePipeline.block(" in _src("Session.swift") and "frameSize" in _src("PixelPipeline.swift")
+
+
 def test_job_decoder_knows_exactly_the_schema_keys():
     block = re.search(r"static let keys: Set<String> = \[(.*?)\]", _src("Job.swift"), re.S)
     assert block
