@@ -39,25 +39,22 @@ CLASSES = ("A17-Pro", "A15", "host-cpu")
 
 
 def _spec(name: str, device_class: str, n_jobs: int) -> str:
-    return (f"name: {name}\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [{device_class}]\n"
-            f"parameters: {{input_resolution: [64], warmup: 1, iterations: 5, repeats: {n_jobs}, timeout_s: 60}}\n")
+    from bench.scale import spec_text
+
+    return spec_text(name, device_class, n_jobs)[0]
 
 
 def _result(payload: dict[str, Any], token: int, rng: random.Random) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    return {"schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
-            "attempt_token": token, "simulated": True, "producer": {"name": "virtual-harness", "version": "cpu"},
-            "runtime_version": "1.5.1",
-            "device": {"model": "iPhone14,5", "os": "iOS", "os_version": "18.6.2"}, "backend": payload["backend"],
-            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(20)],
-            "peak_memory_bytes": 1 << 20, "started_at": now, "finished_at": now}
+    from bench.scale import result_doc
+
+    return result_doc(payload, token, rng, samples=20)
 
 
 def measure(n_jobs: int, profile: bool) -> dict[str, Any]:
     """One pass in this process (env already points at a private Redis and a fresh DB)."""
     import redis
 
-    from bench.scale import store_programs, submit_stored
+    from bench.scale import SENDS_STARTED, store_programs, submit_stored
     from device_inventory.fleet import Fleet
     from orchestrator import config, tasks
     from orchestrator.coordinator.device_history import drain_device_events
@@ -68,7 +65,8 @@ def measure(n_jobs: int, profile: bool) -> dict[str, Any]:
     raw = redis.Redis.from_url(config.redis_url())
     store = ArtifactStore()
     rng = random.Random(7)
-    devices = {cls: [f"sim:{cls}:{i}" for i in range(4)] for cls in CLASSES}
+    # 16 devices a class: 48 jobs a wave, about what the 0.5-s copy finds at ~100 jobs/s
+    devices = {cls: [f"sim:{cls}:{i}" for i in range(16)] for cls in CLASSES}
     for cls, ids in devices.items():
         for d in ids:
             fleet.register(d, {"device_class": cls, "host": "sim", "driver": "sim"}, heartbeat_ttl=3600)
@@ -99,24 +97,33 @@ def measure(n_jobs: int, profile: bool) -> dict[str, Any]:
     queues = [f"device.{c}" + (f":{p}" if p else "") for c in CLASSES for p in range(10)]
     jobs = 0
     while True:
-        item = raw.rpop(q) if (q := next((q for q in queues if raw.llen(q)), None)) else None
-        if item is None:
+        # a wave: every device takes a job (the agents' calls, not counted); the housekeeping copy
+        # of the device events marks them running; then they report
+        leases = []
+        for cls, ids in devices.items():
+            for dev in ids:
+                q = next((q for q in queues if q.startswith(f"device.{cls}") and raw.llen(q)), None)
+                if q is None:
+                    break
+                payload = json.loads(base64.b64decode(json.loads(raw.rpop(q))["body"]))[0][0]
+                lease = fleet.acquire(dev, payload["attempt_id"], payload["job_id"], 600)
+                leases.append((payload, dev, lease, time.time()))
+                if SENDS_STARTED:  # this code's agents still send it (before the lease event replaced it)
+                    timed("attempt_started", tasks.attempt_started, {"attempt_id": lease.attempt_id,
+                                                                     "device_id": dev, "host": "sim",
+                                                                     "lease_token": lease.token})
+        if not leases:
             break
-        payload = json.loads(base64.b64decode(json.loads(item)["body"]))[0][0]
-        dev = devices[payload["device_class"]][jobs % 4]
-        lease = fleet.acquire(dev, payload["attempt_id"], payload["job_id"], 600)  # the agent's calls
-        timed("attempt_started", tasks.attempt_started, {"attempt_id": lease.attempt_id, "device_id": dev,
-                                                         "host": "sim", "lease_token": lease.token})
-        fleet.mark_busy(lease)
-        fleet.release(lease, "done")
-        fleet.record_outcome(dev, False, 3)
-        report = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev,
-                  "lease_token": lease.token, "outcome": "ok", "timeline": [],
-                  "result": _result(payload, lease.token, rng)}
-        timed("record_attempt", tasks.record_attempt, report)
-        jobs += 1
-        if jobs % 100 == 0:  # the worker's housekeeping copies device events every few seconds
-            timed("drain_events", drain_device_events, fleet)
+        timed("drain_events", drain_device_events, fleet)
+        for payload, dev, lease, started in leases:
+            fleet.mark_busy(lease)
+            fleet.release(lease, "done")
+            fleet.record_outcome(dev, False, 3)
+            report = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev, "host": "sim",
+                      "lease_token": lease.token, "started_at": started, "outcome": "ok", "timeline": [],
+                      "result": _result(payload, lease.token, rng)}
+            timed("record_attempt", tasks.record_attempt, report)
+            jobs += 1
     timed("drain_events", drain_device_events, fleet)
     out: dict[str, Any] = {"jobs": jobs, "cpu_ms_per_job": round(sum(cpu.values()) / jobs * 1000, 3),
                            "cpu_ms_per_job_by_step": {k: round(v / jobs * 1000, 3) for k, v in cpu.items()}}
@@ -140,7 +147,7 @@ def worker_pass(n_jobs: int, spy: str = "") -> dict[str, Any]:
     import redis
     from sqlalchemy import func, select
 
-    from bench.scale import store_programs, submit_stored, worker_cpu
+    from bench.scale import SENDS_STARTED, store_programs, submit_stored, worker_cpu
     from device_inventory.fleet import Fleet
     from orchestrator import config
     from orchestrator.celery_app import COORDINATOR_QUEUE, app
@@ -168,15 +175,17 @@ def worker_pass(n_jobs: int, spy: str = "") -> dict[str, Any]:
             payload = json.loads(base64.b64decode(json.loads(raw.rpop(q))["body"]))[0][0]
             dev = devices[payload["device_class"]][jobs % 4]
             lease = fleet.acquire(dev, payload["attempt_id"], payload["job_id"], 600)
-            app.send_task("benchfarm.attempt_started", args=[{"attempt_id": lease.attempt_id, "device_id": dev,
-                                                              "host": "sim", "lease_token": lease.token}],
-                          queue=COORDINATOR_QUEUE, priority=0, producer=producer)
+            if SENDS_STARTED:
+                app.send_task("benchfarm.attempt_started", args=[{"attempt_id": lease.attempt_id, "device_id": dev,
+                                                                  "host": "sim", "lease_token": lease.token}],
+                              queue=COORDINATOR_QUEUE, priority=0, producer=producer)
             fleet.mark_busy(lease)
             fleet.release(lease, "done")
             fleet.record_outcome(dev, False, 3)
             app.send_task("benchfarm.record_attempt", args=[{
-                "attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev, "lease_token": lease.token,
-                "outcome": "ok", "timeline": [], "result": _result(payload, lease.token, rng)}],
+                "attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev, "host": "sim",
+                "lease_token": lease.token, "started_at": time.time(), "outcome": "ok", "timeline": [],
+                "result": _result(payload, lease.token, rng)}],
                 queue=COORDINATOR_QUEUE, priority=0, producer=producer)
             jobs += 1
     log = Path(os.environ["BENCHFARM_HOME"]) / "worker.log"
@@ -236,25 +245,12 @@ def _rows(text: str) -> list[str]:
 def one_pass(checkout: Path, n_jobs: int, call: str) -> dict[str, Any]:
     """``call`` (e.g. ``measure(600, False)``) in a fresh process (fresh engine, Celery producer
     pool) on a fresh DB and private Redis, with ``checkout``'s code."""
-    tmp = Path(tempfile.mkdtemp(prefix="bf-cpu-"))
-    from bench.scale import private_redis
+    from bench.scale import private_farm, run_python
 
-    redis_proc, url = private_redis(tmp)
-    env = dict(os.environ, PYTHONPATH=str(checkout), REDIS_URL=url, BENCHFARM_HOME=str(tmp),
-               BENCHFARM_DB=str(tmp / "cpu.db"), BENCHFARM_ARTIFACTS=str(tmp / "artifacts"))
     code = (f"import json,sys; sys.path.insert(0, {str(checkout)!r}); "
             f"from bench.coordinator_cpu import measure, validation_cost, worker_pass; print(json.dumps({call}))")
-    try:
-        time.sleep(0.3)
-        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=checkout, capture_output=True, text=True,
-                             timeout=900)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with private_farm(checkout, "bf-cpu-") as (env, _):
+        return run_python(code, env, checkout, 900)
 
 
 def main() -> None:

@@ -29,8 +29,6 @@ from orchestrator.celery_app import make_app  # noqa: E402
 QUEUE = "rawping"
 app = make_app()
 app.conf.update(include=[], task_queues=None, task_default_queue=QUEUE)
-if os.environ.get("RAW_NOEVENTS"):
-    app.conf.update(worker_send_task_events=False, task_send_sent_event=False)
 
 
 _client: list[redis.Redis] = []
@@ -56,17 +54,26 @@ def roundtrip(n: int = 200, concurrency: int = 2) -> dict[str, Any]:
     log = Path(tempfile.mkstemp(prefix="bf-rawcelery-", suffix=".log")[1])
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker", "-Q", QUEUE,
                                "--pool=threads", f"--concurrency={concurrency}", "--without-gossip",
-                               "--without-mingle", "--loglevel=WARNING"], cwd=ROOT,
+                               "--without-mingle", "--loglevel=INFO"], cwd=ROOT,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=open(log, "wb"),
                               stderr=subprocess.STDOUT)
     try:
+        deadline = time.monotonic() + 120
+        while "ready." not in log.read_text(errors="replace"):  # started, connected, consuming
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError("the raw Celery worker did not start:\n" + log.read_text()[-2000:])
+            time.sleep(0.1)
         times, reply = [], f"bench.rawping.reply.{os.getpid()}"
         for i in range(n + 20):
             if i == 20:  # after a warm-up: connections, pools, the first task's imports
                 cpu0 = proc_cpu(worker.pid)
             t = time.perf_counter()
             rawping.apply_async(args=[reply, time.time()], queue=QUEUE, priority=0)
-            if r.brpop([reply], timeout=120) is None:
+            try:
+                answer = r.brpop([reply], timeout=120)
+            except redis.TimeoutError:
+                answer = None
+            if answer is None:
                 raise RuntimeError("no answer from the raw Celery worker:\n" + log.read_text()[-2000:])
             if i >= 20:
                 times.append(time.perf_counter() - t)

@@ -51,6 +51,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,16 @@ TRIGGERS = (("nightly", 0.80), ("manual", 0.15), ("pr", 0.05))
 RESOLUTIONS = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024]
 MEAN_SERVICE_S = 1.0  # real seconds at resolution 64, multiplier 1.0 (a ~2 min benchmark compressed ~100x)
 LEASE_TTL_S, HEARTBEAT_S = 3.0, 1.0
+
+
+def _sends_started() -> bool:
+    """Whether this code's agents send ``attempt_started`` (before the lease event replaced it)."""
+    from orchestrator.coordinator import record
+
+    return not hasattr(record, "attempts_started")
+
+
+SENDS_STARTED = _sends_started()
 
 
 def private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -121,13 +133,39 @@ def submit_stored(spec: Any, text: str, fleet: Any, trigger: str, store: Any) ->
     return run_id, outbox
 
 
-def result_doc(payload: dict[str, Any], token: int, rng: random.Random) -> dict[str, Any]:
+@contextmanager
+def private_farm(root: Path, prefix: str) -> Iterator[tuple[dict[str, str], Path]]:
+    """A private redis-server and a temporary home (DB, artifacts) for one measurement: the
+    environment for processes running ``root``'s code, and the folder; both gone afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    redis_proc, url = private_redis(tmp)
+    env = dict(os.environ, REDIS_URL=url, BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "bench.db"),
+               BENCHFARM_ARTIFACTS=str(tmp / "artifacts"), PYTHONPATH=str(root))
+    try:
+        time.sleep(0.3)
+        yield env, tmp
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_python(code: str, env: dict[str, str], cwd: Path, timeout: float) -> Any:
+    """Run ``code`` in a fresh interpreter; its last line of output, as JSON."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def result_doc(payload: dict[str, Any], token: int, rng: random.Random, samples: int = 5) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     return {"schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
             "attempt_token": token, "simulated": True, "producer": {"name": "virtual-harness", "version": "scale"},
             "runtime_version": "1.5.1",
             "device": {"model": "iPhone14,5", "os": "iOS", "os_version": "17.0"}, "backend": payload["backend"],
-            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(5)],
+            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(samples)],
             "peak_memory_bytes": 1 << 20, "started_at": now, "finished_at": now}
 
 
@@ -241,7 +279,7 @@ class Sim:
             eta = msg.get("headers", {}).get("eta")
             if eta:  # a retry with backoff: Celery would hold it until then
                 time.sleep(max(0.0, _eta_s(eta) - time.time()))
-            t_acq = time.monotonic()
+            t_acq, t_acq_wall = time.monotonic(), time.time()
             try:
                 lease = self.fleet.acquire(dev, payload["attempt_id"], payload["job_id"], LEASE_TTL_S)
             except LeaseRefused:
@@ -253,8 +291,9 @@ class Sim:
                 service = self.service_scale * _base_service(cls, payload["input_resolution"]) * \
                     self.rng.lognormvariate(0, 0.3) / math.exp(0.045)
                 rng = random.Random(self.rng.random())
-            self.post("started", {"attempt_id": lease.attempt_id, "device_id": dev, "host": "sim",
-                                  "lease_token": lease.token})
+            if SENDS_STARTED:
+                self.post("started", {"attempt_id": lease.attempt_id, "device_id": dev, "host": "sim",
+                                      "lease_token": lease.token})
             self.fleet.mark_busy(lease)
             end = time.monotonic() + service
             while (left := end - time.monotonic()) > 0:
@@ -269,8 +308,8 @@ class Sim:
                 self.fenced += not ours
                 self.released[lease.attempt_id] = time.time()
             self.post("record", {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev,
-                                 "lease_token": lease.token, "outcome": "ok", "timeline": [],
-                                 "result": result_doc(payload, lease.token, rng)})
+                                 "host": "sim", "lease_token": lease.token, "started_at": t_acq_wall,
+                                 "outcome": "ok", "timeline": [], "result": result_doc(payload, lease.token, rng)})
 
     def post(self, kind: str, payload: dict[str, Any]) -> None:
         """What agents/runner.py does: a JSON message on the coordinator queue, priority 0."""
@@ -422,43 +461,33 @@ def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int
     of ``root`` (this checkout, or another one: :func:`checkout`)."""
     code = (f"import json,sys; sys.path.insert(0, {str(root)!r}); from bench.scale import Sim; "
             f"print(json.dumps(Sim({n_devices}, {jobs_per_device}, {coordinators}, {seed}, {mean_job_s!r}).run()))")
-    tmp = Path(tempfile.mkdtemp(prefix="bf-scale-"))
-    redis_proc, url = private_redis(tmp)
-    env = dict(os.environ, REDIS_URL=url, BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "scale.db"),
-               BENCHFARM_ARTIFACTS=str(tmp / "artifacts"), BENCHFARM_LOG_LEVEL="WARNING", PYTHONPATH=str(root))
-    if database_url:
-        env["DATABASE_URL"] = database_url
     workers: list[subprocess.Popen] = []
-    try:
-        time.sleep(0.3)
-        subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "db", "upgrade"], env=env, cwd=root,
-                       check=True, capture_output=True)  # before two workers race to create the schema
-        logs = [tmp / f"worker{i}.log" for i in range(processes)]
-        for i, log in enumerate(logs):
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
-                 "--concurrency", str(coordinators), "--hostname", f"coordinator{i}@%h"], env=env, cwd=root,
-                stdout=open(log, "wb"), stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 60
-        for w, log in zip(workers, logs, strict=True):
-            while "ready." not in log.read_text(errors="replace"):
-                if time.monotonic() > deadline or w.poll() is not None:
-                    raise RuntimeError("a coordinator worker did not start:\n" + log.read_text()[-2000:])
-                time.sleep(0.2)
-        pids = ",".join(str(w.pid) for w in workers)
-        out = subprocess.run([sys.executable, "-c", code], env=dict(env, BENCH_WORKER_PID=pids),
-                             capture_output=True, text=True, timeout=560)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]), load_avg_after=os.getloadavg())
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(30)
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with private_farm(root, "bf-scale-") as (env, tmp):
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        try:
+            subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "db", "upgrade"], env=env, cwd=root,
+                           check=True, capture_output=True)  # before two workers race to create the schema
+            logs = [tmp / f"worker{i}.log" for i in range(processes)]
+            for i, log in enumerate(logs):
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
+                     "--concurrency", str(coordinators), "--hostname", f"coordinator{i}@%h"], env=env, cwd=root,
+                    stdout=open(log, "wb"), stderr=subprocess.STDOUT))
+            deadline = time.monotonic() + 60
+            for w, log in zip(workers, logs, strict=True):
+                while "ready." not in log.read_text(errors="replace"):
+                    if time.monotonic() > deadline or w.poll() is not None:
+                        raise RuntimeError("a coordinator worker did not start:\n" + log.read_text()[-2000:])
+                    time.sleep(0.2)
+            pids = ",".join(str(w.pid) for w in workers)
+            point = run_python(code, dict(env, BENCH_WORKER_PID=pids), root, 560)
+            return dict(point, load_avg_after=os.getloadavg())
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(30)
 
 
 def checkout(ref: str) -> Path:

@@ -47,6 +47,15 @@ class DeviceEvents:
     def advance(self, stream_id: str) -> None:
         self.r.set(keys.EVENTS_CURSOR, stream_id)
 
+    def take_copier(self, holder: str, ttl_s: int = 10) -> bool:
+        """Become the one coordinator copying the stream for up to ``ttl_s`` (a dead copier's
+        turn expires). Two copiers at once stay correct (the stream id is the key) but collide."""
+        return bool(self.r.set(keys.EVENTS_COPIER, holder, nx=True, ex=ttl_s))
+
+    def drop_copier(self, holder: str) -> None:
+        if self.r.get(keys.EVENTS_COPIER) == holder:
+            self.r.delete(keys.EVENTS_COPIER)
+
 
 class DeviceRegistry:
     """``devices``, ``device:<id>``, ``heartbeats``."""

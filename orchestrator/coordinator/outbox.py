@@ -36,11 +36,9 @@ class Outbox:
 
     def send(self, app: Any = None) -> None:
         app = app or capp.app
-        if self.messages:
-            with app.producer_or_acquire() as producer:  # one pooled connection for the batch, not one each
-                for m in self.messages:
-                    app.send_task(m.task, args=m.args, queue=m.queue, priority=m.priority,
-                                  countdown=m.countdown or None, producer=producer)
+        for m in self.messages:
+            app.send_task(m.task, args=m.args, queue=m.queue, priority=m.priority,
+                          countdown=m.countdown or None)
         self.messages.clear()
         for event, payload in self.events:
             events.publish(event, payload)

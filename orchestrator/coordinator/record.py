@@ -7,9 +7,10 @@ and a job gets exactly one result whatever redeliveries happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
@@ -67,6 +68,37 @@ def attempt_started(payload: dict[str, Any]) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class AttemptStart:
+    """An attempt's lease, as the fleet's ``leased`` event tells it."""
+    attempt_id: str
+    device_id: str
+    host: str
+    token: int
+    at: datetime
+
+
+def attempts_started(s: Session, starts: list[AttemptStart]) -> None:
+    """Mark a batch of attempts running (and their jobs, if waiting): what ``attempt_started``
+    does for one, as two executemany UPDATEs. The same state filters make it a no-op for an
+    attempt that finished, was fenced or was cancelled meanwhile (a copy that comes late)."""
+    if not starts:
+        return
+    a, j = cast(Table, Attempt.__table__), cast(Table, Job.__table__)
+    params = [{"b_id": st.attempt_id, "b_device": st.device_id, "b_host": st.host, "b_token": st.token,
+               "b_at": st.at} for st in starts]
+    # executemany takes no expanding IN: the open states spelled out
+    is_open = or_(*(a.c.state == state for state in sorted(ATTEMPT_OPEN)))
+    conn = s.connection()
+    conn.execute(update(a).where(a.c.id == bindparam("b_id"), is_open).values(
+        state="running", device_id=bindparam("b_device"), host=bindparam("b_host"),
+        lease_token=func.coalesce(func.nullif(bindparam("b_token"), 0), a.c.lease_token),
+        started_at=func.coalesce(a.c.started_at, bindparam("b_at"))), params)
+    open_attempt = select(a.c.job_id).where(a.c.id == bindparam("b_id"), is_open)
+    conn.execute(update(j).where(j.c.id == open_attempt.scalar_subquery(), j.c.state == "waiting-for-device")
+                 .values(state="running", started_at=func.coalesce(j.c.started_at, bindparam("b_at"))), params)
+
+
 def _summary(samples: list[float]) -> Stats:
     """The stored median/p10/p90/mean of a result: the same definition (and outlier policy) as every
     report, CSV and API figure of that name (``orchestrator.analysis.stats``)."""
@@ -120,8 +152,12 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 return RecordOutcome(False, f"attempt is {attempt.state}, job is {job.state}: fenced off"), outbox
             attempt.timeline = payload.get("timeline", [])
             attempt.device_id = payload.get("device_id", attempt.device_id)
+            attempt.host = str(payload.get("host") or attempt.host)[:200]
             attempt.lease_token = int(payload.get("lease_token", attempt.lease_token))
             attempt.finished_at = utcnow()
+            if attempt.started_at is None:  # the report came before its lease event was copied
+                attempt.started_at = _reported_start(payload.get("started_at"), attempt.finished_at)
+            job.started_at = job.started_at or attempt.started_at
             outcome = payload["outcome"]
             doc: Any = payload.get("result")  # the harness's document, validated below
             if outcome == "ok":
@@ -164,6 +200,14 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
             return RecordOutcome(True, retried=retried, job=_recorded(job, trigger)), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _reported_start(value: Any, finished_at: datetime) -> datetime:
+    """The agent's lease time (epoch seconds) from a report, within reason; else the finish."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        at = datetime.fromtimestamp(value, UTC).replace(tzinfo=None) if 0 < value < 1e11 else finished_at
+        return min(at, finished_at)
+    return finished_at
 
 
 def _exporter_executorch(art_info: dict[str, Any] | None) -> str | None:
