@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents import device_metrics
 from agents.harness import frame
 from agents.harness.contract import validate_result
 from orchestrator.analysis.launches import RoundsDecision, decide, looks_for, round_ratios
@@ -161,6 +162,9 @@ def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:
         if key in last:
             merged[key] = last[key]
     merged["simulated"] = any(d["simulated"] for d in docs)
+    merged.pop(device_metrics.KEY, None)
+    if (block := device_metrics.merge([d.get(device_metrics.KEY) for d in docs])) is not None:
+        merged[device_metrics.KEY] = block
     _merge_frame_pipeline(merged)
     return validate_result(merged)
 
