@@ -39,6 +39,8 @@ class Run(Base):
     finalized: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # PR repo/number, baseline, ...
+    # the run rule its cells were measured under, resolved at submit (orchestrator.spec.run_rules)
+    run_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     jobs: Mapped[list[Job]] = relationship(back_populates="run", cascade="all, delete-orphan")
 
 
@@ -137,6 +139,11 @@ class Result(Base):
     mean_ms: Mapped[float] = mapped_column(Float)
     peak_memory_bytes: Mapped[int] = mapped_column(Integer)
     energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # stability of the launch's iterations (orchestrator.analysis.stability): kept as columns so a
+    # device's history is one query, not a read of every document
+    cv: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p99_p50: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_min: Mapped[float | None] = mapped_column(Float, nullable=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated result document
     # interleaved A/B: the baseline arm measured in the same lease (order, rounds, latencies)
     ab: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
