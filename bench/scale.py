@@ -287,7 +287,9 @@ class Sim:
                     self.refused += 1
                 continue
             with self.lock:
-                self.latency[self.trigger_of_run[payload["run_id"]]].append(t_acq - self.sent[payload["attempt_id"]])
+                sent = self.sent.get(payload["attempt_id"])  # None: a retry the coordinator published
+                if sent is not None:
+                    self.latency[self.trigger_of_run[payload["run_id"]]].append(t_acq - sent)
                 service = self.service_scale * _base_service(cls, payload["input_resolution"]) * \
                     self.rng.lognormvariate(0, 0.3) / math.exp(0.045)
                 rng = random.Random(self.rng.random())
