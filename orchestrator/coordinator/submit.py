@@ -42,8 +42,9 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     priority = capp.PRIORITY[trigger]
     run_id = new_id()
     with db_session() as s:
-        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
+        # clipped to their columns: provenance, not input the spec validation saw
+        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by[:200], priority=priority,
+                  spec_yaml=spec_text, spec_source=source[:500], meta=meta or {},
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
