@@ -82,6 +82,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             outbox.messages.append(Message("benchfarm.export", [request, asdict(req)],
                                            capp.export_queue(platform), priority))
         finalize_if_done(s, run_id, outbox, fleet)
+        outbox.stage(s)  # committed with the run: a submitter that dies before sending loses nothing
     return run_id, outbox
 
 
