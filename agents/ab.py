@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents import device_metrics
 from agents.harness import frame
 from agents.harness.contract import validate_result
 from orchestrator.analysis.launches import RoundsDecision, decide, looks_for, round_ratios
@@ -44,10 +45,13 @@ class ArmRun:
 
 def _arms(payload: dict[str, Any], job: dict[str, Any]) -> tuple[ArmRun, ArmRun]:
     ab = payload["ab"]
-    per_run = max(1, math.ceil(int(job["iterations"]) / max(1, int(ab["rounds"]))))
+    rounds = max(1, int(ab["rounds"]))
+    per_run = max(1, math.ceil(int(job["iterations"]) / rounds))
     a = dict(job, iterations=per_run)
+    if job.get("min_duration_s"):  # the run rule's duration is the cell's, split like its iterations
+        a["min_duration_s"] = float(job["min_duration_s"]) / rounds
     base = ab["baseline"]
-    b = dict(job, iterations=per_run, model_file=base["model_file"], model_sha256=base["model_sha256"])
+    b = dict(a, model_file=base["model_file"], model_sha256=base["model_sha256"])
     return ArmRun("A", payload["artifact_key"], a), ArmRun("B", base["artifact_key"], b)
 
 
@@ -161,6 +165,9 @@ def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:
         if key in last:
             merged[key] = last[key]
     merged["simulated"] = any(d["simulated"] for d in docs)
+    merged.pop(device_metrics.KEY, None)
+    if (block := device_metrics.merge([d.get(device_metrics.KEY) for d in docs])) is not None:
+        merged[device_metrics.KEY] = block
     _merge_frame_pipeline(merged)
     return validate_result(merged)
 

@@ -57,6 +57,7 @@ def _workload(job: dict[str, Any], backend: str, pte_bytes: int) -> Workload:
         warmup=int(job["warmup"]),
         iterations=int(job["iterations"]),
         timeout_s=float(job["timeout_s"]),
+        min_duration_s=float(job.get("min_duration_s") or 0.0),
         frame=frame.image_input(shape),
     )
 
@@ -197,7 +198,8 @@ def _load(doc: dict[str, Any]) -> Load | None:
     if doc.get("status") != "ok" or not lat:
         return None
     mean_ms = sum(lat) / len(lat)
-    power_w = (doc.get("energy_mj_per_inference") or 0.0) / mean_ms + BASELINE_W / 4
+    # the process draws its inference power; the rest of the phone (BASELINE_W) is not the harness's
+    power_w = (doc.get("energy_mj_per_inference") or 0.0) / mean_ms
     cpu = BENCH_CPU_PCT.get(_canonical_backend(doc["backend"]), 100.0)
     return Load(cpu, int(doc.get("peak_memory_bytes") or 0), power_w)
 

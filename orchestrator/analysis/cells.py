@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.analysis import stability
 from orchestrator.analysis.budgets import BudgetFile, BudgetResult, check_budget, load_budgets, power_label
+from orchestrator.analysis.stability import Stability
 from orchestrator.analysis.stats import MIB, Stats, percentile, summarize
 from orchestrator.reports.data import Cell
+from orchestrator.spec.run_rules import DEFAULTS, RunRule
 
 
 @dataclass(frozen=True)
@@ -14,14 +17,20 @@ class CellStats:
     inference: Stats | None
     preprocess: Stats | None
     postprocess: Stats | None
-    # Per-iteration pre + inference + post when every repeat reported all measured
-    # stages for every iteration; otherwise None and budgets sum the stage statistics.
+    # Per-iteration pre + inference + post when every repeat reported all three stages for
+    # every iteration; otherwise None and budgets sum the stage statistics (a frame's total
+    # is never claimed without its preprocessing and postprocessing: no stage counts as zero).
     total: Stats | None
     load_time_ms: float | None
     peak_memory_mb: float | None
     energy_mj: float | None
     power: str
     budgets: tuple[BudgetResult, ...]
+    # the inference latencies' CV, p99/p50 and max/min; the spread of the repeats' medians;
+    # and what the run rule makes of them ("noisy ...", "repeats disagree ...")
+    stability: Stability | None = None
+    replication: float | None = None
+    flags: tuple[str, ...] = ()
 
     def budget(self, name: str) -> BudgetResult | None:
         return next((b for b in self.budgets if b.budget.name == name), None)
@@ -29,12 +38,9 @@ class CellStats:
 
 def _aligned_totals(cell: Cell) -> list[float] | None:
     totals: list[float] = []
-    has_pre, has_post = bool(cell.preprocess_ms), bool(cell.postprocess_ms)
     for lat, pre, post in cell.stage_series:
-        if (has_pre and len(pre) != len(lat)) or (has_post and len(post) != len(lat)):
+        if len(pre) != len(lat) or len(post) != len(lat):
             return None
-        pre = pre or [0.0] * len(lat)
-        post = post or [0.0] * len(lat)
         totals += [a + b + c for a, b, c in zip(pre, lat, post, strict=True)]
     return totals
 
@@ -46,16 +52,30 @@ def _metric_values(s: CellStats, statistic: str) -> dict[str, float | None]:
     if s.total is not None:
         total = at(s.total)
     else:
-        parts = [v for x in (s.preprocess, s.inference, s.postprocess) if (v := at(x)) is not None]
-        total = sum(parts) if parts and s.inference is not None else None
+        parts = [at(x) for x in (s.preprocess, s.inference, s.postprocess)]
+        total = None if None in parts else sum(p for p in parts if p is not None)
     return {
         "inference_ms": at(s.inference), "preprocess_ms": at(s.preprocess),
         "postprocess_ms": at(s.postprocess), "total_ms": total, "peak_memory_mb": s.peak_memory_mb,
     }
 
 
-def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
+# No energy figure, and the device charged over USB: the battery current says nothing about the
+# model's draw then, so the column says why instead of a number.
+CHARGING = "n/a (charging)"
+
+
+def _power(cell: Cell, budgets: BudgetFile) -> str:
+    if cell.energy_mj_per_inference is None and cell.charging:
+        return CHARGING
+    return power_label(cell.energy_mj_per_inference, budgets.power_labels)
+
+
+def analyze(cell: Cell, budgets: BudgetFile | None = None, rule: RunRule | None = None) -> CellStats:
     budgets = budgets or load_budgets()
+    rule = rule or DEFAULTS["manual"]
+    stab = stability.of_samples(cell.latencies_ms)
+    spread = stability.replication_spread(cell.repeat_medians)
     inference = summarize(cell.latencies_ms)
     totals = _aligned_totals(cell) if inference is not None else None
     load = summarize(cell.load_times_ms)
@@ -67,8 +87,10 @@ def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
         load_time_ms=load.median if load else None,
         peak_memory_mb=cell.peak_memory_bytes / MIB if cell.peak_memory_bytes is not None else None,
         energy_mj=cell.energy_mj_per_inference,
-        power=power_label(cell.energy_mj_per_inference, budgets.power_labels),
+        power=_power(cell, budgets),
         budgets=(),
+        stability=stab, replication=spread,
+        flags=tuple(stability.flags(stab, spread, rule.noisy_cv, rule.replication_tolerance)),
     )
     if inference is None:  # nothing measured: every budget is n/a, not a pass
         results = tuple(check_budget(b, {}) for b in budgets.budgets)

@@ -12,6 +12,7 @@ from orchestrator import celery_app as capp
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.export.registry import registry
 from orchestrator.export.request import GOLDEN_SEED
+from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import profile_block
 from orchestrator.store.models import Artifact, Attempt, Job, utcnow
 from orchestrator.store.states import check_job_transition
@@ -62,6 +63,10 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    rule = run_rules.of_run(job.run.run_rules)
+    if rule.min_duration_s:
+        payload["min_duration_s"] = rule.min_duration_s
+    payload["cool_down"] = {"to": rule.cool_down_to, "max_s": rule.cool_down_max_s}
     profile = profile_block(job.run.spec_yaml)
     if profile:
         payload["profile"] = profile

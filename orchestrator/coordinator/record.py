@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from agents.harness.contract import ContractError, runtime_refusal, validate_result
 from device_inventory.fleet import Fleet
+from orchestrator.analysis import stability
 from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
@@ -106,13 +107,16 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                     outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
             if outcome == "ok":
                 st = _summary(doc["latencies_ms"])
+                stab = stability.of_samples(doc["latencies_ms"])
                 profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
                              median_ms=st.median, p10_ms=st.p10, p90_ms=st.p90, mean_ms=st.mean,
                              peak_memory_bytes=doc["peak_memory_bytes"],
-                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block))
+                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block,
+                             cv=stab.cv if stab else None, p99_p50=stab.p99_p50 if stab else None,
+                             max_min=stab.max_min if stab else None))
                 attempt.state = "succeeded"
                 job.state, job.finished_at, job.reason = "succeeded", utcnow(), ""
                 s.flush()  # the unique constraint speaks here, inside the transaction

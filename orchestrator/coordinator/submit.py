@@ -23,7 +23,10 @@ from orchestrator.coordinator.planning import plan
 from orchestrator.export.artifacts import ArtifactStore
 from orchestrator.export.recipe import artifact_key, keyed_without_exporter, request_key
 from orchestrator.export.request import ExportRequest
+from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.store import audit
+from orchestrator.store.audit import Actor
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, Run, utcnow
 from orchestrator.store.states import check_job_transition
@@ -31,8 +34,10 @@ from orchestrator.store.states import check_job_transition
 
 def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", trigger: str = "manual",
            requested_by: str = "", meta: dict[str, Any] | None = None,
-           store: ArtifactStore | None = None) -> tuple[str, Outbox]:
-    """Create the run and its jobs; return the run id and the messages to send after commit."""
+           store: ArtifactStore | None = None, actor: Actor | None = None) -> tuple[str, Outbox]:
+    """Create the run and its jobs; return the run id and the messages to send after commit.
+
+    ``actor`` (an API token's): the run's owner, and the audit row written in this transaction."""
     if trigger not in capp.PRIORITY:
         raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
     store = store or ArtifactStore()
@@ -41,10 +46,17 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     outbox = Outbox()
     priority = capp.PRIORITY[trigger]
     run_id = new_id()
+    rule = run_rules.resolved(spec.parameters.run_rules, trigger)
+    iterations = run_rules.iterations(spec.parameters.iterations, run_rules.of_run(rule))
+    if rule["min_duration_s"] >= spec.parameters.timeout_s:  # every job would time out
+        raise ValueError(f"parameters.run_rules: a {trigger} run measures each cell for at least "
+                         f"{rule['min_duration_s']:g} s ({rule['source']} rule), which does not fit in "
+                         f"parameters.timeout_s ({spec.parameters.timeout_s} s)")
     with db_session() as s:
         # clipped to their columns: provenance, not input the spec validation saw
         run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by[:200], priority=priority,
-                  spec_yaml=spec_text, spec_source=source[:500], meta=meta or {},
+                  spec_yaml=spec_text, spec_source=source[:500], meta=meta or {}, run_rules=rule,
+                  owner=actor.principal if actor else "",
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
@@ -57,7 +69,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
                       device_class=cell.device_class, device_selector=cell.device_selector,
                       input_resolution=cell.input_resolution, batch_size=cell.batch_size,
-                      iterations=spec.parameters.iterations, warmup=spec.parameters.warmup,
+                      iterations=iterations, warmup=spec.parameters.warmup,
                       repeat_index=cell.repeat_index, compute_units=spec.parameters.compute_units,
                       timeout_s=spec.parameters.timeout_s, artifact_key=requests[request][1],
                       request_key=request, priority=priority)
@@ -66,6 +78,9 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             s.add(job)
         s.flush()
         events.submitted(s, run, spec, store)
+        if actor is not None:
+            audit.record(s, actor, "run.submit", run_id=run_id, trigger=trigger, name=spec.name[:200],
+                         jobs=len(the_plan.cells), requested_by=requested_by[:200])
         for request, (req, key) in requests.items():
             if key and _ready(s, key, req, store):
                 dispatch_waiting(s, key, fleet, outbox)

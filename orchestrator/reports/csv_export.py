@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from orchestrator.analysis.stats import MIB
 from orchestrator.reports.build import Report
 
 
@@ -26,11 +27,17 @@ def report_rows(report: Report) -> list[dict[str, Any]]:
             "median_ms": _r(inf.median if inf else None), "p10_ms": _r(inf.p10 if inf else None),
             "p90_ms": _r(inf.p90 if inf else None), "mean_ms": _r(inf.mean if inf else None),
             "cv": _r(inf.cv if inf else None, 5), "outliers": inf.outliers if inf else None,
+            "p99_p50": _r(s.stability.p99_p50 if s.stability else None, 4),
+            "max_min": _r(s.stability.max_min if s.stability else None, 4),
+            "replication_spread": _r(s.replication, 4), "flags": "; ".join(s.flags),
             "preprocess_median_ms": _r(s.preprocess.median if s.preprocess else None),
             "postprocess_median_ms": _r(s.postprocess.median if s.postprocess else None),
             "total_median_ms": _r(s.total.median if s.total else None), "load_time_ms": _r(s.load_time_ms),
             "peak_memory_mb": _r(s.peak_memory_mb, 2), "energy_mj_per_inference": _r(s.energy_mj),
-            "power": s.power, "model_size_bytes": c.model_size_bytes, "params": c.params,
+            "power": s.power, "power_source": " ".join(c.energy_sources),
+            "device_peak_memory_mb": _r(c.device_memory_bytes / MIB, 2) if c.device_memory_bytes else None,
+            "device_cpu_pct": _r(c.device_cpu_pct, 2), "device_figures_missing": c.device_missing,
+            "charging": c.charging, "model_size_bytes": c.model_size_bytes, "params": c.params,
             "accuracy": c.accuracy, "thermal_before": c.thermal_before, "thermal_after": c.thermal_after,
             "device_models": c.device_models, "os_versions": c.os_versions,
             **{f"budget_{b.budget.name.replace('-', '_')}": b.status for b in s.budgets},

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.export.registry import UnknownBackend, registry
 from orchestrator.spec.bounds import MAX_SPEC_BYTES, check_plan, check_sizes, read_spec
+from orchestrator.spec.run_rules import RunRules
 from orchestrator.spec.types import StrictModel
 from orchestrator.spec.yamlpos import parse_yaml, validate
 
@@ -147,6 +148,9 @@ class Parameters(StrictModel):
     # > 0 also records intermediate outputs for numerical debugging; too small a buffer
     # aborts the runtime, which costs that cell its profile only
     profile_debug_buffer_bytes: int = Field(default=0, ge=0, le=1 << 30)
+    # minimum iterations/duration, cool-down, replication and noise thresholds per trigger
+    # (orchestrator.spec.run_rules; defaults apply where the spec is silent)
+    run_rules: RunRules = RunRules()
 
     def profile_job(self) -> dict[str, int] | None:
         """The job document's ``profile`` block, or None when the spec turns profiling off."""

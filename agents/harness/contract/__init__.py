@@ -111,6 +111,19 @@ def validate_result(doc: Any) -> dict[str, Any]:
     return _validate("result", doc)
 
 
+# the job schema's bound on timed iterations: a minimum duration never asks for more
+MAX_ITERATIONS = 100_000
+
+
+def more_iterations(job: dict[str, Any], done: int, elapsed_s: float) -> bool:
+    """Run another timed iteration? Until both ``iterations`` and the run rule's
+    ``min_duration_s`` (seconds of timed iterations) are met, MLPerf-style; never past
+    ``MAX_ITERATIONS``. Every harness (host, virtual, the Swift one) applies the same rule."""
+    if done < int(job["iterations"]):
+        return True
+    return done < MAX_ITERATIONS and elapsed_s < float(job.get("min_duration_s") or 0.0)
+
+
 @cache
 def executorch_version() -> str | None:
     """The ExecuTorch runtime installed here: what the host driver runs programs on, and the
