@@ -38,7 +38,7 @@ SPEC = ("name: {name}\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [host-c
         "parameters: {{input_resolution: [40], warmup: 1, iterations: 5, profile: false, timeout_s: 60}}\n")
 # takes one job from the host-cpu queue and dies holding it (no ack, no cleanup)
 TAKER = ("import os\nfrom orchestrator.celery_app import app\nconn = app.connection_for_read()\n"
-         "conn.SimpleQueue('device.host-cpu').get(timeout=120)\nprint('took', flush=True)\nos._exit(9)\n")
+         "conn.SimpleQueue('device.host-cpu').get(timeout=600)\nprint('took', flush=True)\nos._exit(9)\n")
 # commits a run and dies before sending its messages
 SUBMITTER = ("import os, sys\nfrom device_inventory.fleet import Fleet\nfrom orchestrator import config\n"
              "from orchestrator.coordinator.submit import submit\nfrom orchestrator.spec.matrix import loads_spec\n"
