@@ -111,8 +111,8 @@ def record_attempt(payload: dict[str, Any]) -> None:
     except Exception as exc:  # permanent: every redelivery would fail alike; the job must not wait for ever
         log.exception("cannot record the report of attempt %s: failing the attempt", payload.get("attempt_id"))
         outcome, outbox = failsafe.fail_attempt(payload, exc, _fleet())
-    if outcome.accepted:
-        metrics.observe_recorded(payload["attempt_id"], outcome.retried)
+    if outcome.job is not None:
+        metrics.observe_recorded(outcome.job, outcome.retried)
     if not outcome.accepted:
         log.warning("rejected report for attempt %s: %s", payload.get("attempt_id"), outcome.reason)
     outbox.send(app)

@@ -12,6 +12,8 @@ coordinators in Redis).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 
@@ -30,6 +32,9 @@ from orchestrator.scheduling import health
 log = logging.getLogger("benchfarm.worker")
 REAP_EVERY_S = 5.0
 RECONCILE_CLAIM = "bf:reconcile-turn"
+# device events are copied (and leased attempts marked running) this often: a job shows
+# "running" within about this long of its lease
+COPY_EVERY_S = 0.5
 _stop = threading.Event()
 
 
@@ -37,14 +42,21 @@ def _housekeeping(queues: list[str]) -> None:
     fleet = Fleet.from_url(config.redis_url())
     platforms = [q.split(".", 1)[1] for q in queues if q.startswith("export.")]
     health_every = health.check_every_s()
-    last_health_sweep = last_reconcile = 0.0
-    tick = min(REAP_EVERY_S, reconciling.every_s())
-    while not _stop.wait(tick):
+    last_health_sweep = last_reap = last_reconcile = 0.0
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    while not _stop.wait(COPY_EVERY_S if COORDINATOR_QUEUE in queues else REAP_EVERY_S):
         try:
+            if COORDINATOR_QUEUE in queues and fleet.events.take_copier(holder):
+                try:
+                    drain_device_events(fleet)
+                finally:
+                    fleet.events.drop_copier(holder)
+            if time.monotonic() - last_reap < REAP_EVERY_S:
+                continue
+            last_reap = time.monotonic()
             for p in platforms:
                 fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6)
             if COORDINATOR_QUEUE in queues:
-                drain_device_events(fleet)
                 fenced, outbox = reap(fleet)
                 metrics.LEASE_REAPS.inc(len(fenced))
                 if fenced:
