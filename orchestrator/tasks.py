@@ -93,8 +93,8 @@ def attempt_started(payload: dict[str, Any]) -> None:
 @app.task(name="benchfarm.record_attempt", **COORDINATOR_TASK)
 def record_attempt(payload: dict[str, Any]) -> None:
     outcome, outbox = record.record_attempt(payload, _fleet())
-    if outcome.accepted:
-        metrics.observe_recorded(payload["attempt_id"], outcome.retried)
+    if outcome.job is not None:
+        metrics.observe_recorded(outcome.job, outcome.retried)
     if not outcome.accepted:
         log.warning("rejected report for attempt %s: %s", payload.get("attempt_id"), outcome.reason)
     outbox.send(app)

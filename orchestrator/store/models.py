@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -62,6 +62,9 @@ class Artifact(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # "has this run an open job?" on every recorded result: an index lookup, not a walk over
+    # the run's finished jobs (finalize.finalize_if_done)
+    __table_args__ = (Index("ix_jobs_run_id_state", "run_id", "state"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     model: Mapped[str] = mapped_column(String(200))
@@ -100,6 +103,8 @@ class Job(Base):
 
 class Attempt(Base):
     __tablename__ = "attempts"
+    # the reaper's periodic "open attempts dispatched before the cutoff" (reap.reap_lost)
+    __table_args__ = (Index("ix_attempts_state_dispatched_at", "state", "dispatched_at"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer, default=1)
