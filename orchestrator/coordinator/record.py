@@ -201,6 +201,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 attempt.error = payload.get("message", "")[:4000]
                 retried = retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
             finalize_if_done(s, job.run_id, outbox, fleet)
+            outbox.stage(s)  # a retry's message survives this process
             return RecordOutcome(True, retried=retried, job=_recorded(job, trigger)), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()

@@ -53,8 +53,9 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
                          f"{rule['min_duration_s']:g} s ({rule['source']} rule), which does not fit in "
                          f"parameters.timeout_s ({spec.parameters.timeout_s} s)")
     with db_session() as s:
-        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source, meta=meta or {}, run_rules=rule,
+        # clipped to their columns: provenance, not input the spec validation saw
+        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by[:200], priority=priority,
+                  spec_yaml=spec_text, spec_source=source[:500], meta=meta or {}, run_rules=rule,
                   owner=actor.principal if actor else "",
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
@@ -96,6 +97,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             outbox.messages.append(Message("benchfarm.export", [request, asdict(req)],
                                            capp.export_queue(platform), priority))
         finalize_if_done(s, run_id, outbox, fleet)
+        outbox.stage(s)  # committed with the run: a submitter that dies before sending loses nothing
     return run_id, outbox
 
 
