@@ -17,7 +17,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.export import zoo_index
+from orchestrator.export import trust, zoo_index
 from orchestrator.export.artifacts import file_sha256
 
 if TYPE_CHECKING:  # torch is imported where a model is built, never to parse or key a program
@@ -47,7 +47,11 @@ class Source:
         elif kind == "import":
             mod, _, attr = ref.partition(":")
             if not mod or not attr.isidentifier():
-                raise BadSource(f"import source must be 'import:pkg.module:factory', got {source!r}")
+                raise BadSource(f"import source must be 'import:pkg.module:factory', got {source[:200]!r}")
+            try:  # by string: nothing named by a spec is imported to check it
+                trust.registered_package(mod)
+            except trust.UntrustedSource as exc:
+                raise BadSource(f"{source[:200]}: {exc}") from None
         elif kind == "pte":
             if not ref.endswith(".pte"):
                 raise BadSource(f"pte source must name a .pte file, got {ref!r}")
@@ -124,4 +128,9 @@ def check_pte(path: Path) -> Path:
 def fingerprint(source: Source) -> str:
     if source.is_program:
         return file_sha256(check_pte(Path(source.ref)))
+    if source.kind == "import":
+        try:  # the registered package's bytes, read from disk: keying a model never runs its code
+            return trust.code_fingerprint(source.ref.partition(":")[0])
+        except (trust.UntrustedSource, OSError) as exc:
+            raise BadSource(f"import:{source.ref}: {exc}") from None
     return _torch_fingerprint(source)
