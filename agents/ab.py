@@ -45,10 +45,13 @@ class ArmRun:
 
 def _arms(payload: dict[str, Any], job: dict[str, Any]) -> tuple[ArmRun, ArmRun]:
     ab = payload["ab"]
-    per_run = max(1, math.ceil(int(job["iterations"]) / max(1, int(ab["rounds"]))))
+    rounds = max(1, int(ab["rounds"]))
+    per_run = max(1, math.ceil(int(job["iterations"]) / rounds))
     a = dict(job, iterations=per_run)
+    if job.get("min_duration_s"):  # the run rule's duration is the cell's, split like its iterations
+        a["min_duration_s"] = float(job["min_duration_s"]) / rounds
     base = ab["baseline"]
-    b = dict(job, iterations=per_run, model_file=base["model_file"], model_sha256=base["model_sha256"])
+    b = dict(a, model_file=base["model_file"], model_sha256=base["model_sha256"])
     return ArmRun("A", payload["artifact_key"], a), ArmRun("B", base["artifact_key"], b)
 
 

@@ -18,6 +18,7 @@ import tenacity
 
 from agents import ab, conditions, device_metrics, etdumps
 from agents.harness.contract import ContractError, parse_result, validate_job
+from agents.health import THERMAL_ORDER
 from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
@@ -110,6 +111,8 @@ def _bounce(payload: dict[str, Any], why: str) -> None:
 
 def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
     profile = {"profile": payload["profile"]} if payload.get("profile") else {}
+    if payload.get("min_duration_s"):  # the run rule's minimum duration (orchestrator.spec.run_rules)
+        profile["min_duration_s"] = payload["min_duration_s"]
     return validate_job({**profile,
         "schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
         "attempt_token": token, "model_file": payload["model_file"], "model_sha256": payload["model_sha256"],
@@ -178,7 +181,7 @@ def _execute(payload: dict[str, Any]) -> None:
         _bounce(payload, f"{dev.id} already failed this job: offering the retry to another device")
         time.sleep(BOUNCE_DELAY_S)
         return
-    gated = _gate(ctx, timeline)
+    gated = _gate(ctx, timeline, payload.get("cool_down"))
     if gated:
         _bounce(payload, f"device {dev.id} gated: {gated}")
         time.sleep(BOUNCE_DELAY_S)
@@ -193,10 +196,10 @@ def _execute(payload: dict[str, Any]) -> None:
             return
         _bounce(payload, str(exc))
         return
-    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id,
-                                        "host": dev.host, "lease_token": lease.token})
+    # No "started" message: the lease's own event tells the coordinator (device_history), and
+    # the report carries the start in case it is recorded first.
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
-                              "lease_token": lease.token}
+                              "host": dev.host, "lease_token": lease.token, "started_at": time.time()}
     heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
     heartbeat.start()
     try:
@@ -281,10 +284,23 @@ def launch(ctx: DeviceContext, dev: DeviceInfo, job: dict[str, Any], artifact_ke
             log.warning("cleanup failed on %s", dev.id, exc_info=True)
 
 
-def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
+def _cool_enough(thermal: str, target: str) -> bool:
+    # "unknown" (the host driver cannot read it) never waits: there is nothing to wait for
+    order = THERMAL_ORDER
+    return thermal not in order or target not in order or order.index(thermal) <= order.index(target)
+
+
+def _gate(ctx: DeviceContext, timeline: Timeline, cool_down: dict[str, Any] | None = None) -> str:
     """Follow the driver's health verdict: run, wait for a bounded cool-down, or give the
-    job away. Returns '' when the device may run, else the reason it may not."""
+    job away. Returns '' when the device may run, else the reason it may not.
+
+    ``cool_down`` is the run rule's (``{"to": "nominal", "max_s": 300}``): a device the driver
+    would let run waits, up to ``max_s``, until its thermal state is at or below ``to``, so a
+    cell does not inherit the previous one's heat; past ``max_s`` it runs anyway (its result's
+    ``thermal_before`` says how warm it was) rather than bouncing a job no device may cool for."""
     deadline = time.monotonic() + ctx.cool_down_max_s
+    rule = cool_down or {}
+    rule_deadline = time.monotonic() + float(rule.get("max_s") or 0.0)
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
@@ -294,7 +310,12 @@ def _gate(ctx: DeviceContext, timeline: Timeline) -> str:
             "battery": health.battery_level if health.battery_level is not None else "",
             "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})
         if health.ok and health.action == "run":
-            return ""
+            target = str(rule.get("to", ""))
+            if _cool_enough(health.thermal_state, target) or time.monotonic() + ctx.cool_down_poll_s > rule_deadline:
+                return ""
+            with timeline.step("cool_down", thermal=health.thermal_state, rule=target):
+                time.sleep(ctx.cool_down_poll_s)
+            continue
         if health.action != "cool_down" or time.monotonic() + ctx.cool_down_poll_s > deadline:
             return "; ".join(health.problems) or health.action
         with timeline.step("cool_down", thermal=health.thermal_state):

@@ -1,19 +1,24 @@
 """Per-job orchestration overhead: submit -> result recorded, minus the benchmark's own time.
 
-Starts a real coordinator worker and a host agent (subprocesses, Redis DB 15, a temporary
-SQLite file), warms up (export + harness start), then submits N single-job runs of a
+Starts a real coordinator worker and a host agent (subprocesses, a private redis-server, a
+temporary SQLite file), warms up (export + harness start), then submits N single-job runs of a
 trivial program one after the other and measures, for each job:
 
     overhead = (result recorded_at - run created_at) - (harness finished_at - started_at)
 
-and the per-step timeline (lease, push, validate, ...). Writes bench/results/orchestration_overhead.json.
-Usage: python bench/orchestration_overhead.py [N]
+and the per-step timeline (lease, push, validate, ...). Beside it, on the same Redis: the raw
+Celery round trip (bench/raw_celery.py: a task that does nothing, benchfarm's Celery settings).
+``--compare REF`` measures another commit's code the same way right after (before/after, one
+session). Writes bench/results/orchestration_overhead.json.
+Usage: python bench/orchestration_overhead.py [--jobs N] [--compare REF]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,13 +39,11 @@ parameters: {input_resolution: [32], warmup: 0, iterations: 1, repeats: 1, timeo
 """
 
 
-def main(n: int = 30) -> dict:
+def measure(n: int = 30) -> dict:
+    """One pass in this process; REDIS_URL names a Redis of this benchmark's own."""
     tmp = Path(tempfile.mkdtemp(prefix="bf-overhead-"))
-    os.environ.update(REDIS_URL="redis://127.0.0.1:6379/15", BENCHFARM_HOME=str(tmp),
-                      BENCHFARM_DB=str(tmp / "bench.db"), BENCHFARM_ARTIFACTS=str(tmp / "artifacts"))
-    import redis
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    os.environ.update(BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "bench.db"),
+                      BENCHFARM_ARTIFACTS=str(tmp / "artifacts"))
     from sqlalchemy import select
 
     from device_inventory.fleet import Fleet
@@ -89,9 +92,11 @@ def main(n: int = 30) -> dict:
                     steps.setdefault(st["step"], []).append(st["duration_s"])
         out = {
             "jobs": n,
-            "overhead_s": {"median": float(np.median(overheads)), "p99": float(np.percentile(overheads, 99)),
-                           "mean": float(np.mean(overheads)), "min": float(np.min(overheads))},
-            "agent_steps_median_s": {k: float(np.median(v)) for k, v in steps.items()},
+            "overhead_ms": {"median": round(float(np.median(overheads)) * 1000, 2),
+                            "p99": round(float(np.percentile(overheads, 99)) * 1000, 2),
+                            "mean": round(float(np.mean(overheads)) * 1000, 2),
+                            "min": round(float(np.min(overheads)) * 1000, 2)},
+            "agent_steps_median_ms": {k: round(float(np.median(v)) * 1000, 2) for k, v in steps.items()},
             "note": "submit -> result recorded minus the harness's own benchmark time; host driver, tiny_cnn@32, "
                     "1 iteration; includes planning, Celery dispatch over Redis, lease, health check, "
                     "artifact fetch+verify, harness job hand-off, result validation and recording",
@@ -101,11 +106,47 @@ def main(n: int = 30) -> dict:
             os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             p.wait(30)
-    dest = ROOT / "bench" / "results" / "orchestration_overhead.json"
-    dest.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def one_pass(root: Path, n: int) -> dict:
+    """measure(n) and the raw Celery round trip, in fresh processes with ``root``'s code, on a
+    private redis-server."""
+    from bench.scale import private_farm, run_python
+
+    out = {}
+    with private_farm(root, "bf-overhead-") as (env, _):
+        for key, call in (("orchestration", f"measure({n})"), ("raw_celery", f"roundtrip({max(n, 100)})")):
+            module = "orchestration_overhead" if key == "orchestration" else "raw_celery"
+            code = (f"import json,sys; sys.path.insert(0, {str(root)!r}); from bench.{module} import *; "
+                    f"print(json.dumps({call}))")
+            out[key] = run_python(code, env, root, 1200)
+    return out
+
+
+def main() -> None:
+    from bench.scale import checkout
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=30)
+    ap.add_argument("--compare", default=None, help="a git ref (e.g. main before this work), measured likewise")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "orchestration_overhead.json"))
+    args = ap.parse_args()
+    doc: dict = {"benchmark": "orchestration_overhead", "cpu_count": os.cpu_count(),
+                 "load_avg_before": os.getloadavg(), "compare": args.compare}
+    before = checkout(args.compare) if args.compare else None
+    try:
+        for label, root in [("after", ROOT)] + ([("before", before)] if before else []):
+            doc[label] = one_pass(root, args.jobs)
+            print(label, json.dumps(doc[label]), flush=True)
+    finally:
+        if before:
+            shutil.rmtree(before, ignore_errors=True)
+    doc["load_avg_after"] = os.getloadavg()
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 30)
+    main()

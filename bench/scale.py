@@ -51,6 +51,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,16 @@ TRIGGERS = (("nightly", 0.80), ("manual", 0.15), ("pr", 0.05))
 RESOLUTIONS = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024]
 MEAN_SERVICE_S = 1.0  # real seconds at resolution 64, multiplier 1.0 (a ~2 min benchmark compressed ~100x)
 LEASE_TTL_S, HEARTBEAT_S = 3.0, 1.0
+
+
+def _sends_started() -> bool:
+    """Whether this code's agents send ``attempt_started`` (before the lease event replaced it)."""
+    from orchestrator.coordinator import record
+
+    return not hasattr(record, "attempts_started")
+
+
+SENDS_STARTED = _sends_started()
 
 
 def private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -86,17 +98,80 @@ def spec_text(name: str, device_class: str, n_jobs: int) -> tuple[str, int]:
             f"parameters: {{input_resolution: {res}, warmup: 1, iterations: 5, repeats: {r}, timeout_s: 60}}\n"), k * r
 
 
-def result_doc(payload: dict[str, Any], token: int, rng: random.Random) -> dict[str, Any]:
+_PROGRAMS: dict[str, str] = {}  # export request key -> stored artifact key
+
+
+def store_programs(spec: Any, store: Any) -> None:
+    """Store a stand-in program for every export request of ``spec`` (the exporter's work:
+    keying a torch model imports its code, so it happens here, before anything is timed)."""
+    from orchestrator.coordinator.planning import plan
+    from orchestrator.export.pipeline import artifact_key
+    from orchestrator.export.recipe import request_key
+
+    for cell in plan(spec).cells:
+        req = cell.export_request(spec.parameters.compute_units)
+        if (request := request_key(req)) not in _PROGRAMS:
+            _PROGRAMS[request] = key = artifact_key(req)
+            if not store.exists(key):
+                store.put(key, b"not a real program", {"model": cell.model,
+                                                       "exporter": {"versions": {"executorch": "1.5.1"}}})
+
+
+def submit_stored(spec: Any, text: str, fleet: Any, trigger: str, store: Any) -> tuple[str, Any]:
+    """Submit a run whose programs :func:`store_programs` stored, answering its export requests
+    as an exporter with a cache hit does (``benchfarm.export_done``, handled in this process):
+    the coordinator learns a torch model's artifact key only from the exporter's answer."""
+    from orchestrator.coordinator.exports import export_done
+    from orchestrator.coordinator.submit import submit
+
+    run_id, outbox = submit(spec, text, fleet, trigger=trigger, store=store)
+    for m in [m for m in outbox.messages if m.task == "benchfarm.export"]:
+        key = _PROGRAMS[m.args[0]]
+        outbox.messages.remove(m)
+        outbox.messages += export_done(m.args[0], "ok", dict(store.get(key, verify=False).meta, cache_hit=True,
+                                                             artifact_key=key), fleet).messages
+    return run_id, outbox
+
+
+@contextmanager
+def private_farm(root: Path, prefix: str) -> Iterator[tuple[dict[str, str], Path]]:
+    """A private redis-server and a temporary home (DB, artifacts) for one measurement: the
+    environment for processes running ``root``'s code, and the folder; both gone afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    redis_proc, url = private_redis(tmp)
+    env = dict(os.environ, REDIS_URL=url, BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "bench.db"),
+               BENCHFARM_ARTIFACTS=str(tmp / "artifacts"), PYTHONPATH=str(root))
+    try:
+        time.sleep(0.3)
+        yield env, tmp
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_python(code: str, env: dict[str, str], cwd: Path, timeout: float) -> Any:
+    """Run ``code`` in a fresh interpreter; its last line of output, as JSON."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def result_doc(payload: dict[str, Any], token: int, rng: random.Random, samples: int = 5) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     return {"schema_version": 1, "job_id": payload["job_id"], "attempt_id": payload["attempt_id"],
             "attempt_token": token, "simulated": True, "producer": {"name": "virtual-harness", "version": "scale"},
+            "runtime_version": "1.5.1",
             "device": {"model": "iPhone14,5", "os": "iOS", "os_version": "17.0"}, "backend": payload["backend"],
-            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(5)],
+            "status": "ok", "load_time_ms": 5.0, "latencies_ms": [rng.uniform(1, 3) for _ in range(samples)],
             "peak_memory_bytes": 1 << 20, "started_at": now, "finished_at": now}
 
 
 class Sim:
-    def __init__(self, n_devices: int, jobs_per_device: int, coordinators: int, seed: int):
+    def __init__(self, n_devices: int, jobs_per_device: int, coordinators: int, seed: int,
+                 mean_job_s: float | None = None):
         import redis
 
         from device_inventory.fleet import Fleet
@@ -106,6 +181,8 @@ class Sim:
         self.fleet = Fleet(redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=30,
                                                 max_connections=5000))
         self.n_devices, self.jobs_per_device, self.n_coord = n_devices, jobs_per_device, coordinators
+        self.mean_job_s = mean_job_s
+        self.service_scale = 1.0  # set at submit so that the planned jobs' mean service time is mean_job_s
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.sent: dict[str, float] = {}
@@ -131,28 +208,27 @@ class Sim:
 
     def submit(self) -> int:
         """Create the runs (coordinator CPU) and publish their messages, PR last."""
-        from orchestrator.coordinator.planning import plan
-        from orchestrator.coordinator.submit import submit
         from orchestrator.export.artifacts import ArtifactStore
-        from orchestrator.export.pipeline import artifact_key
         from orchestrator.spec.matrix import loads_spec
 
         store = ArtifactStore()
-        outboxes, total = [], 0
+        outboxes, total, expected = [], 0, 0.0
         t = time.thread_time()
         for cls, ids in self.devices.items():
             for trigger, share in TRIGGERS:
                 text, n = spec_text(f"{trigger}-{cls}", cls, max(1, round(len(ids) * self.jobs_per_device * share)))
                 spec = loads_spec(text)
-                for cell in plan(spec).cells:  # the exporter's work is out of scope: artifacts exist
-                    key = artifact_key(cell.export_request(spec.parameters.compute_units))
-                    if not store.exists(key):
-                        store.put(key, b"not a real program", {"model": cell.model})
-                run_id, outbox = submit(spec, text, self.fleet, trigger=trigger, store=store)
+                t_export = time.thread_time()
+                store_programs(spec, store)  # the exporter's work is out of scope: artifacts exist
+                t -= time.thread_time() - t_export
+                run_id, outbox = submit_stored(spec, text, self.fleet, trigger, store)
+                expected += sum(_base_service(cls, m.args[0]["input_resolution"]) for m in outbox.messages)
                 self.trigger_of_run[run_id] = trigger
                 outboxes.append((capp_priority(trigger), outbox))
                 total += n
         self.cpu["submit"] += time.thread_time() - t
+        if self.mean_job_s:  # E[lognormal(0, 0.3)] = exp(0.045): the jitter keeps the mean
+            self.service_scale = self.mean_job_s / (expected / total)
         self.t0, self.t0_wall = time.monotonic(), time.time()
         t = time.thread_time()
         for _, outbox in sorted(outboxes, key=lambda po: -po[0]):  # nightly first, PR last
@@ -194,7 +270,6 @@ class Sim:
     def _device(self, cls: str, dev: str, idle: queue.Queue, inbox: queue.Queue) -> None:
         from device_inventory.fleet import LeaseRefused
 
-        mult = CLASSES[cls][1]
         while True:
             idle.put(dev)
             msg = inbox.get()
@@ -204,7 +279,7 @@ class Sim:
             eta = msg.get("headers", {}).get("eta")
             if eta:  # a retry with backoff: Celery would hold it until then
                 time.sleep(max(0.0, _eta_s(eta) - time.time()))
-            t_acq = time.monotonic()
+            t_acq, t_acq_wall = time.monotonic(), time.time()
             try:
                 lease = self.fleet.acquire(dev, payload["attempt_id"], payload["job_id"], LEASE_TTL_S)
             except LeaseRefused:
@@ -212,12 +287,15 @@ class Sim:
                     self.refused += 1
                 continue
             with self.lock:
-                self.latency[self.trigger_of_run[payload["run_id"]]].append(t_acq - self.sent[payload["attempt_id"]])
-                service = MEAN_SERVICE_S * mult * math.sqrt(payload["input_resolution"] / 64) * \
+                sent = self.sent.get(payload["attempt_id"])  # None: a retry the coordinator published
+                if sent is not None:
+                    self.latency[self.trigger_of_run[payload["run_id"]]].append(t_acq - sent)
+                service = self.service_scale * _base_service(cls, payload["input_resolution"]) * \
                     self.rng.lognormvariate(0, 0.3) / math.exp(0.045)
                 rng = random.Random(self.rng.random())
-            self.post("started", {"attempt_id": lease.attempt_id, "device_id": dev, "host": "sim",
-                                  "lease_token": lease.token})
+            if SENDS_STARTED:
+                self.post("started", {"attempt_id": lease.attempt_id, "device_id": dev, "host": "sim",
+                                      "lease_token": lease.token})
             self.fleet.mark_busy(lease)
             end = time.monotonic() + service
             while (left := end - time.monotonic()) > 0:
@@ -232,8 +310,8 @@ class Sim:
                 self.fenced += not ours
                 self.released[lease.attempt_id] = time.time()
             self.post("record", {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev,
-                                 "lease_token": lease.token, "outcome": "ok", "timeline": [],
-                                 "result": result_doc(payload, lease.token, rng)})
+                                 "host": "sim", "lease_token": lease.token, "started_at": t_acq_wall,
+                                 "outcome": "ok", "timeline": [], "result": result_doc(payload, lease.token, rng)})
 
     def post(self, kind: str, payload: dict[str, Any]) -> None:
         """What agents/runner.py does: a JSON message on the coordinator queue, priority 0."""
@@ -277,6 +355,7 @@ class Sim:
             if time.monotonic() - self.t0 > 480:
                 raise RuntimeError(f"only {done[0]}/{total} jobs recorded after 480 s")
         makespan = done[1] - self.t0_wall
+        self.recorded = recorded_span()
         coordinator_cpu = worker_cpu() - worker0
         ops = {k: v - stats0.get(k, 0) for k, v in commandstats(self.fleet.r).items()}
         self.done.set()
@@ -298,12 +377,18 @@ class Sim:
         all_lat = [x for xs in self.latency.values() for x in xs]
         return {
             "devices": sum(len(ids) for ids in self.devices.values()), "jobs": total,
+            "coordinator_processes": len(os.environ["BENCH_WORKER_PID"].split(",")),
+            "coordinator_threads_each": self.n_coord,
+            "mean_job_s": round(float(np.mean([sv for _, _, _, sv in self.busy])), 3),
             "makespan_s": round(makespan, 2), "lower_bound_s": round(lower, 2),
             "makespan_over_lower_bound": round(makespan / lower, 3),
             "utilisation_while_queued": round(util_busy / util_cap, 3),
             "dispatch_latency_ms": {"p50": pct(all_lat, 50), "p99": pct(all_lat, 99),
                                     **{t: {"p50": pct(xs, 50), "p99": pct(xs, 99)} for t, xs in self.latency.items()}},
             "record_lag_ms": {"p50": pct(lag, 50), "p99": pct(lag, 99)},
+            # jobs recorded per second between the first and the last record (the coordinators'
+            # throughput when they are the bottleneck, as at 1,000 devices with 1-s jobs)
+            "recorded_jobs_per_s": round((total - 1) / max(self.recorded[1] - self.recorded[0], 1e-9), 1),
             "coordinator_worker_cpu_s": round(coordinator_cpu, 2),
             "coordinator_worker_cpu_ms_per_job": round(coordinator_cpu / total * 1000, 2),
             "coordinator_worker_busy_fraction_of_makespan": round(coordinator_cpu / makespan, 3),
@@ -328,10 +413,30 @@ def _eta_s(eta: str) -> float:
     return datetime.fromisoformat(eta).timestamp()
 
 
+def _base_service(cls: str, resolution: int) -> float:
+    """A job's mean service time before scaling: by device class and input resolution."""
+    return MEAN_SERVICE_S * CLASSES[cls][1] * math.sqrt(resolution / 64)
+
+
 def worker_cpu() -> float:
-    """user+system CPU seconds of the coordinator worker process (pid in BENCH_WORKER_PID)."""
-    fields = Path(f"/proc/{os.environ['BENCH_WORKER_PID']}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user+system CPU seconds of the coordinator worker processes (pids in BENCH_WORKER_PID)."""
+    total = 0.0
+    for pid in os.environ["BENCH_WORKER_PID"].split(","):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def recorded_span() -> tuple[float, float]:
+    """Wall times of the first and the last job the coordinators recorded."""
+    from sqlalchemy import func, select
+
+    from orchestrator.store.db import session
+    from orchestrator.store.models import Job
+
+    with session() as s:
+        first, last = s.execute(select(func.min(Job.finished_at), func.max(Job.finished_at))).one()
+    return first.replace(tzinfo=UTC).timestamp(), last.replace(tzinfo=UTC).timestamp()
 
 
 def record_lag(released: dict[str, float]) -> list[float]:
@@ -351,66 +456,85 @@ def commandstats(r: Any) -> dict[str, int]:
 
 
 def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int,
-              database_url: str | None) -> dict[str, Any]:
-    """A fresh process per point: fresh DB engine, Celery pool and Redis, no leftover threads."""
-    code = (f"import json,sys; sys.path.insert(0, {str(ROOT)!r}); from bench.scale import Sim; "
-            f"print(json.dumps(Sim({n_devices}, {jobs_per_device}, {coordinators}, {seed}).run()))")
-    tmp = Path(tempfile.mkdtemp(prefix="bf-scale-"))
-    redis_proc, url = private_redis(tmp)
-    env = dict(os.environ, REDIS_URL=url, BENCHFARM_HOME=str(tmp), BENCHFARM_DB=str(tmp / "scale.db"),
-               BENCHFARM_ARTIFACTS=str(tmp / "artifacts"), BENCHFARM_LOG_LEVEL="WARNING")
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    worker_log = tmp / "worker.log"
-    worker = None
-    try:
-        time.sleep(0.3)
-        worker = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
-                                   "--concurrency", str(coordinators)], env=env, cwd=ROOT,
-                                  stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "ready." not in worker_log.read_text(errors="replace"):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError("the coordinator worker did not start:\n" + worker_log.read_text()[-2000:])
-            time.sleep(0.2)
-        out = subprocess.run([sys.executable, "-c", code], env=dict(env, BENCH_WORKER_PID=str(worker.pid)),
-                             capture_output=True, text=True, timeout=560)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(30)
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+              database_url: str | None, processes: int = 1, mean_job_s: float | None = None,
+              root: Path = ROOT) -> dict[str, Any]:
+    """A fresh process per point: fresh DB engine, Celery pool and Redis, no leftover threads;
+    ``processes`` coordinator worker processes of ``coordinators`` threads each, running the code
+    of ``root`` (this checkout, or another one: :func:`checkout`)."""
+    code = (f"import json,sys; sys.path.insert(0, {str(root)!r}); from bench.scale import Sim; "
+            f"print(json.dumps(Sim({n_devices}, {jobs_per_device}, {coordinators}, {seed}, {mean_job_s!r}).run()))")
+    workers: list[subprocess.Popen] = []
+    with private_farm(root, "bf-scale-") as (env, tmp):
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        try:
+            subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "db", "upgrade"], env=env, cwd=root,
+                           check=True, capture_output=True)  # before two workers race to create the schema
+            logs = [tmp / f"worker{i}.log" for i in range(processes)]
+            for i, log in enumerate(logs):
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
+                     "--concurrency", str(coordinators), "--hostname", f"coordinator{i}@%h"], env=env, cwd=root,
+                    stdout=open(log, "wb"), stderr=subprocess.STDOUT))
+            deadline = time.monotonic() + 60
+            for w, log in zip(workers, logs, strict=True):
+                while "ready." not in log.read_text(errors="replace"):
+                    if time.monotonic() > deadline or w.poll() is not None:
+                        raise RuntimeError("a coordinator worker did not start:\n" + log.read_text()[-2000:])
+                    time.sleep(0.2)
+            pids = ",".join(str(w.pid) for w in workers)
+            point = run_python(code, dict(env, BENCH_WORKER_PID=pids), root, 560)
+            return dict(point, load_avg_after=os.getloadavg())
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(30)
+
+
+def checkout(ref: str) -> Path:
+    """Another commit's code with this checkout's bench/ laid over it, in a temporary folder:
+    "before" measured by the same benchmark, in the same session, on the same machine load."""
+    dest = Path(tempfile.mkdtemp(prefix="bf-checkout-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for f in (ROOT / "bench").glob("*.py"):
+        shutil.copy(f, dest / "bench" / f.name)
+    return dest
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", default="100,1000")
     ap.add_argument("--jobs-per-device", type=int, default=3)
-    ap.add_argument("--coordinators", type=int, default=2, help="coordinator threads (benchfarm worker concurrency)")
+    ap.add_argument("--coordinators", type=int, default=2, help="threads per coordinator worker process")
+    ap.add_argument("--processes", default="1", help="coordinator worker processes, e.g. 1,2 (one point each)")
+    ap.add_argument("--mean-job-s", type=float, default=None,
+                    help="scale service times so the jobs' mean is this (default: ~1.3 s, unscaled)")
+    ap.add_argument("--compare", default=None, help="a git ref measured the same way after each point (before)")
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
+    before = checkout(args.compare) if args.compare else None
     points = []
-    for n in (int(x) for x in args.devices.split(",")):
-        t = time.monotonic()
-        points.append(one_point(n, args.jobs_per_device, args.coordinators, args.seed, args.database_url))
-        print(json.dumps(points[-1]), f"# {time.monotonic() - t:.0f} s wall", flush=True)
-    first, last = points[0], points[-1]
-    growth = {k: round(last[k] / first[k], 2) if first[k] else None for k in
-              ("makespan_over_lower_bound", "utilisation_while_queued", "redis_ops_per_job",
-               "coordinator_worker_cpu_ms_per_job")}
-    for k in ("dispatch_latency_ms", "record_lag_ms"):
-        growth[f"{k}_p99"] = round(last[k]["p99"] / max(first[k]["p99"], 1e-3), 2)
+    try:
+        for n in (int(x) for x in args.devices.split(",")):
+            for procs in (int(x) for x in args.processes.split(",")):
+                for label, root in [("after", ROOT)] + ([("before", before)] if before else []):
+                    t = time.monotonic()
+                    point = one_point(n, args.jobs_per_device, args.coordinators, args.seed, args.database_url,
+                                      procs, args.mean_job_s, root)
+                    points.append(dict(point, code=label if before else "this checkout"))
+                    print(json.dumps(points[-1]), f"# {time.monotonic() - t:.0f} s wall", flush=True)
+    finally:
+        if before:
+            shutil.rmtree(before, ignore_errors=True)
     doc = {"benchmark": "scale", "cpu_count": os.cpu_count(), "database": args.database_url or "sqlite (temp file)",
            "mean_service_s_at_64px": MEAN_SERVICE_S, "lease_ttl_s": LEASE_TTL_S, "heartbeat_s": HEARTBEAT_S,
-           "coordinator_threads": args.coordinators, "points": points,
-           f"growth_{first['devices']}_to_{last['devices']}": growth, "real_vs_simulated": __doc__}
+           "jobs_per_device": args.jobs_per_device, "mean_job_s_asked": args.mean_job_s,
+           "compare": args.compare, "coordinator_threads": args.coordinators, "points": points,
+           "real_vs_simulated": __doc__}
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
 

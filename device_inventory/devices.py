@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from device_inventory import keys
@@ -45,6 +46,15 @@ class DeviceEvents:
 
     def advance(self, stream_id: str) -> None:
         self.r.set(keys.EVENTS_CURSOR, stream_id)
+
+    def take_copier(self, holder: str, ttl_s: int = 10) -> bool:
+        """Become the one coordinator copying the stream for up to ``ttl_s`` (a dead copier's
+        turn expires). Two copiers at once stay correct (the stream id is the key) but collide."""
+        return bool(self.r.set(keys.EVENTS_COPIER, holder, nx=True, ex=ttl_s))
+
+    def drop_copier(self, holder: str) -> None:
+        if self.r.get(keys.EVENTS_COPIER) == holder:
+            self.r.delete(keys.EVENTS_COPIER)
 
 
 class DeviceRegistry:
@@ -98,6 +108,14 @@ class DeviceRegistry:
 
     def get(self, device_id: str) -> dict[str, str]:
         return self.r.hgetall(keys.device(device_id))
+
+    def get_many(self, device_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Several devices' records in one round trip."""
+        ids = list(dict.fromkeys(device_ids))
+        with self.r.pipeline(transaction=False) as pipe:
+            for d in ids:
+                pipe.hgetall(keys.device(d))
+            return dict(zip(ids, pipe.execute(), strict=True))
 
     def all(self) -> list[dict[str, str]]:
         ids = sorted(self.r.smembers(keys.DEVICES))

@@ -71,40 +71,6 @@ end
 return 'unchanged'
 """
 
-# Release a health check's lease and apply its verdict in one step, so no benchmark can
-# slip in between "lease released" and "device quarantined". verdict: passed | failed |
-# inconclusive. A check whose lease was reaped meanwhile changes nothing.
-_FINISH_CHECK = """
--- KEYS: device hash, lease hash, leases zset, check attempt hash, failures counter, events stream
--- ARGV: token, device_id, verdict, reason, now, events maxlen
-if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 'lease_lost' end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
-redis.call('HSET', KEYS[4], 'state', 'done')
-local state = redis.call('HGET', KEYS[1], 'state')
-local function set_state(new)
-  redis.call('HSET', KEYS[1], 'state', new, 'state_reason', ARGV[4], 'state_since', ARGV[5])
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'device', ARGV[2], 'state', new,
-             'reason', ARGV[4], 'at', ARGV[5])
-end
-if ARGV[3] == 'failed' then
-  if state == 'maintenance' or state == 'offline' then return 'unchanged' end
-  redis.call('INCR', KEYS[5])
-  set_state('quarantined')
-  return 'quarantined'
-end
-if ARGV[3] == 'passed' then redis.call('DEL', KEYS[5]) end
-if state == 'quarantined' and ARGV[3] == 'passed' then
-  set_state('available')
-  return 'released'
-end
-if state == 'leased' or state == 'busy' then
-  set_state('available')
-end
-return 'unchanged'
-"""
-
 
 class HealthRecords:
     """``failures:<id>``, ``health-check:<check_id>``, ``health-recheck:<id>``, ``health-periodic:<id>``,

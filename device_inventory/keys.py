@@ -7,6 +7,7 @@ Each key belongs to one registry class, the only code that reads or writes it:
   heartbeats                zset device id -> expiry; expired = offline        DeviceRegistry
   device-events             stream of every device state change                DeviceEvents
   device-events:cursor      the last stream id copied into the database        DeviceEvents
+  device-events:copier      the one coordinator copying the stream (SET NX EX) DeviceEvents
   leases                    zset device id -> lease expiry                     LeaseRegistry
   lease:<id>                hash: attempt_id, job_id, token                    LeaseRegistry
   fence:<id>                monotonically increasing fencing token (INCR)      LeaseRegistry
@@ -35,6 +36,7 @@ DEVICES = f"{P}devices"
 HEARTBEATS = f"{P}heartbeats"
 EVENTS = f"{P}device-events"
 EVENTS_CURSOR = f"{P}device-events:cursor"
+EVENTS_COPIER = f"{P}device-events:copier"
 LEASES = f"{P}leases"
 ATTEMPT_PREFIX = f"{P}attempt:"
 HEALTH_SEEN = f"{P}health-seen"
@@ -85,3 +87,8 @@ def schedule_fired(schedule: str, slot: str) -> str:
 
 def export_lock(artifact_key: str) -> str:
     return f"{P}export-lock:{artifact_key}"
+
+
+def export_running(request_key: str) -> str:
+    """An export in progress: refreshed by its exporter while it works, gone soon after it died."""
+    return f"{P}export-running:{request_key}"

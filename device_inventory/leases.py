@@ -28,8 +28,9 @@ redis.call('HSET', KEYS[2], 'attempt_id', ARGV[1], 'job_id', ARGV[2], 'token', t
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'state', 'leased', 'attempt_id', ARGV[1], 'job_id', ARGV[2])
 redis.call('HSET', KEYS[5], 'state', 'claimed', 'device', ARGV[4], 'token', token)
+-- the event is also the attempt's start: the coordinator copies it into the attempt's row
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'device', ARGV[4], 'state', 'leased',
-           'attempt', ARGV[1], 'at', ARGV[5])
+           'attempt', ARGV[1], 'token', token, 'at', ARGV[5])
 return {token, 'ok'}
 """
 

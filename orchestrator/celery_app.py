@@ -64,8 +64,11 @@ def make_app(broker_url: str | None = None) -> Celery:
             "visibility_timeout": 3600,
         },
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No task events by default: they are three more publishes per task (received, started,
+        # succeeded) and one per send, ~0.5 ms of a worker's CPU per task (bench/raw_celery.py), twice
+        # per job on the coordinator. Flower turns them on in the workers it watches (enable_events).
+        worker_send_task_events=False,
+        task_send_sent_event=False,
     )
     return app
 

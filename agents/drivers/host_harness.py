@@ -32,6 +32,7 @@ from agents.harness.contract import (
     RESULT_FILE,
     executorch_version,
     golden_input,
+    more_iterations,
     summarize_output,
     validate_job,
 )
@@ -139,7 +140,9 @@ def run_job(job_dir: Path) -> dict:
         pre: list[float] = []
         post: list[float] = []
         deadline = time.monotonic() + float(job["timeout_s"])
-        for i in range(job["warmup"] + job["iterations"]):
+        timed_s, i = 0.0, 0
+        # warm-up first (i - warmup < 0), then timed iterations until the run rule is met
+        while more_iterations(job, i - job["warmup"], timed_s):
             t0 = time.perf_counter()
             if frames is not None:
                 frames.run()
@@ -155,6 +158,8 @@ def run_job(job_dir: Path) -> dict:
                 lat.append((t2 - t1) * 1000)
                 pre.append((t1 - t0) * 1000)
                 post.append((t3 - t2) * 1000)
+                timed_s += t2 - t1
+            i += 1
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {len(lat)} of {job['iterations']} iterations")
         # the output the coordinator checks comes from the contract's golden input, untimed

@@ -57,6 +57,7 @@ def _workload(job: dict[str, Any], backend: str, pte_bytes: int) -> Workload:
         warmup=int(job["warmup"]),
         iterations=int(job["iterations"]),
         timeout_s=float(job["timeout_s"]),
+        min_duration_s=float(job.get("min_duration_s") or 0.0),
         frame=frame.image_input(shape),
     )
 

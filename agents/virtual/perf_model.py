@@ -18,6 +18,7 @@ from statistics import NormalDist
 import numpy as np
 from pydantic import Field, model_validator
 
+from agents.harness.contract import more_iterations
 from orchestrator.spec.types import StrictModel as _Strict
 from orchestrator.spec.yamlpos import load_validated
 
@@ -61,6 +62,8 @@ class Chip(_Strict):
 class Noise(_Strict):
     range_coverage: float = Field(gt=0, lt=1)
     device_sigma: float = Field(ge=0)
+    # launch-to-launch spread: one lognormal factor per harness launch (0: none)
+    launch_sigma: float = Field(default=0.0, ge=0)
 
 
 class Warmup(_Strict):
@@ -177,6 +180,7 @@ class Workload:
     warmup: int
     iterations: int
     timeout_s: float
+    min_duration_s: float = 0.0  # the run rule: iterate until the timed iterations last this long
     frame: bool = False  # an image input: each iteration preprocesses a camera frame and postprocesses
 
 
@@ -228,24 +232,30 @@ def simulate(m: PerfModel, chip_id: str, work: Workload, heat_s: float, rng: ran
 
     lo_ms, hi_ms = m.load_ms.get(work.backend, m.load_ms["default"])
     run = Run(load_ms=rng.uniform(lo_ms, hi_ms) * max(size_ratio, 0.1))
-    total = work.warmup + work.iterations
     gen = np.random.default_rng(rng.getrandbits(64))
-    noise = gen.lognormal(0.0, sigma, total)
+    # one factor per launch: what a launch's state (memory layout, clocks, placement) adds, the
+    # same for all its iterations (the reason A/B statistics replicate launches, not iterations)
+    median *= math.exp(float(gen.normal(0.0, m.noise.launch_sigma))) if m.noise.launch_sigma else 1.0
+    rule = {"iterations": work.iterations, "min_duration_s": work.min_duration_s}
     fp = m.frame_pipeline
     pre_ms = fp.preprocess_at(work.resolution) * work.batch * m.cpu_factor(chip_id) * factor
-    stages = gen.lognormal(0.0, fp.sigma, (total, 2)) * [pre_ms, fp.postprocess_ms * work.batch * factor]
+    stage_scale = [pre_ms, fp.postprocess_ms * work.batch * factor]
     elapsed = m.overhead_s + run.load_ms / 1000
-    for i in range(total):
-        ms = median * float(noise[i]) * (1 + warm.extra * math.exp(-i / warm.decay_iterations))
+    timed_s, i = 0.0, 0
+    while more_iterations(rule, i - work.warmup, timed_s):  # warm-up first: i - warmup < 0
+        ms = median * float(gen.lognormal(0.0, sigma)) * (1 + warm.extra * math.exp(-i / warm.decay_iterations))
         ms *= mult[worst(m.thermal.state(heat_s), floor)]
         heat_s += ms / 1000 * heat_rate
         elapsed += ms / 1000
         (run.warmup_ms if i < work.warmup else run.latencies_ms).append(round(ms, 4))
         if work.frame:
-            elapsed += float(stages[i].sum()) / 1000
+            stages = gen.lognormal(0.0, fp.sigma, 2) * stage_scale
+            elapsed += float(stages.sum()) / 1000
             if i >= work.warmup:
-                run.preprocess_ms.append(round(float(stages[i, 0]), 4))
-                run.postprocess_ms.append(round(float(stages[i, 1]), 4))
+                run.preprocess_ms.append(round(float(stages[0]), 4))
+                run.postprocess_ms.append(round(float(stages[1]), 4))
+        timed_s += ms / 1000 if i >= work.warmup else 0.0
+        i += 1
         if elapsed > work.timeout_s:
             run.timed_out = True
             break

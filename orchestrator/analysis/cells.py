@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.analysis import stability
 from orchestrator.analysis.budgets import BudgetFile, BudgetResult, check_budget, load_budgets, power_label
+from orchestrator.analysis.stability import Stability
 from orchestrator.analysis.stats import MIB, Stats, percentile, summarize
 from orchestrator.reports.data import Cell
+from orchestrator.spec.run_rules import DEFAULTS, RunRule
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class CellStats:
     energy_mj: float | None
     power: str
     budgets: tuple[BudgetResult, ...]
+    # the inference latencies' CV, p99/p50 and max/min; the spread of the repeats' medians;
+    # and what the run rule makes of them ("noisy ...", "repeats disagree ...")
+    stability: Stability | None = None
+    replication: float | None = None
+    flags: tuple[str, ...] = ()
 
     def budget(self, name: str) -> BudgetResult | None:
         return next((b for b in self.budgets if b.budget.name == name), None)
@@ -63,8 +71,11 @@ def _power(cell: Cell, budgets: BudgetFile) -> str:
     return power_label(cell.energy_mj_per_inference, budgets.power_labels)
 
 
-def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
+def analyze(cell: Cell, budgets: BudgetFile | None = None, rule: RunRule | None = None) -> CellStats:
     budgets = budgets or load_budgets()
+    rule = rule or DEFAULTS["manual"]
+    stab = stability.of_samples(cell.latencies_ms)
+    spread = stability.replication_spread(cell.repeat_medians)
     inference = summarize(cell.latencies_ms)
     totals = _aligned_totals(cell) if inference is not None else None
     load = summarize(cell.load_times_ms)
@@ -78,6 +89,8 @@ def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
         energy_mj=cell.energy_mj_per_inference,
         power=_power(cell, budgets),
         budgets=(),
+        stability=stab, replication=spread,
+        flags=tuple(stability.flags(stab, spread, rule.noisy_cv, rule.replication_tolerance)),
     )
     if inference is None:  # nothing measured: every budget is n/a, not a pass
         results = tuple(check_budget(b, {}) for b in budgets.budgets)

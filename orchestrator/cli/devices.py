@@ -8,7 +8,10 @@ one OS version, one host) is said once above the table; state reasons are footno
 ``device_class``, ``product_type``, ``name``, ``os``, ``os_version``, ``chip``, ``host``,
 ``driver``, ``agent``, ``simulated``, ``labels``, ``state``, ``state_reason``, ``state_since``,
 ``battery``, ``thermal``, ``charging``, ``job_id``, ``attempt_id``, ``health_check``,
-``health_check_at``, ``health_check_detail``; absent when never set).
+``health_check_at``, ``health_check_detail``; absent when never set), plus ``stability``
+(``recent_cv``, ``earlier_cv``, ``results``, ``noisy``, ``degrading``: from the results store,
+``orchestrator.analysis.stability``) for a device with results. Without a results store at the
+schema head the view shows no stability column and says why.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any
 
 import typer
 
+from orchestrator.analysis.stability import DeviceStability
 from orchestrator.cli.common import console, fail, fleet_or_exit
+from orchestrator.cli.device_stability import device_stabilities
 from orchestrator.cli.fit import Col, print_table
 from orchestrator.cli.health import check_command
 from orchestrator.cli.runref import RefError, shortest_unique, unique_prefix
@@ -31,7 +36,8 @@ COLUMNS = (
     Col("short_id", "device", keep=True), Col("device_class", "class", keep=True),
     Col("product_type", "model", drop=3), Col("os", "os", hoist=True, drop=1), Col("state", "state", keep=True),
     Col("battery", "batt", drop=2, right=True), Col("thermal", "thermal", drop=2), Col("job", "job", keep=True),
-    Col("health", "health", drop=4), Col("host", "host", hoist=True, drop=5), Col("labels", "labels", drop=5),
+    Col("health", "health", drop=4), Col("stability", "stability", drop=2),
+    Col("host", "host", hoist=True, drop=5), Col("labels", "labels", drop=5),
     Col("simulated", "data", hoist=True, drop=2), Col("reason", "reason", note=True),
 )
 _SHORT_DEVICE = 8  # a UDID's first 8 characters are its chip id: shared by every device of a class
@@ -57,6 +63,17 @@ def device_row(d: dict[str, Any], short: dict[str, str], wide: bool) -> dict[str
     }
 
 
+def _with_stability(row: dict[str, str], stab: DeviceStability | None) -> dict[str, str]:
+    """The stability column; a degrading device is also a footnote, which no width drops
+    (a noisy phone is as harmful as a broken one)."""
+    if stab is None:
+        return row
+    reason = row["reason"]
+    if stab.degrading:
+        reason = "; ".join(p for p in (reason, f"stability {stab.label()}") if p)
+    return {**row, "stability": stab.label(), "reason": reason}
+
+
 def resolve_device(known: list[str], ref: str) -> str:
     """A device id from its id or a unique prefix, or exit 1 naming the candidates."""
     try:
@@ -73,8 +90,15 @@ def devices(ctx: typer.Context,
     """Devices: class, OS, state, battery, thermal, current job, last health check."""
     if ctx.invoked_subcommand:
         return
-    records = _discover_here() if local else fleet_or_exit().devices()
+    records: list[dict[str, Any]] = list(_discover_here() if local else fleet_or_exit().devices())
+    stab, why_not = device_stabilities() if records else ({}, "")
     if as_json:
+        for d in records:
+            if d["id"] in stab:
+                s = stab[d["id"]]
+                d["stability"] = {"recent_cv": round(s.recent_cv, 5), "results": s.results, "noisy": s.noisy,
+                                  "degrading": s.degrading,
+                                  "earlier_cv": None if s.earlier_cv is None else round(s.earlier_cv, 5)}
         print(json.dumps(records, default=str))
         return
     if not records:
@@ -83,7 +107,10 @@ def devices(ctx: typer.Context,
     # UDIDs shortened like git hashes; names such as host:mini-1:0 are short and say more whole
     short = {d: s if _UDID.fullmatch(d) else d
              for d, s in shortest_unique((d["id"] for d in records), _SHORT_DEVICE).items()}
-    print_table(console, COLUMNS, [device_row(d, short, wide) for d in records], title="devices", wide=wide)
+    rows = [_with_stability(device_row(d, short, wide), stab.get(d["id"])) for d in records]
+    print_table(console, COLUMNS, rows, title="devices", wide=wide)
+    if why_not:
+        console.print(why_not, markup=False, highlight=False)
 
 
 def _discover_here() -> list[dict[str, Any]]:

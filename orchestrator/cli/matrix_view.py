@@ -8,7 +8,8 @@ least useful first, when the terminal is narrow, and columns this module does no
 to ``reports.tables`` later) go before any it does. ``--wide`` shows every column in full.
 
 ``--json``: a list of device tables, each ``{"id", "title", "simulated", "platforms", "columns",
-"rows"}``; a row is ``{"values": {column: text}, "state", "simulated", "reason"}`` (stable names;
+"rows"}``; a row is ``{"values": {column: text}, "state", "simulated", "reason", "flags"}`` (``flags``: the
+run rule's stability flags, ``noisy (...)``, ``repeats disagree (...)``) (stable names;
 the columns are the seed guide's and whatever ``reports.tables`` adds).
 """
 
@@ -26,7 +27,8 @@ from orchestrator.reports.tables import SIMULATED, Row, Table
 # drop ranks of the columns reports.tables builds today; 0 = the seed's own columns
 _RANKS = {"Model": 0, "Input": 0, "Backend": 0, "Model Size": 0, "Inference Time": 0, "Memory": 0, "Power": 0,
           "30 FPS budget": 1, "Memory budget": 2, "Median": 3, "10 FPS budget": 3, "Total": 3, "CV": 4,
-          "Load": 4, "Preprocessing": 4, "Device memory": 4, "Postprocessing": 5, "Thermal": 5}
+          "Load": 4, "Preprocessing": 4, "Device memory": 4, "Postprocessing": 5, "p99/p50": 5, "Max/min": 5,
+          "Thermal": 5}
 _UNKNOWN_RANK = 6
 # the short view a run ends with (submit --wait, demo): the seed's columns and two verdicts
 COMPACT = ("Model", "Input", "Backend", "Model Size", "Inference Time", "Memory", "Power", "30 FPS budget",
@@ -64,7 +66,8 @@ def device_view(table: Table, width: int, *, wide: bool = False, compact: bool =
         cells = dict(zip(table.columns, r.values, strict=True))
         if not wide:  # a budget verdict in a word; --wide gives the figures behind it
             cells = {k: v.split(" ", 1)[0] if k.endswith("budget") else v for k, v in cells.items()}
-        note = "; ".join(p for p in (r.reason, SIMULATED if mixed and r.simulated else "", r.sources) if p)
+        note = "; ".join(p for p in (r.reason, r.flags, SIMULATED if mixed and r.simulated else "", r.sources)
+                         if p)
         rows.append({**cells, "Notes": note})
     cols = [_column(c) for c in [*names, "Notes"]]
     # compact: the caption's first sentence only (which models, which input)
@@ -76,7 +79,8 @@ def matrix_json(session: Session, run_id: str) -> list[dict[str, Any]]:
     return [{"id": t.id, "title": t.title, "simulated": t.simulated, "platforms": _platforms(t.rows),
              "columns": [c for c in t.columns if c != "Notes"],
              "rows": [{"values": {c: v for c, v in zip(t.columns, r.values, strict=True) if c != "Notes"},
-                       "state": r.state, "simulated": r.simulated, "reason": r.reason, "sources": r.sources}
+                       "state": r.state, "simulated": r.simulated, "reason": r.reason, "sources": r.sources,
+                       "flags": [f for f in r.flags.split("; ") if f]}
                       for r in t.rows]}
             for t in run_device_tables(session, run_id)]
 

@@ -12,6 +12,7 @@ from orchestrator import celery_app as capp
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.export.registry import registry
 from orchestrator.export.request import GOLDEN_SEED
+from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import profile_block
 from orchestrator.store.models import Artifact, Attempt, Job, utcnow
 from orchestrator.store.states import check_job_transition
@@ -33,19 +34,28 @@ def jobs_for_artifact(s: Session, key: str, states: tuple[str, ...]) -> list[Job
 
 
 def dispatch_waiting(s: Session, key: str, fleet: Fleet, outbox: Outbox) -> None:
-    for job in jobs_for_artifact(s, key, ("queued", "exporting")):
-        dispatch(s, job, fleet, outbox)
+    """Dispatch every job waiting for artifact ``key``: the attempts' Redis claims in one round trip."""
+    waiting = jobs_for_artifact(s, key, ("queued", "exporting"))
+    attempts = [dispatch(s, job, fleet, outbox, claim=False) for job in waiting]
+    fleet.attempts.dispatch_many([a.id for a in attempts])
 
 
-def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: float = 0) -> Attempt:
+def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: float = 0,
+             claim: bool = True) -> Attempt:
+    """A new attempt of ``job`` and its run_job message. ``claim=False``: the caller writes the
+    attempt's Redis claim itself (in a batch), before the commit like this would."""
     art = s.get(Artifact, job.artifact_key)
     check_job_transition(job.state, "waiting-for-device")
     job.state = "waiting-for-device"
     job.queued_at = job.queued_at or utcnow()
     job.attempt_count += 1
+    # a first attempt has no earlier ones to step aside from: no load of the job's attempts
+    avoid = sorted({a.device_id for a in job.attempts if a.device_id and a.state in ("infra_failed", "fenced")}) \
+        if job.attempt_count > 1 else []
     attempt = Attempt(id=new_id(), job_id=job.id, number=job.attempt_count)
     s.add(attempt)
-    fleet.dispatch_attempt(attempt.id)
+    if claim:
+        fleet.dispatch_attempt(attempt.id)
     backend = registry().resolve(job.backend)
     payload = {
         "run_id": job.run_id, "job_id": job.id, "attempt_id": attempt.id, "artifact_key": job.artifact_key,
@@ -56,12 +66,14 @@ def dispatch(s: Session, job: Job, fleet: Fleet, outbox: Outbox, countdown: floa
         "input_resolution": job.input_resolution, "batch_size": job.batch_size,
         "warmup": job.warmup, "iterations": job.iterations, "timeout_s": job.timeout_s,
         "device_class": job.device_class, "device_selector": job.device_selector,
-        # a retry prefers another device: the ones that failed this job step aside first
-        "avoid_devices": sorted({a.device_id for a in job.attempts
-                                 if a.device_id and a.state in ("infra_failed", "fenced")}),
+        "avoid_devices": avoid,  # a retry prefers another device: the ones that failed this job step aside first
         "golden_seed": GOLDEN_SEED, "model_info": {k: (art.info or {}).get(k) for k in ("params", "macs")}
         if art else {},
     }
+    rule = run_rules.of_run(job.run.run_rules)
+    if rule.min_duration_s:
+        payload["min_duration_s"] = rule.min_duration_s
+    payload["cool_down"] = {"to": rule.cool_down_to, "max_s": rule.cool_down_max_s}
     profile = profile_block(job.run.spec_yaml)
     if profile:
         payload["profile"] = profile

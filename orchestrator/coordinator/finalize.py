@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from device_inventory.fleet import Fleet
 from orchestrator.coordinator import events
 from orchestrator.coordinator.outbox import Outbox
 from orchestrator.store.models import Job, Run, utcnow
-from orchestrator.store.states import JOB_TERMINAL, run_status
+from orchestrator.store.states import JOB_OPEN, run_status
 
 
 def finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, fleet: Fleet | None = None) -> bool:
@@ -21,9 +21,8 @@ def finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, flee
     With a fleet at hand to dispatch, the ``on_jobs_done`` hooks go first: one that adds jobs
     (a PR run's verify re-runs) keeps the run open until those are done too."""
     s.flush()
-    open_jobs = s.scalar(select(func.count()).select_from(Job).where(
-        Job.run_id == run_id, Job.state.not_in(JOB_TERMINAL)))
-    if open_jobs:
+    # one open job is enough to know (ix_jobs_run_id_state): no count over a big run per result
+    if s.scalar(select(Job.id).where(Job.run_id == run_id, Job.state.in_(JOB_OPEN)).limit(1)) is not None:
         return False
     run = s.get(Run, run_id)
     if run is None:  # deleted meanwhile: nothing to finalise

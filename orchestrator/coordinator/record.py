@@ -7,22 +7,24 @@ and a job gets exactly one result whatever redeliveries happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from agents.harness.contract import ContractError, runtime_refusal, validate_result
 from device_inventory.fleet import Fleet
+from orchestrator.analysis import stability
 from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
 from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
-from orchestrator.store.models import Artifact, Attempt, Job, Result, utcnow
+from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
 from orchestrator.store.states import ATTEMPT_OPEN, JOB_TERMINAL
 
 
@@ -34,29 +36,68 @@ def lock_open_attempt(s: Session, attempt_id: str) -> Attempt | None:
     commits) before the row is read, so the read-modify-write that follows cannot lose a
     concurrent one — e.g. a late ``attempt_started`` overwriting ``succeeded`` with
     ``running`` when both messages are consumed at once after a broker restart."""
+    if not lock_attempt(s, attempt_id):
+        return None
+    # the job comes in the same query: every caller goes on to it
+    return s.get(Attempt, attempt_id, populate_existing=True, options=[joinedload(Attempt.job)])
+
+
+def lock_attempt(s: Session, attempt_id: str) -> bool:
+    """Take the attempt's write lock (see :func:`lock_open_attempt`); True if it is still open."""
     lock = (update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN))
             .values(state=Attempt.state).execution_options(synchronize_session=False))
-    won = cast(CursorResult[Any], s.execute(lock)).rowcount
-    if won != 1:
-        return None
-    return s.get(Attempt, attempt_id, populate_existing=True)
+    return cast(CursorResult[Any], s.execute(lock)).rowcount == 1
 
 
 def attempt_started(payload: dict[str, Any]) -> bool:
+    """An agent took a lease for the attempt. Two conditional UPDATEs and no ORM loads: this
+    runs once per job, and the state filter is the write lock (a late ``attempt_started``
+    cannot reopen an attempt that already finished)."""
+    attempt_id, now = payload["attempt_id"], utcnow()
     with db_session() as s:
-        attempt = lock_open_attempt(s, payload["attempt_id"])
-        if attempt is None:
+        won = cast(CursorResult[Any], s.execute(
+            update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN)).values(
+                state="running", device_id=payload.get("device_id", ""), host=payload.get("host", ""),
+                lease_token=int(payload.get("lease_token", 0)), started_at=now)
+            .execution_options(synchronize_session=False))).rowcount
+        if won != 1:
             return False
-        attempt.state = "running"
-        attempt.device_id = payload.get("device_id", "")
-        attempt.host = payload.get("host", "")
-        attempt.lease_token = int(payload.get("lease_token", 0))
-        attempt.started_at = utcnow()
-        job = attempt.job
-        if job.state == "waiting-for-device":
-            job.state = "running"
-            job.started_at = job.started_at or utcnow()
+        s.execute(update(Job).where(Job.id == select(Attempt.job_id).where(Attempt.id == attempt_id)
+                                    .scalar_subquery(), Job.state == "waiting-for-device")
+                  .values(state="running", started_at=func.coalesce(Job.started_at, now))
+                  .execution_options(synchronize_session=False))
         return True
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """An attempt's lease, as the fleet's ``leased`` event tells it."""
+    attempt_id: str
+    device_id: str
+    host: str
+    token: int
+    at: datetime
+
+
+def attempts_started(s: Session, starts: list[AttemptStart]) -> None:
+    """Mark a batch of attempts running (and their jobs, if waiting): what ``attempt_started``
+    does for one, as two executemany UPDATEs. The same state filters make it a no-op for an
+    attempt that finished, was fenced or was cancelled meanwhile (a copy that comes late)."""
+    if not starts:
+        return
+    a, j = cast(Table, Attempt.__table__), cast(Table, Job.__table__)
+    params = [{"b_id": st.attempt_id, "b_device": st.device_id, "b_host": st.host, "b_token": st.token,
+               "b_at": st.at} for st in starts]
+    # executemany takes no expanding IN: the open states spelled out
+    is_open = or_(*(a.c.state == state for state in sorted(ATTEMPT_OPEN)))
+    conn = s.connection()
+    conn.execute(update(a).where(a.c.id == bindparam("b_id"), is_open).values(
+        state="running", device_id=bindparam("b_device"), host=bindparam("b_host"),
+        lease_token=func.coalesce(func.nullif(bindparam("b_token"), 0), a.c.lease_token),
+        started_at=func.coalesce(a.c.started_at, bindparam("b_at"))), params)
+    open_attempt = select(a.c.job_id).where(a.c.id == bindparam("b_id"), is_open)
+    conn.execute(update(j).where(j.c.id == open_attempt.scalar_subquery(), j.c.state == "waiting-for-device")
+                 .values(state="running", started_at=func.coalesce(j.c.started_at, bindparam("b_at"))), params)
 
 
 def _summary(samples: list[float]) -> Stats:
@@ -69,10 +110,29 @@ def _summary(samples: list[float]) -> Stats:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What the metrics want of a recorded job, read while it was at hand (no second load)."""
+    state: str
+    device_class: str
+    trigger: str
+    queued_s: float | None  # queued -> started
+    run_s: float | None  # started -> finished
+
+
+@dataclass(frozen=True)
 class RecordOutcome:
     accepted: bool
     reason: str = ""
     retried: bool = False
+    job: Recorded | None = None
+
+
+def _recorded(job: Job, trigger: str) -> Recorded:
+    def span(a: Any, b: Any) -> float | None:
+        return (b - a).total_seconds() if a and b else None
+
+    return Recorded(job.state, job.device_class, trigger, span(job.queued_at, job.started_at),
+                    span(job.started_at, job.finished_at))
 
 
 def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome, Outbox]:
@@ -81,16 +141,24 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     outbox = Outbox()
     try:
         with db_session() as s:
-            attempt = lock_open_attempt(s, payload["attempt_id"]) or s.get(Attempt, payload["attempt_id"])
-            if attempt is None:
+            lock_attempt(s, payload["attempt_id"])  # the write lock; then the rows, in one query
+            row = s.execute(select(Attempt, Job, Artifact.info, Run.trigger).join(Job, Attempt.job_id == Job.id)
+                            .join(Run, Job.run_id == Run.id).outerjoin(Artifact, Artifact.key == Job.artifact_key)
+                            .where(Attempt.id == payload["attempt_id"])
+                            .execution_options(populate_existing=True)).one_or_none()
+            if row is None:
                 return RecordOutcome(False, "unknown attempt"), outbox
-            job = attempt.job
+            attempt, job, art_info, trigger = row
             if attempt.state not in ATTEMPT_OPEN or job.state in JOB_TERMINAL:
                 return RecordOutcome(False, f"attempt is {attempt.state}, job is {job.state}: fenced off"), outbox
             attempt.timeline = payload.get("timeline", [])
             attempt.device_id = payload.get("device_id", attempt.device_id)
+            attempt.host = str(payload.get("host") or attempt.host)[:200]
             attempt.lease_token = int(payload.get("lease_token", attempt.lease_token))
             attempt.finished_at = utcnow()
+            if attempt.started_at is None:  # the report came before its lease event was copied
+                attempt.started_at = _reported_start(payload.get("started_at"), attempt.finished_at)
+            job.started_at = job.started_at or attempt.started_at
             outcome = payload["outcome"]
             doc: Any = payload.get("result")  # the harness's document, validated below
             if outcome == "ok":
@@ -102,17 +170,20 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 except ContractError as exc:
                     outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
             if outcome in ("ok", "model") and isinstance(doc, dict):
-                if refusal := runtime_refusal(doc, _exporter_executorch(s, job)):
+                if refusal := runtime_refusal(doc, _exporter_executorch(art_info)):
                     outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
             if outcome == "ok":
                 st = _summary(doc["latencies_ms"])
+                stab = stability.of_samples(doc["latencies_ms"])
                 profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
                 s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
                              device_id=attempt.device_id, device_model=doc["device"]["model"],
                              os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
                              median_ms=st.median, p10_ms=st.p10, p90_ms=st.p90, mean_ms=st.mean,
                              peak_memory_bytes=doc["peak_memory_bytes"],
-                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block))
+                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block,
+                             cv=stab.cv if stab else None, p99_p50=stab.p99_p50 if stab else None,
+                             max_min=stab.max_min if stab else None))
                 attempt.state = "succeeded"
                 job.state, job.finished_at, job.reason = "succeeded", utcnow(), ""
                 s.flush()  # the unique constraint speaks here, inside the transaction
@@ -130,15 +201,23 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 attempt.error = payload.get("message", "")[:4000]
                 retried = retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
             finalize_if_done(s, job.run_id, outbox, fleet)
-            return RecordOutcome(True, retried=retried), outbox
+            outbox.stage(s)  # a retry's message survives this process
+            return RecordOutcome(True, retried=retried, job=_recorded(job, trigger)), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
 
 
-def _exporter_executorch(s: Session, job: Job) -> str | None:
+def _reported_start(value: Any, finished_at: datetime) -> datetime:
+    """The agent's lease time (epoch seconds) from a report, within reason; else the finish."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        at = datetime.fromtimestamp(value, UTC).replace(tzinfo=None) if 0 < value < 1e11 else finished_at
+        return min(at, finished_at)
+    return finished_at
+
+
+def _exporter_executorch(art_info: dict[str, Any] | None) -> str | None:
     """The executorch release that exported the job's program (artifact meta), if recorded."""
-    art = s.get(Artifact, job.artifact_key)
-    return ((art.info or {}).get("exporter") or {}).get("versions", {}).get("executorch") if art else None
+    return ((art_info or {}).get("exporter") or {}).get("versions", {}).get("executorch")
 
 
 def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:

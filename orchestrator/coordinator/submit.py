@@ -23,6 +23,7 @@ from orchestrator.coordinator.planning import plan
 from orchestrator.export.artifacts import ArtifactStore
 from orchestrator.export.recipe import artifact_key, keyed_without_exporter, request_key
 from orchestrator.export.request import ExportRequest
+from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.store import audit
 from orchestrator.store.audit import Actor
@@ -45,9 +46,17 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     outbox = Outbox()
     priority = capp.PRIORITY[trigger]
     run_id = new_id()
+    rule = run_rules.resolved(spec.parameters.run_rules, trigger)
+    iterations = run_rules.iterations(spec.parameters.iterations, run_rules.of_run(rule))
+    if rule["min_duration_s"] >= spec.parameters.timeout_s:  # every job would time out
+        raise ValueError(f"parameters.run_rules: a {trigger} run measures each cell for at least "
+                         f"{rule['min_duration_s']:g} s ({rule['source']} rule), which does not fit in "
+                         f"parameters.timeout_s ({spec.parameters.timeout_s} s)")
     with db_session() as s:
-        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source, meta=meta or {}, owner=actor.principal if actor else "",
+        # clipped to their columns: provenance, not input the spec validation saw
+        run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by[:200], priority=priority,
+                  spec_yaml=spec_text, spec_source=source[:500], meta=meta or {}, run_rules=rule,
+                  owner=actor.principal if actor else "",
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
@@ -60,7 +69,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
                       device_class=cell.device_class, device_selector=cell.device_selector,
                       input_resolution=cell.input_resolution, batch_size=cell.batch_size,
-                      iterations=spec.parameters.iterations, warmup=spec.parameters.warmup,
+                      iterations=iterations, warmup=spec.parameters.warmup,
                       repeat_index=cell.repeat_index, compute_units=spec.parameters.compute_units,
                       timeout_s=spec.parameters.timeout_s, artifact_key=requests[request][1],
                       request_key=request, priority=priority)
@@ -88,6 +97,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             outbox.messages.append(Message("benchfarm.export", [request, asdict(req)],
                                            capp.export_queue(platform), priority))
         finalize_if_done(s, run_id, outbox, fleet)
+        outbox.stage(s)  # committed with the run: a submitter that dies before sending loses nothing
     return run_id, outbox
 
 

@@ -27,10 +27,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:  # the coordinator calls in; this module does not import it
+    from orchestrator.coordinator.record import Recorded
 
 log = logging.getLogger("benchfarm.metrics")
 PORT_ENV = "BENCHFARM_METRICS_PORT"
@@ -69,26 +72,19 @@ def observe_attempt(device_class: str, report: dict[str, Any]) -> None:
         STEP_DURATION.labels(s.get("step", "?")).observe(float(s.get("duration_s", 0)))
 
 
-def observe_recorded(attempt_id: str, retried: bool) -> None:
+def observe_recorded(job: Recorded, retried: bool) -> None:
     """After the coordinator recorded an attempt: count the job if it turned terminal."""
-    from orchestrator.store.db import session
-    from orchestrator.store.models import Attempt
     from orchestrator.store.states import JOB_TERMINAL
 
-    with session() as s:
-        attempt = s.get(Attempt, attempt_id)
-        if attempt is None:
-            return
-        job = attempt.job
-        if retried:
-            RETRIES.labels(job.device_class).inc()
-        if job.state not in JOB_TERMINAL:
-            return
-        JOBS.labels(job.state, job.device_class).inc()
-        if job.started_at and job.finished_at:
-            JOB_DURATION.labels(job.device_class, job.state).observe((job.finished_at - job.started_at).total_seconds())
-        if job.started_at and job.queued_at:
-            JOB_WAIT.labels(job.device_class, job.run.trigger).observe((job.started_at - job.queued_at).total_seconds())
+    if retried:
+        RETRIES.labels(job.device_class).inc()
+    if job.state not in JOB_TERMINAL:
+        return
+    JOBS.labels(job.state, job.device_class).inc()
+    if job.run_s is not None:
+        JOB_DURATION.labels(job.device_class, job.state).observe(job.run_s)
+    if job.queued_s is not None:
+        JOB_WAIT.labels(job.device_class, job.trigger).observe(job.queued_s)
 
 
 class StateCollector:

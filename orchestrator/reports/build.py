@@ -13,6 +13,7 @@ from orchestrator.analysis.compare import CellComparison, compare_runs
 from orchestrator.analysis.trends import SILENT_AFTER_RUNS, Point, SilentCell, cell_history, silent_cells
 from orchestrator.reports.data import CellKey, RunData, RunInfo, load_nightly_history, load_run
 from orchestrator.reports.tables import Analysed, Table, all_tables
+from orchestrator.spec import run_rules
 
 HISTORY_RUNS = 14
 
@@ -38,7 +39,8 @@ class Report:
 
 def analyse_run(data: RunData, budgets: BudgetFile | None = None) -> Analysed:
     budgets = budgets or load_budgets()
-    return [(c, analyze(c, budgets)) for c in data.cells]
+    rule = run_rules.of_run(data.run.run_rules)  # its noise and replication thresholds
+    return [(c, analyze(c, budgets, rule)) for c in data.cells]
 
 
 def build_report(session: Session, run_id: str, baseline_id: str | None = None,

@@ -81,6 +81,7 @@ class Cell:
     chips: list[str] = field(default_factory=list)  # as the harness reports it: a host's CPU model
     repeats: int = 0
     repeats_ok: int = 0
+    repeat_medians: list[float] = field(default_factory=list)  # one per successful repeat: the replication check
     # the per-operator profile of the cell's first repeat that has one (a successful one first)
     profile: CellProfile | None = None
 
@@ -97,6 +98,7 @@ class RunInfo:
     status: str
     created_at: datetime
     meta: dict[str, Any]
+    run_rules: dict[str, Any] = field(default_factory=dict)  # the rule it was measured under
 
 
 @dataclass
@@ -189,6 +191,7 @@ def _build_cell(key: CellKey, jobs: list[Job], results: dict[str, Result], art: 
         cell.preprocess_ms += pre
         cell.postprocess_ms += post
         cell.stage_series.append((lat, pre, post))
+        cell.repeat_medians.append(r.median_ms)
         cell.load_times_ms.append(r.load_time_ms)
         cell.peak_memory_bytes = max(cell.peak_memory_bytes or 0, r.peak_memory_bytes)
         energy, source = _energy(r)
@@ -240,7 +243,8 @@ def load_run(session: Session, run_id: str) -> RunData:
         for key, group in sorted(groups.items())
     ]
     _attach_profiles(session, groups, cells)
-    info = RunInfo(run.id, run.name, run.trigger, run.status, run.created_at, dict(run.meta or {}))
+    info = RunInfo(run.id, run.name, run.trigger, run.status, run.created_at, dict(run.meta or {}),
+                   dict(run.run_rules or {}))
     return RunData(info, cells)
 
 

@@ -37,6 +37,8 @@ class Row:
     reason: str = ""
     platform: str = ""
     sources: str = ""  # where a figure came from when it is not the table's usual source
+    # stability flags of the run rule ("noisy (CV 35.2 % > 10 %)", "repeats disagree (7 % > 5 %)")
+    flags: str = ""
 
 
 @dataclass
@@ -148,8 +150,20 @@ def _frame_stages(cell: Cell, stats: CellStats) -> list[str]:
 
 def _row(cell: Cell, stats: CellStats, values: list[str]) -> Row:
     rt = stats.budget("realtime-30fps")
-    return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key,
-               reason(cell), platform(cell), sources(cell))
+    flags = "; ".join(stats.flags)
+    return Row(values + ["; ".join(p for p in (notes(cell), flags) if p)], cell.state, cell.simulated,
+               rt.status if rt else "n/a", cell.key, reason(cell), platform(cell), sources(cell), flags)
+
+
+def _cv(stats: CellStats) -> str:
+    if stats.inference is None:
+        return DASH
+    noisy = " noisy" if any(f.startswith("noisy") for f in stats.flags) else ""
+    return f"{100 * stats.inference.cv:.1f}%{noisy}"
+
+
+def _ratio_of(stats: CellStats, name: str) -> str:
+    return DASH if stats.stability is None else f"{getattr(stats.stability, name):.2f}"
 
 
 def _failed_or(cell: Cell, text: str) -> str:
@@ -180,7 +194,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
         cols = (["Model"] if multi_model else []) + (["Input"] if multi_input else []) + [
             "Backend", "Model Size", "Inference Time", "Memory", "Power", "Device memory",
-            "Median", "Preprocessing", "Postprocessing", "Total", "CV", "Load", "Thermal",
+            "Median", "Preprocessing", "Postprocessing", "Total", "CV", "p99/p50", "Max/min", "Load", "Thermal",
             "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator", "Notes"]
         t = Table(_slug("device", cls), "device", device_title(cls), cols)
         for c, s in pairs:
@@ -197,7 +211,7 @@ def device_tables(analysed: Analysed) -> list[Table]:
                 fmt_mb(c.device_memory_bytes),
                 fmt_ms(s.inference.median if s.inference else None),
                 *_frame_stages(c, s),
-                f"{100 * s.inference.cv:.1f}%" if s.inference else DASH,
+                _cv(s), _ratio_of(s, "p99_p50"), _ratio_of(s, "max_min"),
                 fmt_ms(s.load_time_ms),
                 thermal,
                 *(b.summary() if b else DASH for b in budgets),
@@ -209,7 +223,9 @@ def device_tables(analysed: Analysed) -> list[Table]:
                   "Inference Time is p10-p90 over all iterations of all repeats; Median, Preprocessing "
                   "(a 1920×1080 BGRA frame into the input), Postprocessing (softmax, top-5) and Total "
                   "(the three per frame) are medians; budgets check p90. Power from measured "
-                  "energy per inference (n/a where the platform reports none). " + SOURCES_NOTE)
+                  "energy per inference (n/a where the platform reports none). CV, p99/p50 and Max/min: "
+                  "the stability of the inference latencies; noisy: CV over the run rule's noisy_cv. "
+                  + SOURCES_NOTE)
         tables.append(t)
     return tables
 

@@ -40,11 +40,17 @@ def _engine(url: str) -> Engine:
     return eng
 
 
+@lru_cache(maxsize=8)
+def _factory(url: str) -> sessionmaker[Session]:
+    # one per URL, like the engine: building a sessionmaker costs more than the short
+    # sessions the coordinator opens per message
+    return sessionmaker(_engine(url), expire_on_commit=False)
+
+
 @contextmanager
 def session(url: str | None = None) -> Iterator[Session]:
     """A unit of work: commits on success, rolls back on any error (no half-written state)."""
-    factory = sessionmaker(engine(url), expire_on_commit=False)
-    with factory() as s:
+    with _factory(url or config.database_url())() as s:
         try:
             yield s
             s.commit()

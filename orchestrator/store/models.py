@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -39,6 +51,8 @@ class Run(Base):
     finalized: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # PR repo/number, baseline, ...
+    # the run rule its cells were measured under, resolved at submit (orchestrator.spec.run_rules)
+    run_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     jobs: Mapped[list[Job]] = relationship(back_populates="run", cascade="all, delete-orphan")
 
 
@@ -60,6 +74,9 @@ class Artifact(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # "has this run an open job?" on every recorded result: an index lookup, not a walk over
+    # the run's finished jobs (finalize.finalize_if_done)
+    __table_args__ = (Index("ix_jobs_run_id_state", "run_id", "state"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     model: Mapped[str] = mapped_column(String(200))
@@ -98,6 +115,8 @@ class Job(Base):
 
 class Attempt(Base):
     __tablename__ = "attempts"
+    # the reaper's periodic "open attempts dispatched before the cutoff" (reap.reap_lost)
+    __table_args__ = (Index("ix_attempts_state_dispatched_at", "state", "dispatched_at"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer, default=1)
@@ -130,8 +149,14 @@ class Result(Base):
     p10_ms: Mapped[float] = mapped_column(Float)
     p90_ms: Mapped[float] = mapped_column(Float)
     mean_ms: Mapped[float] = mapped_column(Float)
-    peak_memory_bytes: Mapped[int] = mapped_column(Integer)
+    # BIGINT: PostgreSQL's INTEGER stops at 2 GiB; the contract allows up to 2^50
+    peak_memory_bytes: Mapped[int] = mapped_column(BigInteger)
     energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # stability of the launch's iterations (orchestrator.analysis.stability): kept as columns so a
+    # device's history is one query, not a read of every document
+    cv: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p99_p50: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_min: Mapped[float | None] = mapped_column(Float, nullable=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated result document
     # interleaved A/B: the baseline arm measured in the same lease (order, rounds, latencies)
     ab: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -230,3 +255,18 @@ class ProfileOperator(Base):
     module_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     debug_handle: Mapped[int | None] = mapped_column(Integer, nullable=True)
     profile: Mapped[Profile] = relationship(back_populates="operators")
+
+
+class OutboxBatch(Base):
+    """Messages and events committed with the transaction that produced them, until sent.
+
+    Sent after the commit and deleted; a batch still here a while after its commit belongs to
+    a process that died (or lost the broker) in between, and the reconciler sends it. Sending
+    twice is harmless: a run_job message is claimed once (``attempt:<id>``), an export is
+    answered once per waiting job."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    messages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 from device_inventory.fleet import Fleet
 from orchestrator.cli.main import app
 from tests.conftest import redis_or_skip
+from tests.core.test_migrations import PRE_MIGRATIONS
 from tests.reports.factory import add_cell, add_run, seed_run
 
 from .rows import LONG_REASON
@@ -70,6 +73,45 @@ def test_devices_fit(fleet: Fleet, width: int) -> None:
     if width >= 120:
         assert "AMD EPYC 7B13" in out
     assert "5a099f9" in out  # the busy device's job, short
+
+
+def test_devices_show_each_devices_stability_and_flag_one_that_degrades(fleet: Fleet, store: Session) -> None:
+    run = add_run(store)
+    steady, worse = "00008130-001A2B3C4D5E6F70", "00008110-000C1D2E3F405162"
+    for i in range(20):  # oldest first: both devices steady...
+        for dev in (steady, worse):
+            add_cell(store, run, f"m{i}", "xnnpack", "A15", cv=0.02, seed=i, device_id=dev)
+    for i in range(5):  # ...then one of them noisy
+        add_cell(store, run, f"n{i}", "xnnpack", "A15", cv=0.02, seed=i, device_id=steady)
+        add_cell(store, run, f"n{i}", "coreml", "A15", cv=0.09, seed=i, device_id=worse)
+    store.commit()
+    code, out = bf("devices", width=120)
+    assert code == 0, out
+    fits(out, 120)
+    row = {udid: ln for udid in (steady, worse) for ln in out.splitlines()
+           if len(first := (ln.split() or [""])[0]) >= 8 and udid.startswith(first)}
+    assert re.search(r"degrading: CV [12]\.\d→[89]\.\d%", row[worse]), out
+    assert re.search(r"\sCV [12]\.\d%", row[steady]) and "degrading" not in row[steady], out
+    code, out = bf("devices", width=80)
+    assert code == 0 and "degrading" in out, out
+    fits(out, 80)
+    records = {d["id"]: d for d in json.loads(bf("devices", "--json", width=80)[1])}
+    assert records[worse]["stability"]["degrading"] and not records[steady]["stability"]["degrading"]
+    assert "stability" not in records["host:mini-1:0"]  # no results: no figure
+
+
+def test_devices_without_a_current_results_store_say_so_and_still_show_the_fleet(
+        fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'absent.db'}")
+    code, out = bf("devices", width=80)
+    assert code == 0 and "stability not shown: no results store yet" in out and "00008110" in out
+    old = tmp_path / "old.db"
+    shutil.copy(PRE_MIGRATIONS, old)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{old}")
+    code, out = bf("devices", width=80)
+    assert code == 0, out
+    assert "stability not shown" in out and "benchfarm db upgrade" in out.replace("\n", " ") and "00008110" in out
+    assert "SchemaOutdated" not in out
 
 
 def test_device_prefixes(fleet: Fleet) -> None:

@@ -124,7 +124,8 @@ def test_a_hot_device_cools_down_before_it_runs(bf_env, procs, fleet_of):
     with fleet_of(1) as vfleet:
         start(procs, bf_env, vfleet, BENCHFARM_COOL_DOWN_POLL_S="1", BENCHFARM_COOL_DOWN_MAX_S="30")
         wait_until(lambda: len(a15_devices(fleet, "available")) == 1, 60, "the virtual A15")
-        vfleet.inject_fault(vfleet.udids[0], "thermal", duration_s=4, state="serious")
+        # long enough to outlast submit -> dispatch -> lease on a loaded machine (4 s raced it)
+        vfleet.inject_fault(vfleet.udids[0], "thermal", duration_s=10, state="serious")
         run_id = submit(fleet)
         wait_until(lambda: finalized(run_id), 120, "the run")
         with session() as s:
@@ -132,3 +133,24 @@ def test_a_hot_device_cools_down_before_it_runs(bf_env, procs, fleet_of):
             assert attempt.state == "succeeded"
             cool = [st for st in attempt.timeline if st["step"] == "cool_down"]
             assert cool and cool[0]["thermal"] in ("serious", "critical")
+
+
+def test_the_run_rule_cools_a_warm_device_between_cells_for_at_most_its_bound(bf_env, procs, fleet_of):
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    text = SPEC.replace("timeout_s: 20}",
+                        "timeout_s: 20,\n  run_rules: {manual: {cool_down_to: nominal, cool_down_max_s: 3}}}")
+    with fleet_of(1) as vfleet:
+        start(procs, bf_env, vfleet, BENCHFARM_COOL_DOWN_POLL_S="1")
+        wait_until(lambda: len(a15_devices(fleet, "available")) == 1, 60, "the virtual A15")
+        # stuck at "fair": the health gate lets it run, the rule (cool to nominal) makes it wait,
+        # and after cool_down_max_s it runs anyway (a job no device can cool for is not bounced forever)
+        vfleet.inject_fault(vfleet.udids[0], "thermal", state="fair")
+        run_id, outbox = submit_run(loads_spec(text), text, fleet)
+        outbox.send()
+        wait_until(lambda: finalized(run_id), 120, "the run")
+        with session() as s:
+            [attempt] = s.scalars(select(Attempt)).all()
+            assert attempt.state == "succeeded"
+            cool = [st for st in attempt.timeline if st["step"] == "cool_down"]
+            assert 1 <= len(cool) <= 3 and {(st["thermal"], st["rule"]) for st in cool} == {("fair", "nominal")}
+            assert s.scalars(select(Result)).one().document["thermal_before"] == "fair"

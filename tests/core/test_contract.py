@@ -168,3 +168,34 @@ def test_runtime_refusal_refuses_runtimes_older_than_the_exporter(producer, runt
     assert (reason is not None) == refused
     if refused:
         assert producer in reason and (runtime or "no runtime_version") in reason
+
+
+def _every_fixture_document():
+    for kind in ("job", "result"):
+        for path in manifest()[kind]["valid"] + [c["file"] for c in manifest()[kind]["invalid"]]:
+            try:
+                doc = json.loads(fixture(path))
+            except (ValueError, RecursionError):  # raw bytes or nested too deep: not a document
+                continue
+            yield kind, path, doc
+
+
+def test_the_fast_validator_and_jsonschema_agree_on_every_fixture():
+    """The coordinator trusts the compiled (Rust) validator's acceptance without asking
+    jsonschema: on every shared fixture, valid and invalid, what it accepts jsonschema accepts
+    (it may refuse more: a NaN, which the finite-number check refuses anyway)."""
+    from agents.harness.contract import _fast_validator, _validator
+
+    checked = 0
+    for kind, path, doc in _every_fixture_document():
+        if not isinstance(doc, dict):
+            continue
+        if _fast_validator(kind).is_valid(doc):
+            assert _validator(kind).is_valid(doc), path
+        checked += 1
+    for mutation in ({"latencies_ms": []}, {"latencies_ms": [1.0, -2.0]}, {"status": "fine"}, {"simulated": "no"},
+                     {"status": "error"}, {"extra_field": 1}, {"started_at": "yesterday"}, {"attempt_token": True},
+                     {"producer": {"name": "someone", "version": "1"}}):
+        doc = good_result(**mutation)
+        assert not _fast_validator("result").is_valid(doc) and not _validator("result").is_valid(doc), mutation
+    assert checked >= 20

@@ -73,6 +73,16 @@ def test_runs_a_real_program_and_matches_eager_output(driver, tiny_pte):
     assert fp["total_ms"] == stage_times(totals) and fp["total_ms"]["p50"] > fp["inference_ms"]["p50"]
 
 
+def test_a_run_rule_minimum_duration_keeps_the_harness_iterating(driver, tiny_pte):
+    [dev] = driver.discover()
+    j = job(attempt="a-rule", iterations=3, min_duration_s=0.5)
+    driver.prepare(dev, j, tiny_pte.path)
+    doc = parse_result(driver.run(dev, j))
+    driver.cleanup(dev, j)
+    assert doc["status"] == "ok"
+    assert len(doc["latencies_ms"]) > 3 and sum(doc["latencies_ms"]) >= 500  # both minima met
+
+
 def test_a_corrupt_program_is_a_model_error_not_a_crash(driver, tmp_path):
     [dev] = driver.discover()
     bad = tmp_path / "bad.pte"

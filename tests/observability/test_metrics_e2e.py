@@ -25,6 +25,8 @@ parameters:
   iterations: 3
   repeats: 1
   timeout_s: 60
+  # light run rules, stated: a test, not a measurement (pr's default is 200 iterations / 10 s)
+  run_rules: {all: {min_iterations: 0, min_duration_s: 0}}
 """
 
 

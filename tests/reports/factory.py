@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from agents.harness.contract import validate_result
+from orchestrator.analysis import stability
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run
 
 _ids = itertools.count(1)
@@ -40,7 +41,8 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
              simulated: bool = False, memory_mb: float = 45.0, energy_mj: float | None = None,
              preprocess: float | None = None, postprocess: float | None = None, size_mb: float = 12.0,
              params: int | None = 2_542_856, accuracy: float | None = None, batch: int = 1,
-             thermal: tuple[str, str] = ("nominal", "fair"), device_metrics: dict | None = None) -> list[Job]:
+             thermal: tuple[str, str] = ("nominal", "fair"), device_metrics: dict | None = None,
+             device_id: str = "dev1") -> list[Job]:
     """One cell: ``repeats`` jobs; with results (state succeeded) or failed/blocked with ``reason``."""
     rng = np.random.default_rng(seed)
     key = add_artifact(s, model, backend, res, size_mb, params, accuracy)
@@ -54,7 +56,7 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
         if state != "succeeded":
             continue
         lat = latencies[rep] if latencies else list(rng.normal(median, median * cv, iterations).clip(0.01))
-        attempt = Attempt(id=f"att{next(_ids):06d}", job_id=job.id, state="succeeded", device_id="dev1")
+        attempt = Attempt(id=f"att{next(_ids):06d}", job_id=job.id, state="succeeded", device_id=device_id)
         s.add(attempt)
         s.flush()  # Result has no ORM relationship to order its insert after the job's
         product, os_version = PRODUCTS[device_class]
@@ -76,7 +78,10 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
             doc["device_metrics"] = device_metrics
         validate_result(doc)
         arr = np.asarray(lat)
-        s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=simulated, device_id="dev1",
+        stab = stability.of_samples(doc["latencies_ms"])  # what record_attempt stores
+        s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=simulated, device_id=device_id,
+                     cv=stab.cv if stab else None, p99_p50=stab.p99_p50 if stab else None,
+                     max_min=stab.max_min if stab else None,
                      device_model=product, os_version=os_version, load_time_ms=120.0,
                      median_ms=float(np.median(arr)), p10_ms=float(np.percentile(arr, 10)),
                      p90_ms=float(np.percentile(arr, 90)), mean_ms=float(arr.mean()),

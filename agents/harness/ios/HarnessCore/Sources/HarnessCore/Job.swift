@@ -21,6 +21,10 @@ public struct Job: Equatable {
     public var goldenSeed: UInt64
     /// The job asks for an event-tracer profiling pass (job.schema.json `profile`).
     public var profileRequested = false
+    /// The run rule's minimum duration: keep iterating past `iterations` until the timed
+    /// iterations have lasted this long (0: exactly `iterations`), at most `maxIterations`.
+    public var minDurationS: Double = 0
+    public static let maxIterations = 100_000
 
     /// job.json larger than this is not a job (a real one is well under 2 KB).
     public static let maxBytes = 64 * 1024
@@ -31,7 +35,7 @@ public struct Job: Equatable {
     static let keys: Set<String> = [
         "schema_version", "job_id", "attempt_id", "attempt_token", "model_file", "model_sha256", "backend",
         "runtime", "compute_units", "input_shape", "input_resolution", "batch_size", "warmup", "iterations",
-        "timeout_s", "golden_input", "profile",
+        "timeout_s", "golden_input", "profile", "min_duration_s",
     ]
     static let profileKeys: Set<String> = ["iterations", "warmup", "timeout_s", "debug_buffer_bytes", "etrecord_file"]
 
@@ -103,7 +107,19 @@ public struct Job: Equatable {
             iterations: Int(try f.integer("iterations", min: 1, max: 100_000)),
             timeoutS: timeout, goldenSeed: UInt64(seed))
         job.profileRequested = o["profile"] != nil
+        if o["min_duration_s"] != nil {
+            let d = try f.number("min_duration_s")
+            guard d >= 0, d <= 3600 else { throw HarnessError.badJob("$.min_duration_s", "\(d) outside 0...3600") }
+            job.minDurationS = d
+        }
         return job
+    }
+
+    /// Run another timed iteration after `done` of them lasting `timedS` seconds? Until both
+    /// `iterations` and `minDurationS` are met (the Python harnesses' `more_iterations`).
+    public func moreIterations(done: Int, timedS: Double) -> Bool {
+        if done < iterations { return true }
+        return done < Self.maxIterations && timedS < minDurationS
     }
 
     /// `^[A-Za-z0-9._-]{1,128}\.pte$`: a file name inside Documents/, never a path.

@@ -126,7 +126,11 @@ public final class BenchmarkSession {
         let shape = job.inputShape
         let isImage = shape.count == 4 && shape[1] == 3
         var peak = probe.footprint().peak
-        for i in 0..<(job.warmup + job.iterations) {
+        var i = 0
+        var timedS = 0.0
+        // warm-up, then timed iterations until the run rule is met (Job.moreIterations)
+        while i < job.warmup || job.moreIterations(done: i - job.warmup, timedS: timedS) {
+            defer { i += 1 }
             let pre = clock.now()
             try input.withUnsafeMutableBufferPointer { buf in
                 if isImage {
@@ -156,6 +160,7 @@ public final class BenchmarkSession {
                 }
                 d.peakMemoryBytes = p
             }
+            if i >= job.warmup { timedS += fwd / 1000 }
             if deadline.expired {
                 throw HarnessError(.timeout, "timeout_s=\(job.timeoutS) reached after \(i + 1) of \(job.warmup + job.iterations) passes")
             }

@@ -106,6 +106,17 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(doc["output"]?["digest"], .string(OutputSummary(expected, shape: [1, 10]).digest))
     }
 
+    func testMinimumDurationKeepsIteratingPastTheIterationCount() throws {
+        // the run rule: 5 iterations of ~20 ms cannot fill 0.3 s, so the harness runs more
+        try writeJob { $0["min_duration_s"] = .double(0.3) }
+        let (code, doc) = try run(PlainRunner(.hang(0.02)), name: "session_min_duration")
+        XCTAssertEqual(code, 0)
+        guard case .array(let lat)? = doc["latencies_ms"] else { return XCTFail("latencies missing") }
+        XCTAssertGreaterThan(lat.count, 5)
+        let timed = lat.compactMap { $0.numberValue }.reduce(0, +)
+        XCTAssertGreaterThanOrEqual(timed, 300)
+    }
+
     func testNonFiniteOutputIsAnErrorResultNotACrash() throws {
         try writeJob()
         let (code, doc) = try run(PlainRunner(.nan), name: "session_nonfinite")
