@@ -169,6 +169,12 @@ def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:
     if (block := device_metrics.merge([d.get(device_metrics.KEY) for d in docs])) is not None:
         merged[device_metrics.KEY] = block
     _merge_frame_pipeline(merged)
+    envs = [d["host_environment"] for d in docs if d.get("host_environment")]
+    if envs:  # the worst any launch ran under: isolated only if every launch was
+        merged["host_environment"] = dict(envs[0], isolated=all(e["isolated"] for e in envs),
+                                          not_isolated_because=next((e.get("not_isolated_because") for e in envs
+                                                                     if e.get("not_isolated_because")), None),
+                                          foreign_cpu_share=max(e.get("foreign_cpu_share") or 0.0 for e in envs))
     return validate_result(merged)
 
 

@@ -171,6 +171,14 @@ class Agent:
 
     def run(self) -> None:
         setup_logging()
+        if any(name.startswith("host") for name in self.config.drivers):
+            # the agent and every worker it starts stay off the CPU the host harness reserves
+            from agents.drivers import host_isolation
+
+            p = host_isolation.plan()
+            pinned = host_isolation.pin_farm(p)
+            log.info("farm processes on CPU %s, host benchmarks on CPU %s%s", list(p.farm), list(p.harness),
+                     "" if pinned else f" (not isolated: {p.reason or 'sched_setaffinity refused'})")
         metrics.serve_agent(self.config.name)  # before any device worker starts: they inherit its directory
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())

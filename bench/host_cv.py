@@ -96,7 +96,7 @@ def run_once(label: str, code: Path, work: Path, artifacts: Path) -> dict[str, A
     env = dict(os.environ, PYTHONPATH=str(code), BENCHFARM_HOME=str(home), BENCHFARM_DB=str(home / "bf.db"),
                BENCHFARM_ARTIFACTS=str(artifacts))
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True).stdout.strip() or os.environ.get("HOST_CV_COMMIT_" + label.upper(), "")
     sampler = LoadSampler()
     sampler.start()
     busy0, total0 = _cpu_busy()

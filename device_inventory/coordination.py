@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from device_inventory import keys
 from device_inventory.devices import RedisClient
+
+log = logging.getLogger(__name__)
+# an export's in-progress mark outlives a missed beat or two, and a dead exporter by this much
+EXPORT_BEAT_TTL_S = 30.0
+
+
+def _env_s(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "")) or default
+    except ValueError:
+        return default
 
 
 class ExporterRegistry:
@@ -21,6 +37,34 @@ class ExporterRegistry:
 
     def alive(self) -> set[str]:
         return set(self.r.zrangebyscore(keys.EXPORTERS, time.time(), "+inf"))
+
+    @contextmanager
+    def working(self, request_key: str, ttl_s: float | None = None) -> Iterator[None]:
+        """Mark export ``request_key`` in progress while the block runs (a thread refreshes it
+        every ttl/3): the reconciler re-sends an export whose mark is gone, not one that is slow."""
+        stop = threading.Event()
+        ttl_s = ttl_s or _env_s("BENCHFARM_EXPORT_BEAT_TTL_S", EXPORT_BEAT_TTL_S)
+
+        def beat() -> None:
+            while True:
+                try:
+                    self.r.set(keys.export_running(request_key), "1", px=int(ttl_s * 1000))
+                except Exception:  # a Redis blip: the next beat, or the reconciler, catches up
+                    log.warning("export heartbeat of %s failed", request_key, exc_info=True)
+                if stop.wait(ttl_s / 3):
+                    return
+
+        thread = threading.Thread(target=beat, daemon=True, name="export-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            self.r.delete(keys.export_running(request_key))
+
+    def in_progress(self, request_key: str) -> bool:
+        return bool(self.r.exists(keys.export_running(request_key)))
 
 
 class Claims:

@@ -87,3 +87,8 @@ def schedule_fired(schedule: str, slot: str) -> str:
 
 def export_lock(artifact_key: str) -> str:
     return f"{P}export-lock:{artifact_key}"
+
+
+def export_running(request_key: str) -> str:
+    """An export in progress: refreshed by its exporter while it works, gone soon after it died."""
+    return f"{P}export-running:{request_key}"

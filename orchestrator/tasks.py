@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
-from orchestrator.coordinator import exports, record
+from orchestrator.coordinator import exports, failsafe, record
 from orchestrator.coordinator import reap as reaping
 from orchestrator.observability import metrics
 from orchestrator.pr import hooks
@@ -33,6 +33,7 @@ hooks.install()
 # agent's report — the only copy of a result — would be gone.
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, redis.ConnectionError,
              redis.TimeoutError)
+ANSWER_RETRY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 1, "interval_max": 10}
 COORDINATOR_TASK = {"acks_late": True, "autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30,
                     "retry_jitter": True, "max_retries": None}
 
@@ -50,8 +51,10 @@ def export(key: str, request: dict[str, Any]) -> None:
 
     req = ExportRequest(**request)
     try:
-        # the Redis lock makes concurrent exporters of one artifact export it once
-        art, hit = export_artifact(req, redis_client=_fleet().r)
+        # the Redis lock makes concurrent exporters of one artifact export it once; the mark
+        # tells the reconciler this export is alive (a dead exporter's message is re-sent)
+        with _fleet().exporters.working(key):
+            art, hit = export_artifact(req, redis_client=_fleet().r)
         metrics.EXPORT_CACHE.labels("hit" if hit else "miss").inc()
         # the exporter keys the artifact (a torch source's fingerprint imports its code)
         outcome, meta = "ok", dict(art.meta, cache_hit=hit, artifact_key=art.key)
@@ -60,12 +63,21 @@ def export(key: str, request: dict[str, Any]) -> None:
     except Exception as exc:  # an export failure is a property of the model: report it
         log.exception("export of %s failed", key)
         outcome, meta = "failed", {"error": f"{type(exc).__name__}: {exc}"}
-    app.send_task("benchfarm.export_done", args=[key, outcome, meta], queue=COORDINATOR_QUEUE, priority=0)
+    # the only copy of the answer: ride out a broker blip rather than fail (and be acknowledged)
+    app.send_task("benchfarm.export_done", args=[key, outcome, meta], queue=COORDINATOR_QUEUE, priority=0,
+                  retry=True, retry_policy=ANSWER_RETRY)
 
 
 @app.task(name="benchfarm.export_done", **COORDINATOR_TASK)
 def export_done(key: str, outcome: str, meta: dict[str, Any]) -> None:
-    exports.export_done(key, outcome, meta, _fleet()).send(app)
+    try:
+        outbox = exports.export_done(key, outcome, meta, _fleet())
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # permanent: every redelivery would fail alike; the jobs must not wait for ever
+        log.exception("cannot apply the export answer for %s: failing its jobs", key)
+        outbox = failsafe.fail_export(key, exc, _fleet())
+    outbox.send(app)
 
 
 @app.task(name="benchfarm.run_job", acks_late=True)
@@ -92,7 +104,13 @@ def attempt_started(payload: dict[str, Any]) -> None:
 
 @app.task(name="benchfarm.record_attempt", **COORDINATOR_TASK)
 def record_attempt(payload: dict[str, Any]) -> None:
-    outcome, outbox = record.record_attempt(payload, _fleet())
+    try:
+        outcome, outbox = record.record_attempt(payload, _fleet())
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # permanent: every redelivery would fail alike; the job must not wait for ever
+        log.exception("cannot record the report of attempt %s: failing the attempt", payload.get("attempt_id"))
+        outcome, outbox = failsafe.fail_attempt(payload, exc, _fleet())
     if outcome.job is not None:
         metrics.observe_recorded(outcome.job, outcome.retried)
     if not outcome.accepted:

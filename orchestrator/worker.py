@@ -22,6 +22,7 @@ from celery.signals import worker_ready, worker_shutdown
 from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.celery_app import COORDINATOR_QUEUE, app
+from orchestrator.coordinator import reconcile as reconciling
 from orchestrator.coordinator.device_history import drain_device_events
 from orchestrator.coordinator.reap import reap
 from orchestrator.observability import metrics
@@ -30,6 +31,7 @@ from orchestrator.scheduling import health
 
 log = logging.getLogger("benchfarm.worker")
 REAP_EVERY_S = 5.0
+RECONCILE_CLAIM = "bf:reconcile-turn"
 # device events are copied (and leased attempts marked running) this often: a job shows
 # "running" within about this long of its lease
 COPY_EVERY_S = 0.5
@@ -40,7 +42,7 @@ def _housekeeping(queues: list[str]) -> None:
     fleet = Fleet.from_url(config.redis_url())
     platforms = [q.split(".", 1)[1] for q in queues if q.startswith("export.")]
     health_every = health.check_every_s()
-    last_health_sweep = last_reap = 0.0
+    last_health_sweep = last_reap = last_reconcile = 0.0
     holder = f"{socket.gethostname()}:{os.getpid()}"
     while not _stop.wait(COPY_EVERY_S if COORDINATOR_QUEUE in queues else REAP_EVERY_S):
         try:
@@ -60,6 +62,11 @@ def _housekeeping(queues: list[str]) -> None:
                 if fenced:
                     log.warning("reaped expired leases: %s", fenced)
                 outbox.send(app)
+                if time.monotonic() - last_reconcile >= reconciling.every_s():
+                    last_reconcile = time.monotonic()
+                    # one coordinator per interval: two would re-send the same stale message twice
+                    if fleet.claims.claim(RECONCILE_CLAIM, "1", max(1.0, reconciling.every_s() * 0.8)):
+                        reconciling.reconcile(fleet, app)
                 if time.monotonic() - last_health_sweep >= min(health.SWEEP_EVERY_S, health_every):
                     health.periodic_sweep(fleet, app, health_every)
                     last_health_sweep = time.monotonic()

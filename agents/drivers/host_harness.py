@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.drivers import host_profile
+from agents.drivers import host_isolation, host_profile
 from agents.harness import frame
 from agents.harness.contract import (
     JOB_FILE,
@@ -91,7 +91,18 @@ def _error_category(exc: BaseException) -> str:
     return "runtime_error"
 
 
-def run_job(job_dir: Path) -> dict:
+def _set_threads(n: int) -> None:
+    """ExecuTorch's threadpool (XNNPACK's workers) and torch's to ``n``: one worker per reserved CPU,
+    not one per CPU of the machine fighting over the pinned one. Only before any program is loaded:
+    an XNNPACK runtime keeps the pool it was created with."""
+    import torch
+    from executorch.extension.pybindings import portable_lib
+
+    portable_lib._unsafe_reset_threadpool(n)
+    torch.set_num_threads(n)
+
+
+def run_job(job_dir: Path, iso: host_isolation.Isolation | None = None) -> dict:
     job = validate_job(json.loads((job_dir / JOB_FILE).read_text()))
     started = _now()
     doc: dict = {
@@ -139,29 +150,31 @@ def run_job(job_dir: Path) -> dict:
         lat: list[float] = []
         pre: list[float] = []
         post: list[float] = []
-        deadline = time.monotonic() + float(job["timeout_s"])
-        timed_s, i = 0.0, 0
-        # warm-up first (i - warmup < 0), then timed iterations until the run rule is met
-        while more_iterations(job, i - job["warmup"], timed_s):
-            t0 = time.perf_counter()
-            if frames is not None:
-                frames.run()
-            t1 = time.perf_counter()
-            out = method.execute([x])
-            t2 = time.perf_counter()
-            if frames is not None:
-                frame.postprocess(out[0].detach().numpy())
-            t3 = time.perf_counter()
-            if i < job["warmup"]:
-                warm.append((t2 - t1) * 1000)
-            else:
-                lat.append((t2 - t1) * 1000)
-                pre.append((t1 - t0) * 1000)
-                post.append((t3 - t2) * 1000)
-                timed_s += t2 - t1
-            i += 1
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {len(lat)} of {job['iterations']} iterations")
+        iso = iso or host_isolation.Isolation.start(_set_threads)
+        with iso.timed() as environment:
+            deadline = time.monotonic() + float(job["timeout_s"])
+            timed_s, i = 0.0, 0
+            # warm-up first (i - warmup < 0), then timed iterations until the run rule is met
+            while more_iterations(job, i - job["warmup"], timed_s):
+                t0 = time.perf_counter()
+                if frames is not None:
+                    frames.run()
+                t1 = time.perf_counter()
+                out = method.execute([x])
+                t2 = time.perf_counter()
+                if frames is not None:
+                    frame.postprocess(out[0].detach().numpy())
+                t3 = time.perf_counter()
+                if i < job["warmup"]:
+                    warm.append((t2 - t1) * 1000)
+                else:
+                    lat.append((t2 - t1) * 1000)
+                    pre.append((t1 - t0) * 1000)
+                    post.append((t3 - t2) * 1000)
+                    timed_s += t2 - t1
+                i += 1
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"timed out after {len(lat)} of {job['iterations']} iterations")
         # the output the coordinator checks comes from the contract's golden input, untimed
         x_np[...] = golden_input(shape, job["golden_input"]["seed"])
         golden = method.execute([x])
@@ -172,6 +185,7 @@ def run_job(job_dir: Path) -> dict:
             latencies_ms=lat,
             peak_memory_bytes=max(0, _peak_rss_bytes() - idle_rss),
             output=summarize_output(golden[0].detach().numpy()),
+            host_environment=environment,
         )
         if frames is not None:
             doc.update(preprocess_ms=pre, postprocess_ms=post, frame_pipeline=frame.pipeline_block(
@@ -191,8 +205,8 @@ def write_result(job_dir: Path, doc: dict) -> None:
     tmp.replace(job_dir / RESULT_FILE)  # atomic: the agent never reads half a document
 
 
-def run_and_write(job_dir: Path) -> None:
-    doc = run_job(job_dir)
+def run_and_write(job_dir: Path, iso: host_isolation.Isolation | None = None) -> None:
+    doc = run_job(job_dir, iso)
     write_result(job_dir, doc)
     # the untimed profiling pass, after the timing result is safely on disk
     host_profile.profile_after_timing(job_dir, doc, write_result)
@@ -201,12 +215,13 @@ def run_and_write(job_dir: Path) -> None:
 def serve() -> int:
     from executorch.runtime import Runtime  # noqa: F401  (pay the import once, up front)
 
+    iso = host_isolation.Isolation.start(_set_threads)  # onto the reserved CPU before the first job
     print("ready", flush=True)
     for line in sys.stdin:
         job_dir = Path(line.strip())
         if not line.strip():
             continue
-        run_and_write(job_dir)
+        run_and_write(job_dir, iso)
         print(f"done {job_dir}", flush=True)
     return 0
 

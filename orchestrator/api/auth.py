@@ -175,7 +175,3 @@ def require(scope: str) -> Callable[..., Actor]:
     dependency.required_scope = scope  # type: ignore[attr-defined]  # read by the guard
     return dependency
 
-
-def require_token(actor: Actor = Depends(require("submit"))) -> str:
-    """Kept for routes written before scopes: ``submit`` scope; returns the caller's principal."""
-    return actor.principal

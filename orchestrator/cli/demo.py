@@ -197,6 +197,11 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, op
     before, after = migrations.upgrade_url()  # `benchfarm db upgrade`, before any process opens the store
     console.print(f"results database schema: {before or 'none'} -> {after}")
     statuses, reports = [], []
+    from agents.drivers import host_isolation
+
+    # everything the demo starts (Redis, workers, the virtual fleet, the agent) inherits the farm's
+    # CPUs; only the host harness moves onto the reserved one
+    host_isolation.pin_farm()
     with ExitStack() as stack:
         if not redis_answers(config.redis_url()):
             url = stack.enter_context(private_redis(logs))

@@ -84,4 +84,5 @@ def export_done(request: str, outcome: str, meta: dict[str, Any], fleet: Fleet) 
                 job.finished_at = utcnow()
         for run_id in {j.run_id for j in jobs}:
             finalize_if_done(s, run_id, outbox, fleet)
+        outbox.stage(s)
     return outbox

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 from orchestrator.export.registry import registry
@@ -33,14 +32,6 @@ class Plan:
     not_applicable: list[str]  # (backend, class) pairs that cannot run at all, for the summary
 
 
-def _disabled_reason(spec: MatrixSpec, model: str, backend: str, device_class: str) -> str:
-    for rule in spec.disabled:
-        if all(fnmatch.fnmatch(value, rule.get(field, "*")) for field, value in
-               (("model", model), ("backend", backend), ("device", device_class))):
-            return f"disabled: {rule.get('reason', 'listed in the spec')}"
-    return ""
-
-
 def plan(spec: MatrixSpec) -> Plan:
     cells: list[Cell] = []
     skipped: list[str] = []
@@ -52,7 +43,7 @@ def plan(spec: MatrixSpec) -> Plan:
                 skipped.append(f"{backend.name} does not run on {sel.device_class}")
                 continue
             for m in spec.models:
-                reason = _disabled_reason(spec, m.name, backend.name, sel.device_class)
+                reason = spec.disabled_reason(m.name, backend.name, sel.device_class)
                 for res in p.input_resolution:
                     for batch in p.batch_size:
                         for rep in range(p.repeats):

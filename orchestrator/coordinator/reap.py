@@ -40,6 +40,7 @@ def reap(fleet: Fleet) -> tuple[list[str], Outbox]:
             if job.state not in JOB_TERMINAL:
                 retry_or_fail(s, job, fleet, outbox, "device_lost", attempt.error)
             finalize_if_done(s, job.run_id, outbox, fleet)
+            outbox.stage(s)
             fenced.append(attempt.id)
     global _last_lost_check
     if time.monotonic() - _last_lost_check >= LOST_CHECK_EVERY_S:
@@ -74,6 +75,7 @@ def reap_lost(fleet: Fleet, outbox: Outbox, grace_s: float = LOST_GRACE_S) -> li
             if job.state not in JOB_TERMINAL:
                 retry_or_fail(s, job, fleet, outbox, "broker_lost", attempt.error)
             finalize_if_done(s, job.run_id, outbox, fleet)
+            outbox.stage(s)
             done.append(attempt_id)
     return done
 

@@ -201,6 +201,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                 attempt.error = payload.get("message", "")[:4000]
                 retried = retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
             finalize_if_done(s, job.run_id, outbox, fleet)
+            outbox.stage(s)  # a retry's message survives this process
             return RecordOutcome(True, retried=retried, job=_recorded(job, trigger)), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
@@ -242,6 +243,7 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
                     "p90_ms": st.p90, "load_time_ms": base["load_time_ms"],
                     "peak_memory_bytes": base["peak_memory_bytes"],
                     "energy_mj_per_inference": base.get("energy_mj_per_inference"),
+                    "device_metrics": base.get("device_metrics"),  # schema-checked with the document
                     "simulated": bool(base["simulated"])}
 
 

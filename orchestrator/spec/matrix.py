@@ -7,6 +7,7 @@ with its file and line before anything is queued.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -16,9 +17,10 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.export.registry import UnknownBackend, registry
+from orchestrator.spec.bounds import MAX_SPEC_BYTES, check_plan, check_sizes, read_spec
 from orchestrator.spec.run_rules import RunRules
 from orchestrator.spec.types import StrictModel
-from orchestrator.spec.yamlpos import load_validated, loads_validated
+from orchestrator.spec.yamlpos import parse_yaml, validate
 
 _SELECTOR = re.compile(
     r"^\s*(?P<cls>[^\s,]+(?:\s+Pro)?)\s*(?:,?\s*ios\s*(?P<op>>=|<=|==|>|<)\s*(?P<ver>[\d.]+))?"
@@ -44,8 +46,9 @@ BackendName = Annotated[str, AfterValidator(_resolve_backend)]
 class ModelRef(StrictModel):
     """A model to benchmark: a zoo name, an import path ``pkg.mod:factory`` or a ``.pte`` file."""
 
-    name: str
-    source: str = Field(default="", description="zoo:<name> | import:<pkg.mod:factory> | pte:<path>")
+    name: str = Field(min_length=1, max_length=200)  # jobs.model / artifacts.model are String(200)
+    source: str = Field(default="", max_length=1000,
+                        description="zoo:<name> | import:<pkg.mod:factory> | pte:<path>")
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +94,12 @@ class DeviceSelector(StrictModel):
             raise ValueError(str(exc)) from None
         return {"device_class": cid, "os_op": m["op"], "os_version": m["ver"],
                 "labels": sorted(set(_LABEL.findall(m["labels"] or "")))}
+
+    @model_validator(mode="after")
+    def _fits_column(self) -> DeviceSelector:
+        if len(self.label()) > 200:  # jobs.device_selector is String(200)
+            raise ValueError(f"device selector {self.label()[:60]!r}... is over 200 characters")
+        return self
 
     def label(self) -> str:
         return (self.device_class + (f" ios{self.os_op}{self.os_version}" if self.os_op else "")
@@ -179,7 +188,7 @@ class Parameters(StrictModel):
 
 class MatrixSpec(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field(default="", max_length=4000)
     models: list[ModelRef] = Field(min_length=1)
     backends: list[BackendName] = Field(min_length=1)
     devices: list[DeviceSelector] = Field(min_length=1)
@@ -187,6 +196,14 @@ class MatrixSpec(StrictModel):
     disabled: list[dict[str, str]] = Field(
         default_factory=list, description="cells to skip: {model, backend, device, reason}"
     )
+
+    def disabled_reason(self, model: str, backend: str, device_class: str) -> str:
+        """Why the spec's ``disabled`` rules skip this cell ('' when none does)."""
+        for rule in self.disabled:
+            if all(fnmatch.fnmatch(value, rule.get(field, "*")) for field, value in
+                   (("model", model), ("backend", backend), ("device", device_class))):
+                return f"disabled: {rule.get('reason', 'listed in the spec')}"
+        return ""
 
 
 
@@ -201,8 +218,16 @@ def profile_block(spec_text: str) -> dict[str, int] | None:
 
 
 def load_spec(path: str | Path) -> MatrixSpec:
-    return load_validated(MatrixSpec, path)
+    return loads_spec(read_spec(path), str(path))
 
 
-def loads_spec(text: str, source: str = "<spec>") -> MatrixSpec:
-    return loads_validated(MatrixSpec, text, source)
+def loads_spec(text: str, source: str = "<spec>", max_cells: int | None = None) -> MatrixSpec:
+    """Validate a matrix spec. Its size, list lengths and planned cell count (arithmetic, before
+    any cell exists) are checked before the fields are; duplicates and a matrix with no
+    runnable cell after. ``max_cells``: default ``BENCHFARM_MAX_CELLS`` (10,000)."""
+    data, lines = parse_yaml(text, source, max_bytes=MAX_SPEC_BYTES)
+    check_sizes(data, lines, source, max_cells)
+    spec = validate(MatrixSpec, data, lines, source)
+    check_plan(spec, lines, source)
+    return spec
+

@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -137,7 +149,8 @@ class Result(Base):
     p10_ms: Mapped[float] = mapped_column(Float)
     p90_ms: Mapped[float] = mapped_column(Float)
     mean_ms: Mapped[float] = mapped_column(Float)
-    peak_memory_bytes: Mapped[int] = mapped_column(Integer)
+    # BIGINT: PostgreSQL's INTEGER stops at 2 GiB; the contract allows up to 2^50
+    peak_memory_bytes: Mapped[int] = mapped_column(BigInteger)
     energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
     # stability of the launch's iterations (orchestrator.analysis.stability): kept as columns so a
     # device's history is one query, not a read of every document
@@ -242,3 +255,18 @@ class ProfileOperator(Base):
     module_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     debug_handle: Mapped[int | None] = mapped_column(Integer, nullable=True)
     profile: Mapped[Profile] = relationship(back_populates="operators")
+
+
+class OutboxBatch(Base):
+    """Messages and events committed with the transaction that produced them, until sent.
+
+    Sent after the commit and deleted; a batch still here a while after its commit belongs to
+    a process that died (or lost the broker) in between, and the reconciler sends it. Sending
+    twice is harmless: a run_job message is claimed once (``attempt:<id>``), an export is
+    answered once per waiting job."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    messages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)

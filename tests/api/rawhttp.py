@@ -36,8 +36,9 @@ def api_process(env: dict[str, str], log: Path) -> Iterator[tuple[int, psutil.Pr
     """``benchfarm api`` on a free port; yields (port, the server's process)."""
     port = free_port()
     with open(log, "wb") as out:
+        # cwd away from any checkout: "python -c" puts the cwd first on sys.path, before PYTHONPATH
         proc = subprocess.Popen([sys.executable, "-c", API, "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent)
     try:
         def up() -> bool:
             try:
@@ -63,12 +64,12 @@ def _parse(raw: bytes) -> tuple[int, bytes]:
 
 def push(port: int, path: str, total: int, server: psutil.Process, headers: dict[str, str] | None = None,
          chunked: bool = False, payload: bytes | None = None) -> Answer:
-    """POST ``total`` body bytes (``payload`` itself when given, else filler) and stop sending as
-    soon as the server answers or hangs up."""
+    """POST ``total`` body bytes (``payload`` itself when given, else one JSON document
+    ``{"spec": "xxx..."}`` of that size) and stop sending as soon as the server answers or hangs up."""
     hdrs = {"Host": "127.0.0.1", "Content-Type": "application/json", **(headers or {})}
     hdrs["Transfer-Encoding" if chunked else "Content-Length"] = "chunked" if chunked else str(total)
     head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-    filler = b"x" * CHUNK
+    head_json, tail_json, filler = b'{"spec": "', b'"}', b"x" * CHUNK
     sock = socket.create_connection(("127.0.0.1", port), timeout=60)
     sock.sendall(head.encode())
     sent, raw, peak = 0, b"", server.memory_info().rss
@@ -91,7 +92,15 @@ def push(port: int, path: str, total: int, server: psutil.Process, headers: dict
                 raise TimeoutError(f"no answer after {sent} body bytes")
             if not pending:
                 n = min(CHUNK, total - sent)
-                piece = payload[sent:sent + n] if payload is not None else filler[:n]
+                if payload is not None:
+                    piece = payload[sent:sent + n]
+                else:  # filler, with the document's first and last bytes where they fall
+                    piece = bytearray(filler[:n])
+                    if sent == 0:
+                        piece[:len(head_json)] = head_json
+                    if sent + n == total:
+                        piece[n - len(tail_json):] = tail_json
+                    piece = bytes(piece)
                 sent += n
                 pending = (f"{n:x}\r\n".encode() + piece + b"\r\n" + (b"0\r\n\r\n" if sent >= total else b"")
                            if chunked else piece)

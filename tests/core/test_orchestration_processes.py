@@ -91,8 +91,9 @@ def test_an_agent_killed_mid_benchmark_loses_nothing(bf_env, procs):
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
     start_stack(procs, ["victim", "survivor"], lease_ttl="3")
     warm_up(fleet, 2)
-    # long enough (tens of seconds even on an idle machine) that the kill lands mid-benchmark
-    run_id = submit(fleet, spec("long", 1, 100000, timeout_s=600), "manual")
+    # long enough (tens of seconds on an idle machine: each iteration also preprocesses a 1080p
+    # frame) that the kill lands mid-benchmark
+    run_id = submit(fleet, spec("long", 1, 30000, timeout_s=600), "manual")
 
     def running_attempt():
         with session() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -60,3 +61,12 @@ def test_lock_expires_if_the_holder_dies(redis_client) -> None:
     name = LOCK_PREFIX + "d" * 64
     with export_lock(redis_client, "d" * 64, ready=lambda: False, ttl_s=60):
         assert 0 < redis_client.pttl(name) <= 60_000
+
+
+def test_a_held_lock_is_renewed_while_its_holder_lives(redis_client) -> None:
+    # a short TTL frees a dead exporter's lock within a minute; a live one keeps it renewed
+    name = LOCK_PREFIX + "e" * 64
+    with export_lock(redis_client, "e" * 64, ready=lambda: False, ttl_s=2):
+        time.sleep(4)  # twice the TTL: only the renewals keep it
+        assert redis_client.exists(name)
+    assert not redis_client.exists(name)

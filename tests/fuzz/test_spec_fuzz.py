@@ -85,6 +85,9 @@ def test_numbers_and_sizes_out_of_range_are_located(value: object) -> None:
 def test_a_huge_resolution_list_is_accepted_only_within_bounds() -> None:
     doc = yaml.safe_load(yaml.safe_dump(VALID))
     doc["parameters"]["input_resolution"] = [64] * 19_999 + [4096]
+    with pytest.raises(SpecError, match=r"^fuzz\.yaml:\d+: parameters\.input_resolution: 20,000 entries"):
+        loads_spec(yaml.safe_dump(doc), SOURCE)
+    doc["parameters"]["input_resolution"] = [*range(16, 79), 4096]
     with pytest.raises(SpecError, match=r"^fuzz\.yaml:\d+: parameters\.input_resolution.*4096"):
         loads_spec(yaml.safe_dump(doc), SOURCE)
 

@@ -7,6 +7,7 @@ message; it is never stored as a measurement.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -32,6 +33,8 @@ MAX_RESULT_BYTES = 8 * 1024 * 1024
 # job the agent accepts is one every harness can allocate. Same bound in the Swift core (Job.swift).
 MAX_INPUT_ELEMENTS = 64 * 1024 * 1024
 FIXTURES_DIR = SCHEMA_DIR / "fixtures"
+# a refused document's message names its first error; past this many nobody reads them
+MAX_ERRORS = 10
 
 
 class ContractError(ValueError):
@@ -68,15 +71,38 @@ def _check_finite(value: Any, path: str = "$") -> None:
             _check_finite(v, f"{path}[{i}]")
 
 
+def _check_lengths(sch: dict[str, Any], doc: Any, root: dict[str, Any], path: str = "$") -> None:
+    """Every array's ``maxItems``, before the schema walks its items: jsonschema checks each item
+    first (a million samples cost seconds even when every one is fine, and one error object each
+    when none is). Follows ``properties`` and ``$ref`` only: arrays inside arrays are bounded by
+    their parent's length."""
+    if "$ref" in sch:
+        sch = root["$defs"][sch["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(doc, list) and "maxItems" in sch and len(doc) > sch["maxItems"]:
+        raise ContractError(f"document invalid at {path}: {len(doc):,} items, over the limit of {sch['maxItems']:,}")
+    if isinstance(doc, dict):
+        for key, sub in (sch.get("properties") or {}).items():
+            if key in doc:
+                _check_lengths(sub, doc[key], root, f"{path}.{key}")
+
+
 def _validate(name: str, doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ContractError(f"{name} document must be a JSON object, got {type(doc).__name__}")
+    validator = _validator(name)
+    try:
+        _check_lengths(validator.schema, doc, validator.schema)
+    except ContractError as exc:
+        raise ContractError(f"{name} {exc}") from None
     if not _fast_validator(name).is_valid(doc):
-        # not accepted by the fast path: jsonschema, the reference, decides and names every error
-        # (sorted, so the message is stable)
-        errors = sorted(_validator(name).iter_errors(doc), key=lambda e: list(e.absolute_path))
+        # not accepted by the fast path: jsonschema, the reference, decides and names the first few
+        # errors (sorted, so the message is stable; a document can hold a million wrong values, and
+        # collecting and sorting an error object for each took 25 s and 3.5 GB, or crashed)
+        errors = sorted(itertools.islice(validator.iter_errors(doc), MAX_ERRORS + 1),
+                        key=lambda e: list(e.absolute_path))
         if errors:
-            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            more = "" if len(errors) == 1 else f" (+{len(errors) - 1} more)" if len(errors) <= MAX_ERRORS \
+                else f" (+{MAX_ERRORS} or more others)"
             raise ContractError(f"{name} document invalid at {_where(errors[0].absolute_path)}: "
                                 f"{errors[0].message[:300]}{more}")
     _check_finite(doc)

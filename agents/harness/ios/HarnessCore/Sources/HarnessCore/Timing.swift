@@ -16,7 +16,8 @@ public struct Timebase {
 
     /// Milliseconds between two ticks. `end - start` on UInt64 traps when end < start (a clock
     /// read out of order); such an interval is 0, never a crash or a negative number (the
-    /// schema's minimum is 0). Done in Double: ticks * numer can overflow UInt64.
+    /// schema refuses a 0 latency, so that attempt is retried rather than stored). Done in
+    /// Double: ticks * numer can overflow UInt64.
     public func ms(from start: UInt64, to end: UInt64) -> Double {
         guard end > start else { return 0 }
         return Double(end - start) * Double(numer) / Double(denom) / 1_000_000.0
