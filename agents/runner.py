@@ -196,8 +196,10 @@ def _execute(payload: dict[str, Any]) -> None:
             return
         _bounce(payload, str(exc))
         return
-    # No "started" message: the lease's own event tells the coordinator (device_history), and
-    # the report carries the start in case it is recorded first.
+    # The lease's own event also tells the coordinator (device_history); this message makes the
+    # job show running at once, and the report carries the start in case it is recorded first.
+    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id,
+                                        "host": dev.host, "lease_token": lease.token})
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
                               "host": dev.host, "lease_token": lease.token, "started_at": time.time()}
     heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))

@@ -95,7 +95,7 @@ def spec_text(name: str, device_class: str, n_jobs: int) -> tuple[str, int]:
     r = max(1, math.ceil(n_jobs / k))
     res = RESOLUTIONS[:k]
     return (f"name: {name}\nmodels: [tiny_cnn]\nbackends: [xnnpack]\ndevices: [{device_class}]\n"
-            f"parameters: {{input_resolution: {res}, warmup: 1, iterations: 5, repeats: {r}, timeout_s: 60}}\n"), k * r
+            f"parameters: {{input_resolution: {res}, warmup: 1, iterations: 5, repeats: {r}, timeout_s: 600}}\n"), k * r
 
 
 _PROGRAMS: dict[str, str] = {}  # export request key -> stored artifact key

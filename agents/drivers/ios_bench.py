@@ -89,17 +89,21 @@ async def run_harness(s: Session, job: dict[str, Any], startup_s: float, poll_s:
     deadline_s = float(job["timeout_s"]) + startup_s
     launched = time.time()
     try:
-        async with container(s) as ha, s.process_control() as pc, ios_logs.capture(s, HARNESS_BUNDLE_ID) as logs:
+        async with container(s) as ha, s.process_control() as pc, ios_logs.capture(s, HARNESS_BUNDLE_ID) as logs, \
+                ios_metrics.sample(s, simulated) as sampler:
+            async with s.step("instruments_ready"):
+                await sampler.wait_ready(ios_metrics.READY_TIMEOUT_S)
             async with s.step("launch"):
                 pid = await s.call("launch", pc.launch(
                     HARNESS_BUNDLE_ID, arguments=["--benchfarm-job", f"Documents/{JOB_FILE}"],
                     environment={"BENCHFARM_ATTEMPT_ID": str(job["attempt_id"])}, kill_existing=True),
                     "launch_failed")
             logs.pid = pid
+            sampler.watch(pid)
             try:
                 async with s.step("wait_result", pid=pid, budget_s=round(deadline_s, 1)) as entry:
-                    async with ios_metrics.sample(s, pid, simulated) as sampler:
-                        entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
+                    entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
+                    await sampler.finish()
                 metrics = sampler.block()
                 entry["device_metrics"] = {"memory_samples": (metrics["memory"] or {}).get("samples", 0),
                                            "energy_samples": (metrics["energy"] or {}).get("samples", 0),

@@ -3,7 +3,8 @@
 The harness reports its own peak memory (and, where it can, energy); the device's instruments
 server sees the same process from outside. While the harness runs (load, warm-up and the timed
 iterations) the driver samples its pid on a second DVT connection, so a sampler that fails
-cannot disturb process control:
+cannot disturb process control; the launch waits (bounded) until sysmontap streams, so the
+samples start with the harness:
 
 - ``dvt.sysmontap``: CPU % and physical footprint (``physFootprint``, what jetsam counts), with
   pymobiledevice3's ``Sysmontap`` asking only for the attributes used;
@@ -44,6 +45,7 @@ SIMULATED_INTERVAL_S = 0.05
 PROC_ATTRS = ["pid", "name", "cpuUsage", "physFootprint"]
 SYS_ATTRS = ["physMemSize"]
 STOP_TIMEOUT_S = 10.0  # closing the channels and the DVT connection after the run
+READY_TIMEOUT_S = 10.0  # the launch waits at most this long for the instruments to stream
 SOURCES = ("dvt.sysmontap", "dvt.energy", "diagnostics.battery")
 
 
@@ -54,8 +56,10 @@ def _reason(exc: BaseException) -> str:
 class DeviceSampler:
     """Collects samples of one pid until stopped; ``block()`` summarises them."""
 
-    def __init__(self, pid: int, simulated: bool) -> None:
-        self.pid = pid
+    def __init__(self, simulated: bool) -> None:
+        self.pid: int | None = None  # set by watch(), once the harness is launched
+        self.watching = asyncio.Event()
+        self.ready = asyncio.Event()  # sysmontap streams, or sampling gave up
         self.simulated = simulated
         self.interval_s = SIMULATED_INTERVAL_S if simulated else INTERVAL_S
         self.cpu: list[float] = []
@@ -65,17 +69,33 @@ class DeviceSampler:
         self.battery: dict[str, Any] | None = None
         self.missing: dict[str, str] = {}
         self.stop = asyncio.Event()
-        self.started = time.monotonic()
+        self.task: asyncio.Future[None] | None = None
+        self.started: float | None = None
         self.ended: float | None = None
 
+    def watch(self, pid: int) -> None:
+        """Start counting samples of ``pid`` (the connection and sysmontap are already running)."""
+        self.pid, self.started = pid, time.monotonic()
+        self.watching.set()
+
     async def run(self, s: Session) -> None:
-        await self._battery(s)
+        battery = asyncio.ensure_future(self._battery(s))
         try:
             async with DvtProvider(await s.dvt_target()) as dvt:
                 await asyncio.gather(self._sysmontap(dvt), self._energy(dvt))
         except Exception as exc:  # no DVT at all: both DVT sources are missing, for the same reason
             for source in SOURCES[:2]:
                 self.missing.setdefault(source, _reason(exc))
+        finally:
+            self.ready.set()
+            await battery
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Until sysmontap streams (or sampling gave up): a launch before that would go unseen
+        for as long as DVT takes to connect, which over a userspace tunnel on a busy host is
+        longer than a short run. Bounded: after ``timeout_s`` the launch goes ahead."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout_s)
 
     async def _battery(self, s: Session) -> None:
         try:
@@ -104,6 +124,7 @@ class DeviceSampler:
         try:
             tap = Sysmontap(dvt, PROC_ATTRS, SYS_ATTRS, interval_ms=max(1, int(self.interval_s * 1000)))
             async with tap:
+                self.ready.set()
                 async for procs in tap.iter_processes():
                     for p in procs:
                         if p.get("pid") == self.pid:
@@ -112,6 +133,8 @@ class DeviceSampler:
                         return
         except Exception as exc:
             self.missing["dvt.sysmontap"] = _reason(exc)
+        finally:
+            self.ready.set()  # streaming or not, the launch need not wait any longer
 
     def _keep_process(self, p: dict[str, Any]) -> None:
         if isinstance(p.get("cpuUsage"), int | float):  # the first sample of a process has none
@@ -120,6 +143,15 @@ class DeviceSampler:
             self.footprint.append(int(p["physFootprint"]))
 
     async def _energy(self, dvt: DvtProvider) -> None:
+        # the gauge samples chosen pids: wait for the launch (or the end, if the launch failed)
+        waits = [asyncio.ensure_future(self.watching.wait()), asyncio.ensure_future(self.stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if self.pid is None:
+            return
         try:
             async with EnergyMonitor(dvt, [self.pid]) as energy:
                 async for sample in energy:
@@ -135,10 +167,31 @@ class DeviceSampler:
         except Exception as exc:
             self.missing["dvt.energy"] = _reason(exc)
 
+    async def finish(self) -> None:
+        """Stop sampling and close the channels (bounded); idempotent."""
+        task = self.task
+        if task is None:
+            return
+        self.task = None
+        self.ended = time.monotonic()
+        self.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S + self.interval_s)
+        except TimeoutError:
+            for source in SOURCES[:2]:
+                self.missing.setdefault(source, f"the sampler did not stop within {STOP_TIMEOUT_S:.0f} s")
+        except Exception as exc:  # run() catches its own failures; this is a bug, not the benchmark's
+            self.missing.setdefault("dvt.sysmontap", _reason(exc))
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
     def block(self) -> dict[str, Any]:
         """The ``device_metrics`` block (result schema ``$defs/device_metrics``), without the
         per-inference energy, which needs the harness's latencies (``runner.launch`` adds it)."""
-        window = (self.ended or time.monotonic()) - self.started
+        window = max(0.0, (self.ended or time.monotonic()) - (self.started or time.monotonic()))
         out: dict[str, Any] = {"simulated": self.simulated, "window_s": round(window, 3),
                                "interval_s": self.interval_s, "memory": None, "energy": None,
                                "battery": self.battery}
@@ -161,24 +214,13 @@ class DeviceSampler:
 
 
 @contextlib.asynccontextmanager
-async def sample(s: Session, pid: int, simulated: bool) -> AsyncIterator[DeviceSampler]:
-    """Sample ``pid`` in the background for as long as the block runs; never raises for the sampler."""
-    sampler = DeviceSampler(pid, simulated)
-    task = asyncio.ensure_future(sampler.run(s))
+async def sample(s: Session, simulated: bool) -> AsyncIterator[DeviceSampler]:
+    """Connect the instruments in the background now (before the launch: setting up DVT, over a
+    userspace tunnel above all, takes a while) and count the pid given to ``watch`` until
+    ``finish`` or the end of the block. Never raises for the sampler."""
+    sampler = DeviceSampler(simulated)
+    sampler.task = asyncio.ensure_future(sampler.run(s))
     try:
         yield sampler
     finally:
-        sampler.ended = time.monotonic()
-        sampler.stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S + sampler.interval_s)
-        except TimeoutError:
-            for source in SOURCES[:2]:
-                sampler.missing.setdefault(source, f"the sampler did not stop within {STOP_TIMEOUT_S:.0f} s")
-        except Exception as exc:  # run() catches its own failures; this is a bug, not the benchmark's
-            sampler.missing.setdefault("dvt.sysmontap", _reason(exc))
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        await sampler.finish()

@@ -243,6 +243,7 @@ def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str
                     "p90_ms": st.p90, "load_time_ms": base["load_time_ms"],
                     "peak_memory_bytes": base["peak_memory_bytes"],
                     "energy_mj_per_inference": base.get("energy_mj_per_inference"),
+                    "device_metrics": base.get("device_metrics"),  # schema-checked with the document
                     "simulated": bool(base["simulated"])}
 
 

@@ -25,6 +25,7 @@ from orchestrator.export.recipe import artifact_key, keyed_without_exporter, req
 from orchestrator.export.request import ExportRequest
 from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.spec.yamlpos import SpecError
 from orchestrator.store import audit
 from orchestrator.store.audit import Actor
 from orchestrator.store.db import session as db_session
@@ -49,9 +50,10 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     rule = run_rules.resolved(spec.parameters.run_rules, trigger)
     iterations = run_rules.iterations(spec.parameters.iterations, run_rules.of_run(rule))
     if rule["min_duration_s"] >= spec.parameters.timeout_s:  # every job would time out
-        raise ValueError(f"parameters.run_rules: a {trigger} run measures each cell for at least "
-                         f"{rule['min_duration_s']:g} s ({rule['source']} rule), which does not fit in "
-                         f"parameters.timeout_s ({spec.parameters.timeout_s} s)")
+        # a spec problem (422 in the API, exit 2 in the CLI), found only once the trigger is known
+        raise SpecError([f"{source or 'spec'}: parameters.run_rules: a {trigger} run measures each cell for "
+                         f"at least {rule['min_duration_s']:g} s ({rule['source']} rule), which does not fit "
+                         f"in parameters.timeout_s ({spec.parameters.timeout_s} s)"])
     with db_session() as s:
         # clipped to their columns: provenance, not input the spec validation saw
         run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by[:200], priority=priority,
