@@ -174,3 +174,12 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, every
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def register_model_packages(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, *packages: str) -> None:
+    """Register test-only model packages (``import:`` sources) with this process — the
+    submitter's spec validation — and, through ``env``, with the worker/exporter processes a
+    test starts from it (the exporter checks the list again before running any code)."""
+    value = ",".join(packages)
+    monkeypatch.setenv("BENCHFARM_MODEL_PACKAGES", value)
+    env["BENCHFARM_MODEL_PACKAGES"] = value

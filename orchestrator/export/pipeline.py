@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import config
-from orchestrator.export import lowering
+from orchestrator.export import isolated, lowering
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
 from orchestrator.export.recipe import CALIBRATION_BATCHES, CALIBRATION_SEED, recipe, versions
@@ -66,8 +66,10 @@ def _etrecord_bytes(program: Any) -> bytes | None:
     return buf.getvalue()
 
 
-def _lower(req: ExportRequest, backend: Backend) -> Produced:
-    """Export and lower a torch source: program bytes, metadata, golden document, ETRecord."""
+def lower_torch_source(req: ExportRequest, backend: Backend) -> Produced:
+    """Export and lower a torch source: program bytes, metadata, golden document, ETRecord.
+
+    Builds and runs the model: only ever called in ``isolated``'s child process."""
     # torch only here: storing a program file (``pte:``) needs none, so the API can do it
     import torch
     from executorch.exir import to_edge_transform_and_lower
@@ -96,8 +98,8 @@ def _lower(req: ExportRequest, backend: Backend) -> Produced:
 
 def _produce(req: ExportRequest, backend: Backend, rec: dict[str, Any]) -> Produced:
     source = Source.parse(req.source)
-    if not source.is_program:
-        return _lower(req, backend)
+    if not source.is_program:  # model code and lowering run in a child process, never in the worker
+        return isolated.lower(req)
     data = check_pte(Path(source.ref)).read_bytes()
     if hashlib.sha256(data).hexdigest() != rec["pte_sha256"]:
         raise BadSource(f"pte source {source.ref} changed while it was being stored; try again")

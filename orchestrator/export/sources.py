@@ -1,10 +1,13 @@
 """Where a model comes from: ``zoo:<name>``, ``import:<pkg.module:factory>`` or ``pte:<path>``.
 
-A source's *fingerprint* goes into the artifact key. For torch sources it hashes the
-Python source of every module that defines a class in the built model (so editing a
-block's forward re-exports, editing an unrelated file does not) plus the weights
-themselves (a factory that loads a checkpoint is covered, so is a seed change). For a
-``.pte`` source it is the file's sha256: the program is stored as-is, keyed by content.
+A source's *fingerprint* goes into the artifact key. For a zoo model it hashes the Python
+source of every module that defines a class in the built model (so editing a block's
+forward re-exports, editing an unrelated file does not) plus the weights themselves (so is
+a seed change). An ``import:`` source must belong to a registered model package
+(``orchestrator.export.trust``, checked by string when the spec is validated) and is keyed
+by that package's bytes, never by running it: only the exporter's isolated child process
+calls its factory. For a ``.pte`` source it is the file's sha256: the program is stored
+as-is, keyed by content.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.export import zoo_index
+from orchestrator.export import trust, zoo_index
 from orchestrator.export.artifacts import file_sha256
 
 if TYPE_CHECKING:  # torch is imported where a model is built, never to parse or key a program
@@ -47,7 +50,11 @@ class Source:
         elif kind == "import":
             mod, _, attr = ref.partition(":")
             if not mod or not attr.isidentifier():
-                raise BadSource(f"import source must be 'import:pkg.module:factory', got {source!r}")
+                raise BadSource(f"import source must be 'import:pkg.module:factory', got {source[:200]!r}")
+            try:  # by string: nothing named by a spec is imported to check it
+                trust.registered_package(mod)
+            except trust.UntrustedSource as exc:
+                raise BadSource(f"{source[:200]}: {exc}") from None
         elif kind == "pte":
             if not ref.endswith(".pte"):
                 raise BadSource(f"pte source must name a .pte file, got {ref!r}")
@@ -61,7 +68,10 @@ class Source:
 
 
 def build_model(source: Source) -> torch.nn.Module:
-    """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``."""
+    """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``.
+
+    An ``import:`` source runs its package's code: call this only in the exporter's isolated
+    child process (``orchestrator.export.isolated``)."""
     import torch
 
     from orchestrator.export import zoo
@@ -83,13 +93,11 @@ def build_model(source: Source) -> torch.nn.Module:
 
 
 @lru_cache(maxsize=64)
-def _torch_fingerprint(source: Source) -> str:
+def _zoo_fingerprint(source: Source) -> str:
     # Cached per process like Python's own import cache: a worker sees the code it imported.
     model = build_model(source)
     h = hashlib.sha256()
     modules = {type(m).__module__ for m in model.modules()} - {None}
-    if source.kind == "import":
-        modules.add(source.ref.partition(":")[0])  # the factory's own code (it may configure torch layers)
     for name in sorted(modules):
         if name.startswith("torch."):
             continue  # torch's own layers are covered by the torch version in the recipe
@@ -124,4 +132,9 @@ def check_pte(path: Path) -> Path:
 def fingerprint(source: Source) -> str:
     if source.is_program:
         return file_sha256(check_pte(Path(source.ref)))
-    return _torch_fingerprint(source)
+    if source.kind == "import":
+        try:  # the package's bytes, read from disk: keying a model never runs its code
+            return trust.code_fingerprint(source.ref.partition(":")[0])
+        except (trust.UntrustedSource, OSError) as exc:
+            raise BadSource(f"import:{source.ref}: {exc}") from None
+    return _zoo_fingerprint(source)

@@ -53,18 +53,30 @@ class ModelRef(StrictModel):
             return {"name": value}
         return value
 
-    @model_validator(mode="after")
-    def _check_source(self) -> ModelRef:
-        # the export pipeline's own parser: a spec accepts exactly the sources it can build
-        from orchestrator.export.sources import BadSource, Source
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, source: str) -> str:
+        # the export pipeline's own parser, by string only: a spec accepts exactly the sources
+        # the farm may build, and naming a module never imports it (orchestrator.export.trust)
+        if source:
+            _parse_source(source)
+        return source
 
-        source = self.source or f"zoo:{self.name}"
-        try:
-            Source.parse(source)
-        except BadSource as exc:
-            raise ValueError(str(exc)) from None
-        object.__setattr__(self, "source", source)
+    @model_validator(mode="after")
+    def _default_source(self) -> ModelRef:
+        if not self.source:
+            _parse_source(f"zoo:{self.name}")
+            object.__setattr__(self, "source", f"zoo:{self.name}")
         return self
+
+
+def _parse_source(source: str) -> None:
+    from orchestrator.export.sources import BadSource, Source
+
+    try:
+        Source.parse(source)
+    except BadSource as exc:
+        raise ValueError(str(exc)) from None
 
 
 class DeviceSelector(StrictModel):

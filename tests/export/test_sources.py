@@ -33,9 +33,10 @@ def make():
 
 
 @pytest.fixture
-def user_modules(tmp_path: Path) -> Path:
+def user_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, classes in (("bf_user_net_a", 10), ("bf_user_net_b", 12)):
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(MODULE.format(classes=classes)))
+    monkeypatch.setenv("BENCHFARM_MODEL_PACKAGES", "bf_user_net_a,bf_user_net_b,bf_no_such_module")
     sys.path.insert(0, str(tmp_path))
     yield tmp_path
     sys.path.remove(str(tmp_path))
@@ -49,15 +50,21 @@ def test_import_source_exports_and_its_code_is_in_the_key(store, user_modules: P
     assert store.golden(art.key)["shape"] == [1, 10]
     other = artifact_key(ExportRequest("user-net", "import:bf_user_net_b:make", "xnnpack", 32))
     assert other != art.key
+    # the factory ran in the exporter's child process, never in this one; the key is the code's bytes
+    assert "bf_user_net_a" not in sys.modules
+    code = user_modules / "bf_user_net_a.py"
+    code.write_text(code.read_text() + "\n# an edit\n")
+    assert artifact_key(req) != art.key and "bf_user_net_a" not in sys.modules
 
 
 @pytest.mark.parametrize(("source", "message"), [
-    ("import:bf_no_such_module:make", "cannot import"),
+    ("import:bf_no_such_module:make", "not installed on this host"),
+    ("import:os:abort", "not in a registered model package"),
     ("import:os.path:join()", "import:pkg.module:factory"),
     ("zoo:resnet19", "unknown zoo model"),
     ("http://example.com/model", "must start with"),
 ])
-def test_bad_sources_are_clear_errors(store, source: str, message: str) -> None:
+def test_bad_sources_are_clear_errors(store, user_modules: Path, source: str, message: str) -> None:
     with pytest.raises(BadSource, match=message):
         export_artifact(ExportRequest("m", source, "xnnpack", 32), store)
 

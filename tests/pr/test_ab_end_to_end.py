@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy import select
 
 from device_inventory.fleet import Fleet
@@ -18,7 +20,7 @@ from orchestrator.pr.verify import AB_BASIS
 from orchestrator.spec.matrix import loads_spec
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result, Run
-from tests.conftest import Procs, wait_until
+from tests.conftest import Procs, register_model_packages, wait_until
 from tests.webhook_sink import webhook_sink
 
 CELL = "backends: [xnnpack]\ndevices: [host-cpu]\nparameters: {input_resolution: [64], warmup: 2, iterations: 30, " \
@@ -33,7 +35,8 @@ def _finalized(run_id: str) -> bool:
 
 
 def test_pr_cell_runs_interleaved_with_its_baseline_and_a_regression_is_verified(
-        svc_env: dict[str, str], tmp_path: Path) -> None:
+        svc_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_model_packages(svc_env, monkeypatch, "tests.pr.ab_models")  # the PR's import: source
     sink = webhook_sink()
     hook_url, hooks = sink.__enter__()
     procs = Procs(dict(svc_env, BENCHFARM_WEBHOOK_URL=hook_url), tmp_path)

@@ -29,7 +29,7 @@ from orchestrator.store import profiles
 from orchestrator.store.db import session
 from orchestrator.store.models import Job, Result, Run
 from tests.browser import go_offline, headless_chromium
-from tests.conftest import wait_until
+from tests.conftest import register_model_packages, wait_until
 
 PARAMS = "parameters: {{input_resolution: [64], warmup: 2, iterations: 20, timeout_s: 120, ab_rounds: 2, " \
          "profile_iterations: 10{extra}}}\n"
@@ -62,7 +62,8 @@ def cli(env, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_profiles_end_to_end(bf_env, procs, tmp_path: Path) -> None:
+def test_profiles_end_to_end(bf_env, procs, tmp_path: Path, monkeypatch) -> None:
+    register_model_packages(bf_env, monkeypatch, "tests.profile.models")  # the PR's import: source
     procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
     agent = procs.start("agent", "agent", "--driver", "host", "--name", "prof")
     fleet = Fleet.from_url(bf_env["REDIS_URL"])
