@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents import device_metrics
+from agents.harness import frame
 from agents.harness.contract import validate_result
 from orchestrator.analysis.launches import RoundsDecision, decide, looks_for, round_ratios
 
@@ -160,7 +162,25 @@ def merge_documents(docs: list[dict[str, Any]]) -> dict[str, Any]:
         if key in last:
             merged[key] = last[key]
     merged["simulated"] = any(d["simulated"] for d in docs)
+    merged.pop(device_metrics.KEY, None)
+    if (block := device_metrics.merge([d.get(device_metrics.KEY) for d in docs])) is not None:
+        merged[device_metrics.KEY] = block
+    _merge_frame_pipeline(merged)
     return validate_result(merged)
+
+
+def _merge_frame_pipeline(merged: dict[str, Any]) -> None:
+    """The merged document's stage summary is over every launch's samples, or absent."""
+    fp = merged.pop("frame_pipeline", None)
+    if fp is None:
+        return
+    block = frame.pipeline_block(merged.get("preprocess_ms") or [], merged["latencies_ms"],
+                                 merged.get("postprocess_ms") or [], simulated=fp["simulated"],
+                                 source=fp["source"], preprocess=fp.get("preprocess", ""),
+                                 postprocess=fp.get("postprocess", ""),
+                                 frame=(fp["frame"]["width"], fp["frame"]["height"]))
+    if block is not None:
+        merged["frame_pipeline"] = block
 
 
 def round_summary(arm: str, doc: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import tenacity
 
-from agents import ab, conditions, etdumps
+from agents import ab, conditions, device_metrics, etdumps
 from agents.harness.contract import ContractError, parse_result, validate_job
 from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
@@ -270,6 +270,7 @@ def launch(ctx: DeviceContext, dev: DeviceInfo, job: dict[str, Any], artifact_ke
             if (doc["job_id"], doc["attempt_id"], doc["attempt_token"]) != (
                     job["job_id"], job["attempt_id"], job["attempt_token"]):
                 raise ContractError("result document belongs to another job/attempt/lease")
+            doc = device_metrics.attach(ctx.driver, dev, job, doc)  # the device's figures, beside the harness's
         etdumps.keep(ctx.driver, dev, job, doc, arm=step_args.get("arm", "A"))
         return doc
     finally:

@@ -23,7 +23,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from agents.drivers import host_profile
+from agents.harness import frame
 from agents.harness.contract import (
     JOB_FILE,
     RESULT_FILE,
@@ -125,29 +128,50 @@ def run_job(job_dir: Path) -> dict:
         program = Runtime.get().load_program(str(job_dir / job["model_file"]))
         method = program.load_method("forward")
         load_ms = (time.perf_counter() - t0) * 1000
-        x = torch.from_numpy(golden_input(job["input_shape"], job["golden_input"]["seed"]))
-        warm = []
-        for _ in range(job["warmup"]):
-            t = time.perf_counter()
-            method.execute([x])
-            warm.append((time.perf_counter() - t) * 1000)
-        lat = []
-        out = None
+        shape = job["input_shape"]
+        x_np = np.zeros(shape, dtype=np.float32)
+        x = torch.from_numpy(x_np)  # shares x_np's memory: preprocessing writes the tensor in place
+        frames = frame.Preprocessor(frame.synthetic_frame(), x_np) if frame.image_input(shape) else None
+        if frames is None:
+            x_np[...] = golden_input(shape, job["golden_input"]["seed"])
+        warm: list[float] = []
+        lat: list[float] = []
+        pre: list[float] = []
+        post: list[float] = []
         deadline = time.monotonic() + float(job["timeout_s"])
-        for _ in range(job["iterations"]):
-            t = time.perf_counter()
+        for i in range(job["warmup"] + job["iterations"]):
+            t0 = time.perf_counter()
+            if frames is not None:
+                frames.run()
+            t1 = time.perf_counter()
             out = method.execute([x])
-            lat.append((time.perf_counter() - t) * 1000)
+            t2 = time.perf_counter()
+            if frames is not None:
+                frame.postprocess(out[0].detach().numpy())
+            t3 = time.perf_counter()
+            if i < job["warmup"]:
+                warm.append((t2 - t1) * 1000)
+            else:
+                lat.append((t2 - t1) * 1000)
+                pre.append((t1 - t0) * 1000)
+                post.append((t3 - t2) * 1000)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {len(lat)} of {job['iterations']} iterations")
+        # the output the coordinator checks comes from the contract's golden input, untimed
+        x_np[...] = golden_input(shape, job["golden_input"]["seed"])
+        golden = method.execute([x])
         doc.update(
             status="ok",
             load_time_ms=load_ms,
             warmup_latencies_ms=warm,
             latencies_ms=lat,
             peak_memory_bytes=max(0, _peak_rss_bytes() - idle_rss),
-            output=summarize_output(out[0].detach().numpy()) if out is not None else None,
+            output=summarize_output(golden[0].detach().numpy()),
         )
+        if frames is not None:
+            doc.update(preprocess_ms=pre, postprocess_ms=post, frame_pipeline=frame.pipeline_block(
+                pre, lat, post, simulated=False, source="measured",
+                preprocess=frame.HOST_PREPROCESS, postprocess=frame.HOST_POSTPROCESS))
     except TimeoutError as exc:
         doc.update(status="error", error={"category": "timeout", "message": str(exc)[:4000]})
     except Exception as exc:  # the model failed, not the harness: report it as data

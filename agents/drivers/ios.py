@@ -95,6 +95,8 @@ class IosDriver:
         self._installed: dict[str, str] = {}  # udid -> build hash this driver installed
         self._known: dict[str, DeviceInfo] = {}  # udid -> description, while attached and paired
         self._placeholder: IpaInfo | None = None
+        # udid -> (attempt id, device_metrics) of the last run, until the agent takes it
+        self._metrics: dict[str, tuple[str, dict[str, Any]]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ios-driver-loop", daemon=True)
         self._thread.start()
@@ -244,11 +246,20 @@ class IosDriver:
             await s.close()
 
     def run(self, device: DeviceInfo, job: dict[str, Any]) -> bytes:
-        """Launch the harness and return the raw result.json bytes (contract-checked)."""
+        """Launch the harness and return the raw result.json bytes (contract-checked); the
+        device's own figures of the run wait in ``take_device_metrics``."""
         budget = float(job["timeout_s"]) + self.startup_allowance_s + 8 * self.target.call_timeout_s
-        return self._sync(self._run(device, job), budget)
+        self._metrics.pop(device.id, None)
+        raw, metrics = self._sync(self._run(device, job), budget)
+        self._metrics[device.id] = (str(job["attempt_id"]), metrics)
+        return raw
 
-    async def _run(self, device: DeviceInfo, job: dict[str, Any]) -> bytes:
+    def take_device_metrics(self, device: DeviceInfo, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``device_metrics`` block of the last ``run`` of ``job`` on ``device`` (once), else None."""
+        attempt, metrics = self._metrics.pop(device.id, ("", None))
+        return metrics if attempt == str(job["attempt_id"]) else None
+
+    async def _run(self, device: DeviceInfo, job: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         s = await self._session(device.id)
         try:
             return await ios_bench.run_harness(s, job, self.startup_allowance_s, self.poll_interval_s,

@@ -18,7 +18,7 @@ from pymobiledevice3.services.afc import AfcService
 from pymobiledevice3.services.house_arrest import HouseArrestService
 from pymobiledevice3.services.installation_proxy import InstallationProxyService
 
-from agents.drivers import ios_logs
+from agents.drivers import ios_logs, ios_metrics
 from agents.drivers.ios_ipa import HARNESS_BUNDLE_ID, IpaInfo
 from agents.drivers.ios_session import Session, close_quietly
 from agents.harness.contract import JOB_FILE, RESULT_FILE, ContractError, parse_result
@@ -82,8 +82,10 @@ async def push_job(s: Session, job: dict[str, Any], model_path: Path) -> None:
 
 
 async def run_harness(s: Session, job: dict[str, Any], startup_s: float, poll_s: float,
-                      simulated: bool) -> bytes:
-    """Launch the harness, wait for result.json (bounded by the job's timeout), pull it, kill."""
+                      simulated: bool) -> tuple[bytes, dict[str, Any]]:
+    """Launch the harness, wait for result.json (bounded by the job's timeout), pull it, kill.
+    Returns the raw result and the device's own figures for the harness process
+    (``agents.drivers.ios_metrics``), sampled while it ran."""
     deadline_s = float(job["timeout_s"]) + startup_s
     launched = time.time()
     try:
@@ -96,7 +98,12 @@ async def run_harness(s: Session, job: dict[str, Any], startup_s: float, poll_s:
             logs.pid = pid
             try:
                 async with s.step("wait_result", pid=pid, budget_s=round(deadline_s, 1)) as entry:
-                    entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
+                    async with ios_metrics.sample(s, pid, simulated) as sampler:
+                        entry["polls"] = await _wait_for_result(s, ha, pc, pid, deadline_s, poll_s)
+                metrics = sampler.block()
+                entry["device_metrics"] = {"memory_samples": (metrics["memory"] or {}).get("samples", 0),
+                                           "energy_samples": (metrics["energy"] or {}).get("samples", 0),
+                                           "missing": [m["source"] for m in metrics["missing"]]}
                 async with s.step("pull_result"):
                     raw = await s.call("pull result", ha.get_file_contents(f"{DOCS}/{RESULT_FILE}"),
                                        "transfer_failed")
@@ -111,7 +118,7 @@ async def run_harness(s: Session, job: dict[str, Any], startup_s: float, poll_s:
                                                 f"{name} attached to the attempt") from exc
         raise
     check_result(raw, job, simulated)
-    return raw
+    return raw, metrics
 
 
 async def _wait_for_result(s: Session, ha: AfcService, pc: Any, pid: int, budget_s: float,

@@ -150,11 +150,10 @@ class Session:
     @asynccontextmanager
     async def process_control(self) -> AsyncIterator[ProcessControl]:
         """DVT process control: over lockdown up to iOS 16, over the device's RSD from iOS 17."""
-        assert self.lockdown is not None
-        modern = Version(self.lockdown.product_version).major >= RSD_MAJOR
+        modern = self.modern
         try:
             async with contextlib.AsyncExitStack() as stack:
-                provider = DvtProvider(await self._rsd() if modern else self.lockdown)
+                provider = DvtProvider(await self.dvt_target())
                 # A real device refuses this service without a developer image (iOS <= 16: the
                 # Developer Disk Image; iOS 17+: the personalized image) or Developer Mode.
                 await self.call("dvt connect (developer image mounted? Developer Mode on?)",
@@ -176,6 +175,17 @@ class Session:
             if modern:
                 await self.tunnels.discard(self.udid)
             raise
+
+    @property
+    def modern(self) -> bool:
+        """iOS 17+: developer services behind the CoreDeviceProxy tunnel (RSD), not lockdown."""
+        assert self.lockdown is not None
+        return Version(self.lockdown.product_version).major >= RSD_MAJOR
+
+    async def dvt_target(self) -> Any:
+        """What a ``DvtProvider`` connects through: lockdown up to iOS 16, the device's RSD from 17."""
+        assert self.lockdown is not None
+        return await self._rsd() if self.modern else self.lockdown
 
     async def _rsd(self) -> Any:
         """The device's RSD (``agents.drivers.ios_tunnel``); the set-up is the ``tunnel`` step."""

@@ -153,7 +153,10 @@ class DeviceDTXConnection(DTXConnection):
     """
 
     async def _on_channel_request(self, code: int, identifier: str) -> NSError | None:
-        if identifier not in self._services_cls and not identifier.startswith("dtxproxy:"):
+        device = self.ctx.get("device")
+        refused = identifier in (SysmontapDevice.IDENTIFIER, EnergyDevice.IDENTIFIER) and device is not None \
+            and device.faults.active("instruments_refused")
+        if refused or (identifier not in self._services_cls and not identifier.startswith("dtxproxy:")):
             logger.info("refusing DVT channel %r", identifier)
             return NSError(2, "DTXMessage", {"NSLocalizedDescription":
                                              f"Unable to find a service for identifier {identifier!r}"})

@@ -33,6 +33,8 @@ FAULT_KINDS: dict[str, str] = {
     "not_paired": "usbmuxd holds no pair record and lockdownd refuses the host (InvalidHostID, pairing denied)",
     "developer_mode_off": "Developer Mode is off (iOS 16+): no developer image mounts, DVT is refused",
     "ddi_missing": "no developer disk image is mounted (as after a reboot): DVT is refused until one is mounted",
+    "instruments_refused": "the instruments server refuses the sysmontap and energy gauge channels (process "
+                           "control still works), as a device whose developer image lacks them",
     # the iOS 17.4+ developer path (CoreDeviceProxy tunnel + RSD)
     "core_device_proxy_refused": "lockdownd refuses to start CoreDeviceProxy (as a locked or busy device does)",
     "tunnel_drop": "every open CoreDeviceProxy tunnel of the device is cut now (the host's TCP sessions die)",

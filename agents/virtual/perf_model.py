@@ -101,6 +101,30 @@ class Thermal(_Strict):
         return heat_s * math.exp(-max(0.0, idle_s) / self.cooling_tau_s)
 
 
+class FrameStages(_Strict):
+    source: str
+    preprocess_ms: dict[int, float] = Field(min_length=2)
+    reference_chip: str
+    postprocess_ms: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _positive(self) -> FrameStages:
+        if any(r <= 0 or ms <= 0 for r, ms in self.preprocess_ms.items()):
+            raise ValueError("preprocess_ms: resolutions and times must be > 0")
+        return self
+
+    def preprocess_at(self, resolution: int) -> float:
+        """The table interpolated linearly in pixels; beyond it, the nearest segment extended."""
+        px = sorted((r * r, ms) for r, ms in self.preprocess_ms.items())
+        xs, ys = [p for p, _ in px], [ms for _, ms in px]
+        x = resolution * resolution
+        if xs[0] <= x <= xs[-1]:
+            return float(np.interp(x, xs, ys))
+        (x0, y0), (x1, y1) = (px[0], px[1]) if x < xs[0] else (px[-2], px[-1])
+        return max(0.05 * ys[0], y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+
+
 class PerfModel(_Strict):
     reference: Reference
     backends: dict[str, BackendRef]
@@ -112,6 +136,7 @@ class PerfModel(_Strict):
     memory: Memory
     thermal: Thermal
     overhead_s: float = Field(ge=0)
+    frame_pipeline: FrameStages
 
     @model_validator(mode="after")
     def _consistent(self) -> PerfModel:
@@ -130,6 +155,13 @@ class PerfModel(_Strict):
         chip = self.chips.get(chip_id)
         return None if chip is None else chip.backends.get(backend)
 
+    def cpu_factor(self, chip_id: str) -> float:
+        """How much slower the chip's CPU is than the frame table's reference chip (XNNPACK medians)."""
+        mine, ref = self.entry(chip_id, "xnnpack"), self.entry(self.frame_pipeline.reference_chip, "xnnpack")
+        if mine is None or ref is None:
+            return 1.0
+        return math.sqrt(mine.latency_ms[0] * mine.latency_ms[1]) / math.sqrt(ref.latency_ms[0] * ref.latency_ms[1])
+
 
 @lru_cache(maxsize=1)
 def model(path: Path = MODEL_PATH) -> PerfModel:
@@ -145,6 +177,7 @@ class Workload:
     warmup: int
     iterations: int
     timeout_s: float
+    frame: bool = False  # an image input: each iteration preprocesses a camera frame and postprocesses
 
 
 @dataclass
@@ -152,6 +185,8 @@ class Run:
     load_ms: float
     warmup_ms: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    preprocess_ms: list[float] = field(default_factory=list)  # per timed iteration, with Workload.frame
+    postprocess_ms: list[float] = field(default_factory=list)
     peak_memory_bytes: int = 0
     energy_mj: float = 0.0
     heat_s: float = 0.0
@@ -194,7 +229,11 @@ def simulate(m: PerfModel, chip_id: str, work: Workload, heat_s: float, rng: ran
     lo_ms, hi_ms = m.load_ms.get(work.backend, m.load_ms["default"])
     run = Run(load_ms=rng.uniform(lo_ms, hi_ms) * max(size_ratio, 0.1))
     total = work.warmup + work.iterations
-    noise = np.random.default_rng(rng.getrandbits(64)).lognormal(0.0, sigma, total)
+    gen = np.random.default_rng(rng.getrandbits(64))
+    noise = gen.lognormal(0.0, sigma, total)
+    fp = m.frame_pipeline
+    pre_ms = fp.preprocess_at(work.resolution) * work.batch * m.cpu_factor(chip_id) * factor
+    stages = gen.lognormal(0.0, fp.sigma, (total, 2)) * [pre_ms, fp.postprocess_ms * work.batch * factor]
     elapsed = m.overhead_s + run.load_ms / 1000
     for i in range(total):
         ms = median * float(noise[i]) * (1 + warm.extra * math.exp(-i / warm.decay_iterations))
@@ -202,6 +241,11 @@ def simulate(m: PerfModel, chip_id: str, work: Workload, heat_s: float, rng: ran
         heat_s += ms / 1000 * heat_rate
         elapsed += ms / 1000
         (run.warmup_ms if i < work.warmup else run.latencies_ms).append(round(ms, 4))
+        if work.frame:
+            elapsed += float(stages[i].sum()) / 1000
+            if i >= work.warmup:
+                run.preprocess_ms.append(round(float(stages[i, 0]), 4))
+                run.postprocess_ms.append(round(float(stages[i, 1]), 4))
         if elapsed > work.timeout_s:
             run.timed_out = True
             break

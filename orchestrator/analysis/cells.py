@@ -14,8 +14,9 @@ class CellStats:
     inference: Stats | None
     preprocess: Stats | None
     postprocess: Stats | None
-    # Per-iteration pre + inference + post when every repeat reported all measured
-    # stages for every iteration; otherwise None and budgets sum the stage statistics.
+    # Per-iteration pre + inference + post when every repeat reported all three stages for
+    # every iteration; otherwise None and budgets sum the stage statistics (a frame's total
+    # is never claimed without its preprocessing and postprocessing: no stage counts as zero).
     total: Stats | None
     load_time_ms: float | None
     peak_memory_mb: float | None
@@ -29,12 +30,9 @@ class CellStats:
 
 def _aligned_totals(cell: Cell) -> list[float] | None:
     totals: list[float] = []
-    has_pre, has_post = bool(cell.preprocess_ms), bool(cell.postprocess_ms)
     for lat, pre, post in cell.stage_series:
-        if (has_pre and len(pre) != len(lat)) or (has_post and len(post) != len(lat)):
+        if len(pre) != len(lat) or len(post) != len(lat):
             return None
-        pre = pre or [0.0] * len(lat)
-        post = post or [0.0] * len(lat)
         totals += [a + b + c for a, b, c in zip(pre, lat, post, strict=True)]
     return totals
 
@@ -46,12 +44,23 @@ def _metric_values(s: CellStats, statistic: str) -> dict[str, float | None]:
     if s.total is not None:
         total = at(s.total)
     else:
-        parts = [v for x in (s.preprocess, s.inference, s.postprocess) if (v := at(x)) is not None]
-        total = sum(parts) if parts and s.inference is not None else None
+        parts = [at(x) for x in (s.preprocess, s.inference, s.postprocess)]
+        total = None if None in parts else sum(p for p in parts if p is not None)
     return {
         "inference_ms": at(s.inference), "preprocess_ms": at(s.preprocess),
         "postprocess_ms": at(s.postprocess), "total_ms": total, "peak_memory_mb": s.peak_memory_mb,
     }
+
+
+# No energy figure, and the device charged over USB: the battery current says nothing about the
+# model's draw then, so the column says why instead of a number.
+CHARGING = "n/a (charging)"
+
+
+def _power(cell: Cell, budgets: BudgetFile) -> str:
+    if cell.energy_mj_per_inference is None and cell.charging:
+        return CHARGING
+    return power_label(cell.energy_mj_per_inference, budgets.power_labels)
 
 
 def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
@@ -67,7 +76,7 @@ def analyze(cell: Cell, budgets: BudgetFile | None = None) -> CellStats:
         load_time_ms=load.median if load else None,
         peak_memory_mb=cell.peak_memory_bytes / MIB if cell.peak_memory_bytes is not None else None,
         energy_mj=cell.energy_mj_per_inference,
-        power=power_label(cell.energy_mj_per_inference, budgets.power_labels),
+        power=_power(cell, budgets),
         budgets=(),
     )
     if inference is None:  # nothing measured: every budget is n/a, not a pass

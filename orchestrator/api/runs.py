@@ -95,7 +95,9 @@ def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
             "simulated": bool(r.simulated), "device_id": r.device_id, "device_model": r.device_model,
             "os_version": r.os_version, "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms,
             "mean_ms": r.mean_ms, "load_time_ms": r.load_time_ms, "peak_memory_bytes": r.peak_memory_bytes,
-            "energy_mj": r.energy_mj}
+            "energy_mj": r.energy_mj,
+            # the device's own figures (DVT sysmontap / energy gauge), each with its source
+            "device_metrics": (r.document or {}).get("device_metrics")}
     state["simulated"] = any(r.simulated for r in results.values())
     run = s.get(Run, run_id)
     if run is not None:
@@ -121,7 +123,9 @@ def get_matrix(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]
                       "repeats": c.repeats, "repeats_ok": c.repeats_ok, "iterations": len(c.latencies_ms),
                       "median_ms": st.median if st else None, "p10_ms": st.p10 if st else None,
                       "p90_ms": st.p90 if st else None, "peak_memory_bytes": c.peak_memory_bytes,
-                      "model_size_bytes": c.model_size_bytes, "energy_mj_per_inference": c.energy_mj_per_inference})
+                      "model_size_bytes": c.model_size_bytes, "energy_mj_per_inference": c.energy_mj_per_inference,
+                      "energy_sources": c.energy_sources, "device_peak_memory_bytes": c.device_memory_bytes,
+                      "device_figures_missing": c.device_missing, "charging": c.charging})
     return {"run_id": run_id, "simulated": data.simulated, "cells": cells,
             "markdown": matrix_markdown(s, run_id)}
 

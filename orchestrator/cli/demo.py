@@ -176,7 +176,7 @@ def print_next_steps(reports: list[Path], open_first: bool) -> None:
 
 def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, open_report: bool = False) -> int:
     from orchestrator.cli.common import fleet_or_exit, wait_for_run
-    from orchestrator.cli.matrix_view import print_matrix
+    from orchestrator.cli.matrix_view import print_matrix, print_resolution_tables
     from orchestrator.coordinator.submit import submit
     from orchestrator.spec.matrix import load_spec
     from orchestrator.spec.yamlpos import SpecError
@@ -231,6 +231,7 @@ def run_demo(spec_paths: list[Path], fleet_yaml: Path | None, timeout: float, op
             statuses.append(wait_for_run(run_id, timeout))
             with session() as s:
                 print_matrix(console, s, run_id, compact=True)
+                print_resolution_tables(console, s, run_id)
             console.print(f"run {run_id} ({spec.name}): [bold]{statuses[-1]}[/]")
             reports.append(write_html_report(run_id, spec.name))
         with console.status("shutting down"):

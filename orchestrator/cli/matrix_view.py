@@ -25,8 +25,8 @@ from orchestrator.reports.tables import SIMULATED, Row, Table
 
 # drop ranks of the columns reports.tables builds today; 0 = the seed's own columns
 _RANKS = {"Model": 0, "Input": 0, "Backend": 0, "Model Size": 0, "Inference Time": 0, "Memory": 0, "Power": 0,
-          "30 FPS budget": 1, "Memory budget": 2, "Median": 3, "10 FPS budget": 3, "CV": 4, "Load": 4,
-          "Thermal": 5}
+          "30 FPS budget": 1, "Memory budget": 2, "Median": 3, "10 FPS budget": 3, "Total": 3, "CV": 4,
+          "Load": 4, "Preprocessing": 4, "Device memory": 4, "Postprocessing": 5, "Thermal": 5}
 _UNKNOWN_RANK = 6
 # the short view a run ends with (submit --wait, demo): the seed's columns and two verdicts
 COMPACT = ("Model", "Input", "Backend", "Model Size", "Inference Time", "Memory", "Power", "30 FPS budget",
@@ -64,7 +64,7 @@ def device_view(table: Table, width: int, *, wide: bool = False, compact: bool =
         cells = dict(zip(table.columns, r.values, strict=True))
         if not wide:  # a budget verdict in a word; --wide gives the figures behind it
             cells = {k: v.split(" ", 1)[0] if k.endswith("budget") else v for k, v in cells.items()}
-        note = "; ".join(p for p in (r.reason, SIMULATED if mixed and r.simulated else "") if p)
+        note = "; ".join(p for p in (r.reason, SIMULATED if mixed and r.simulated else "", r.sources) if p)
         rows.append({**cells, "Notes": note})
     cols = [_column(c) for c in [*names, "Notes"]]
     # compact: the caption's first sentence only (which models, which input)
@@ -76,7 +76,8 @@ def matrix_json(session: Session, run_id: str) -> list[dict[str, Any]]:
     return [{"id": t.id, "title": t.title, "simulated": t.simulated, "platforms": _platforms(t.rows),
              "columns": [c for c in t.columns if c != "Notes"],
              "rows": [{"values": {c: v for c, v in zip(t.columns, r.values, strict=True) if c != "Notes"},
-                       "state": r.state, "simulated": r.simulated, "reason": r.reason} for r in t.rows]}
+                       "state": r.state, "simulated": r.simulated, "reason": r.reason, "sources": r.sources}
+                      for r in t.rows]}
             for t in run_device_tables(session, run_id)]
 
 
@@ -84,3 +85,17 @@ def print_matrix(console: Console, session: Session, run_id: str, *, wide: bool 
                  compact: bool = False) -> None:
     for table in run_device_tables(session, run_id):
         print_fitted(console, device_view(table, console.width, wide=wide, compact=compact))
+
+
+def print_resolution_tables(console: Console, session: Session, run_id: str) -> None:
+    """The seed's resolution table (Resolution | Preprocessing | Inference | Total) of every
+    model swept over several input resolutions in the run."""
+    from orchestrator.reports.build import analyse_run
+    from orchestrator.reports.data import load_run
+    from orchestrator.reports.tables import resolution_tables
+
+    for table in resolution_tables(analyse_run(load_run(session, run_id))):
+        cols = [Col(c, c, note=c == "Notes", keep=c == "Resolution", drop=1 if c == "Accuracy" else 0)
+                for c in table.columns]
+        rows = [dict(zip(table.columns, r.values, strict=True)) for r in table.rows]
+        print_fitted(console, fit_table(cols, rows, console.width, title=_title(table), caption=table.note))

@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from orchestrator.analysis.stats import MIB
 from orchestrator.reports.build import Report
 
 
@@ -30,7 +31,10 @@ def report_rows(report: Report) -> list[dict[str, Any]]:
             "postprocess_median_ms": _r(s.postprocess.median if s.postprocess else None),
             "total_median_ms": _r(s.total.median if s.total else None), "load_time_ms": _r(s.load_time_ms),
             "peak_memory_mb": _r(s.peak_memory_mb, 2), "energy_mj_per_inference": _r(s.energy_mj),
-            "power": s.power, "model_size_bytes": c.model_size_bytes, "params": c.params,
+            "power": s.power, "power_source": " ".join(c.energy_sources),
+            "device_peak_memory_mb": _r(c.device_memory_bytes / MIB, 2) if c.device_memory_bytes else None,
+            "device_cpu_pct": _r(c.device_cpu_pct, 2), "device_figures_missing": c.device_missing,
+            "charging": c.charging, "model_size_bytes": c.model_size_bytes, "params": c.params,
             "accuracy": c.accuracy, "thermal_before": c.thermal_before, "thermal_after": c.thermal_after,
             "device_models": c.device_models, "os_versions": c.os_versions,
             **{f"budget_{b.budget.name.replace('-', '_')}": b.status for b in s.budgets},

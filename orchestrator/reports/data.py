@@ -60,8 +60,15 @@ class Cell:
     # Per repeat, so total latency can be summed per iteration only where stages align.
     stage_series: list[tuple[list[float], list[float], list[float]]] = field(default_factory=list)
     load_times_ms: list[float] = field(default_factory=list)
-    peak_memory_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # the harness's own figure
     energy_mj_per_inference: float | None = None
+    # where the cell's energy came from: "dvt.energy" (the device's gauge) and/or "harness"
+    energy_sources: list[str] = field(default_factory=list)
+    # the device's own view of the harness process (DVT sysmontap), beside the harness's figure
+    device_memory_bytes: int | None = None
+    device_cpu_pct: float | None = None
+    device_missing: str = ""  # why device figures are missing, when a repeat has none
+    charging: bool | None = None  # the device charged over USB while it ran (battery current unusable)
     thermal_before: str | None = None
     thermal_after: str | None = None
     model_size_bytes: int | None = None
@@ -118,10 +125,33 @@ def _median(values: list[float]) -> float | None:
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def _energy(result: Result) -> float | None:
+def _energy(result: Result) -> tuple[float | None, str]:
+    """Energy per inference and its source: the device's energy gauge where it measured, else the
+    harness's own figure."""
     doc = result.document or {}
+    device = ((doc.get("device_metrics") or {}).get("energy") or {}).get("energy_mj_per_inference")
+    if device is not None:
+        return float(device), "dvt.energy"
     value = doc.get("energy_mj_per_inference")
-    return float(value) if value is not None else result.energy_mj
+    value = float(value) if value is not None else result.energy_mj
+    return value, "harness" if value is not None else ""
+
+
+def _device_figures(cell: Cell, doc: dict[str, Any]) -> None:
+    dm = doc.get("device_metrics")
+    if not isinstance(dm, dict):
+        return
+    mem = dm.get("memory") or {}
+    if mem.get("peak_footprint_bytes") is not None:
+        cell.device_memory_bytes = max(cell.device_memory_bytes or 0, int(mem["peak_footprint_bytes"]))
+    if mem.get("mean_cpu_pct") is not None:
+        cell.device_cpu_pct = max(cell.device_cpu_pct or 0.0, float(mem["mean_cpu_pct"]))
+    missing = dm.get("missing") or []
+    if missing and not cell.device_missing:
+        cell.device_missing = "; ".join(f"{m.get('source')}: {m.get('reason')}" for m in missing)[:300]
+    battery = dm.get("battery") or {}
+    if "charging" in battery:
+        cell.charging = bool(cell.charging) or bool(battery["charging"])
 
 
 def _failure_state(jobs: list[Job], results: dict[str, Result]) -> tuple[str, str]:
@@ -161,8 +191,12 @@ def _build_cell(key: CellKey, jobs: list[Job], results: dict[str, Result], art: 
         cell.stage_series.append((lat, pre, post))
         cell.load_times_ms.append(r.load_time_ms)
         cell.peak_memory_bytes = max(cell.peak_memory_bytes or 0, r.peak_memory_bytes)
-        if (e := _energy(r)) is not None:
-            energies.append(e)
+        energy, source = _energy(r)
+        if energy is not None:
+            energies.append(energy)
+            if source not in cell.energy_sources:
+                cell.energy_sources.append(source)
+        _device_figures(cell, doc)
         before.append(doc.get("thermal_before", ""))
         after.append(doc.get("thermal_after", ""))
         out = doc.get("output") or {}

@@ -36,6 +36,7 @@ class Row:
     # the parts of the Notes value, for views that say them once per table or as footnotes
     reason: str = ""
     platform: str = ""
+    sources: str = ""  # where a figure came from when it is not the table's usual source
 
 
 @dataclass
@@ -105,8 +106,26 @@ def platform(cell: Cell) -> str:
     return "iOS " + ", ".join(cell.os_versions) if cell.os_versions else ""
 
 
+# The device tables' account of their sources, said once under each table (rows note exceptions).
+SOURCES_NOTE = ("Memory: the harness's own peak phys_footprint; Device memory: the peak physFootprint the "
+                "device's DVT sysmontap saw of the harness process; Power: the device's energy gauge (dvt.energy) "
+                "where it measured, else the harness's own figure (power: harness).")
+
+
+def sources(cell: Cell) -> str:
+    """Where this cell's figures came from, when that is not the device's instruments."""
+    parts = []
+    if cell.energy_sources and cell.energy_sources != ["dvt.energy"]:
+        parts.append("power: " + " + ".join(cell.energy_sources))
+    if cell.device_missing:
+        parts.append(f"device figures missing ({cell.device_missing})")
+    if cell.charging and "dvt.energy" not in cell.energy_sources:
+        parts.append("charging over USB: battery current not usable")
+    return "; ".join(parts)
+
+
 def notes(cell: Cell) -> str:
-    parts = [reason(cell), SIMULATED if cell.simulated else "", platform(cell)]
+    parts = [reason(cell), SIMULATED if cell.simulated else "", platform(cell), sources(cell)]
     return "; ".join(p for p in parts if p)
 
 
@@ -119,10 +138,18 @@ def top_operator(cell: Cell) -> str:
     return f"{op.module_path or op.name} ({op.share * 100:.0f} %)"
 
 
+def _frame_stages(cell: Cell, stats: CellStats) -> list[str]:
+    """Preprocessing, Postprocessing and Total medians; a stage the harness did not time is a dash."""
+    if not cell.has_results:
+        return [DASH] * 3
+    stages = (stats.preprocess, stats.postprocess, stats.total)
+    return [fmt_ms(st.median) if st else DASH for st in stages]
+
+
 def _row(cell: Cell, stats: CellStats, values: list[str]) -> Row:
     rt = stats.budget("realtime-30fps")
     return Row(values + [notes(cell)], cell.state, cell.simulated, rt.status if rt else "n/a", cell.key,
-               reason(cell), platform(cell))
+               reason(cell), platform(cell), sources(cell))
 
 
 def _failed_or(cell: Cell, text: str) -> str:
@@ -152,9 +179,9 @@ def device_tables(analysed: Analysed) -> list[Table]:
         multi_model = len({c.key.model for c, _ in pairs}) > 1
         multi_input = len({(c.key.input_resolution, c.key.batch_size) for c, _ in pairs}) > 1
         cols = (["Model"] if multi_model else []) + (["Input"] if multi_input else []) + [
-            "Backend", "Model Size", "Inference Time", "Memory", "Power",
-            "Median", "CV", "Load", "Thermal", "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator",
-            "Notes"]
+            "Backend", "Model Size", "Inference Time", "Memory", "Power", "Device memory",
+            "Median", "Preprocessing", "Postprocessing", "Total", "CV", "Load", "Thermal",
+            "30 FPS budget", "10 FPS budget", "Memory budget", "Top operator", "Notes"]
         t = Table(_slug("device", cls), "device", device_title(cls), cols)
         for c, s in pairs:
             lead = ([c.key.model] if multi_model else []) + (
@@ -167,7 +194,9 @@ def device_tables(analysed: Analysed) -> list[Table]:
                 _failed_or(c, fmt_range(s.inference)),
                 fmt_mb(c.peak_memory_bytes),
                 s.power if c.has_results else DASH,
+                fmt_mb(c.device_memory_bytes),
                 fmt_ms(s.inference.median if s.inference else None),
+                *_frame_stages(c, s),
                 f"{100 * s.inference.cv:.1f}%" if s.inference else DASH,
                 fmt_ms(s.load_time_ms),
                 thermal,
@@ -177,8 +206,10 @@ def device_tables(analysed: Analysed) -> list[Table]:
         models = sorted({c.key.model for c, _ in pairs})
         res = sorted({c.key.input_resolution for c, _ in pairs}, reverse=True)
         t.note = (f"Models: {', '.join(models)}; input {', '.join(f'{r}×{r}' for r in res)} RGB. "
-                  "Inference Time is p10-p90 over all iterations of all repeats; Power from measured "
-                  "energy per inference (n/a where the platform reports none).")
+                  "Inference Time is p10-p90 over all iterations of all repeats; Median, Preprocessing "
+                  "(a 1920×1080 BGRA frame into the input), Postprocessing (softmax, top-5) and Total "
+                  "(the three per frame) are medians; budgets check p90. Power from measured "
+                  "energy per inference (n/a where the platform reports none). " + SOURCES_NOTE)
         tables.append(t)
     return tables
 

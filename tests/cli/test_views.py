@@ -115,3 +115,24 @@ def test_capacity_fits(fleet: Fleet, store: Session, width: int) -> None:
     for cls in ("A17-Pro", "A15", "M2", "host-cpu"):
         assert any(ln.startswith(cls + " ") for ln in out.splitlines()), out
     assert json.loads(bf("capacity", "--json", "--window", "1h", width=width)[1])["classes"]["A15"]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_resolution_table_fits(store: Session, width: int) -> None:
+    """The seed's resolution table as the demo prints it after the matrix."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from orchestrator.cli.matrix_view import print_resolution_tables
+
+    run = seed_run(store)
+    store.commit()
+    buf = StringIO()
+    print_resolution_tables(Console(file=buf, width=width), store, run.id)
+    out = buf.getvalue()
+    fits(out, width)
+    assert "Resolution sweep" in out and "Preprocessing" in out and "Total" in out
+    rows = [ln.split() for ln in out.splitlines() if ln.lstrip().startswith(("224×224", "160×160", "128×128"))]
+    assert [r[0] for r in rows] == ["224×224", "160×160", "128×128"]
+    assert rows[0][1:7] == ["8", "ms", "15", "ms", "24", "ms"]  # preprocessing + inference + post = total

@@ -61,6 +61,23 @@ def test_merge_drops_a_stage_series_not_every_launch_has() -> None:
     assert "preprocess_ms" not in merged and merged["latencies_ms"] == [1.0, 2.0]
 
 
+def test_merged_frame_pipeline_summarises_every_launch() -> None:
+    from agents.harness.frame import pipeline_block, stage_times
+
+    docs = []
+    for lat in ([1.0, 2.0], [30.0]):
+        d = _doc(lat, 1, ("nominal", "nominal"))
+        d["preprocess_ms"], d["postprocess_ms"] = [5.0] * len(lat), [0.5] * len(lat)
+        d["frame_pipeline"] = pipeline_block(d["preprocess_ms"], lat, d["postprocess_ms"], simulated=False,
+                                             source="measured", preprocess="p", postprocess="q")
+        docs.append(d)
+    merged = ab.merge_documents(docs)
+    assert merged["frame_pipeline"]["iterations"] == 3
+    assert merged["frame_pipeline"]["inference_ms"] == stage_times([1.0, 2.0, 30.0])
+    del docs[1]["preprocess_ms"]  # a launch without the stage: no claim about the frame at all
+    assert "frame_pipeline" not in ab.merge_documents(docs)
+
+
 def test_merge_refuses_a_document_it_cannot_vouch_for() -> None:
     bad = copy.deepcopy(_doc([1.0], 1, ("nominal", "nominal")))
     bad["latencies_ms"] = [-1.0]

@@ -8,6 +8,7 @@ import torch
 
 from agents.drivers.host import HostDriver
 from agents.harness.contract import golden_input, parse_result
+from agents.harness.frame import stage_times
 from agents.protocols import DriverError
 from orchestrator.export import zoo
 from orchestrator.export.artifacts import ArtifactStore
@@ -59,6 +60,17 @@ def test_runs_a_real_program_and_matches_eager_output(driver, tiny_pte):
     eager = zoo.build("tiny_cnn")(torch.from_numpy(golden_input([1, 3, RES, RES], 1234))).detach().numpy()
     assert doc["output"]["top1"] == int(eager.argmax())
     assert np.allclose(doc["output"]["head"], eager.reshape(-1)[:16], atol=1e-3)
+    # the seed's frame: a 1080p BGRA frame preprocessed into the input and the output
+    # postprocessed on every timed iteration, each stage timed and summarised
+    assert len(doc["preprocess_ms"]) == len(doc["postprocess_ms"]) == 10
+    fp = doc["frame_pipeline"]
+    assert (fp["simulated"], fp["source"], fp["iterations"]) == (False, "measured", 10)
+    assert fp["frame"] == {"width": 1920, "height": 1080, "format": "BGRA8"}
+    assert fp["preprocess_ms"] == stage_times(doc["preprocess_ms"])
+    assert fp["inference_ms"] == stage_times(doc["latencies_ms"])
+    totals = [a + b + c for a, b, c in zip(doc["preprocess_ms"], doc["latencies_ms"], doc["postprocess_ms"],
+                                                  strict=True)]
+    assert fp["total_ms"] == stage_times(totals) and fp["total_ms"]["p50"] > fp["inference_ms"]["p50"]
 
 
 def test_a_corrupt_program_is_a_model_error_not_a_crash(driver, tmp_path):
@@ -69,7 +81,7 @@ def test_a_corrupt_program_is_a_model_error_not_a_crash(driver, tmp_path):
     driver.prepare(dev, j, bad)
     doc = parse_result(driver.run(dev, j))
     driver.cleanup(dev, j)
-    assert doc["status"] == "error"
+    assert doc["status"] == "error" and "frame_pipeline" not in doc
     assert doc["error"]["category"] in ("runtime_error", "unsupported_op", "model_load_failed")
 
 

@@ -40,11 +40,25 @@ def _project() -> dict:
 def test_result_encoder_names_every_schema_property():
     sch = schema("result")
     literals = set(re.findall(r'"([a-z_0-9]+)"', _src("Result.swift")))
-    keys = set(sch["properties"]) | set(sch["$defs"]["battery"]["properties"])
+    # properties the agent adds after validating the harness's document are not the harness's to write
+    agent_written = {k for k, v in sch["properties"].items() if v.get("x-written-by") == "agent"}
+    assert "device_metrics" in agent_written and not agent_written & literals
+    keys = (set(sch["properties"]) - agent_written) | set(sch["$defs"]["battery"]["properties"])
     for block in ("producer", "device", "output", "error"):
         keys |= set(sch["properties"][block]["properties"])
     assert not keys - literals, f"the Swift result encoder never writes {sorted(keys - literals)}"
     assert "runtime_version" in literals
+
+
+def test_frame_pipeline_block_names_every_schema_property():
+    block = schema("result")["$defs"]["frame_pipeline"]
+    times = schema("result")["$defs"]["times"]["properties"]
+    keys = set(block["properties"]) | set(block["properties"]["frame"]["properties"]) | set(times)
+    literals = set(re.findall(r'"([a-z_0-9]+)"', _src("FramePipeline.swift")))
+    assert not keys - literals, f"FramePipeline.swift never writes {sorted(keys - literals)}"
+    assert set(block["required"]) <= literals
+    # the phone's pipeline: its Session fills the block from the stages it times
+    assert "FramePipeline.block(" in _src("Session.swift") and "frameSize" in _src("PixelPipeline.swift")
 
 
 def test_job_decoder_knows_exactly_the_schema_keys():

@@ -40,7 +40,7 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
              simulated: bool = False, memory_mb: float = 45.0, energy_mj: float | None = None,
              preprocess: float | None = None, postprocess: float | None = None, size_mb: float = 12.0,
              params: int | None = 2_542_856, accuracy: float | None = None, batch: int = 1,
-             thermal: tuple[str, str] = ("nominal", "fair")) -> list[Job]:
+             thermal: tuple[str, str] = ("nominal", "fair"), device_metrics: dict | None = None) -> list[Job]:
     """One cell: ``repeats`` jobs; with results (state succeeded) or failed/blocked with ``reason``."""
     rng = np.random.default_rng(seed)
     key = add_artifact(s, model, backend, res, size_mb, params, accuracy)
@@ -72,6 +72,8 @@ def add_cell(s: Session, run: Run, model: str, backend: str, device_class: str, 
         for field, value in (("preprocess_ms", preprocess), ("postprocess_ms", postprocess)):
             if value is not None:
                 doc[field] = [float(x) for x in rng.normal(value, value * cv, len(lat)).clip(0.01)]
+        if device_metrics is not None:
+            doc["device_metrics"] = device_metrics
         validate_result(doc)
         arr = np.asarray(lat)
         s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=simulated, device_id="dev1",

@@ -54,6 +54,31 @@ def test_per_device_backend_tables(session: Session) -> None:
     assert resnet["30 FPS budget"].startswith("fail (inference") and resnet["10 FPS budget"].startswith("pass")
 
 
+def test_device_rows_show_the_frame_stages_and_check_all_four_budgets(session: Session) -> None:
+    from orchestrator.analysis.cells import analyze
+    from orchestrator.reports.data import load_run
+
+    run = seed_run(session)
+    host = _tables(session, run.id)["device-host-cpu"]
+    by_model = {(r.values[0], r.values[1], r.values[2]): dict(zip(host.columns, r.values, strict=True))
+                for r in host.rows}
+    mnv3 = by_model[("mobilenet_v3_small", "224×224 b1", "XNNPACK")]
+    assert (mnv3["Preprocessing"], mnv3["Postprocessing"]) == ("8 ms", "1.0 ms")
+    assert mnv3["Total"] == "24 ms"  # per frame: 8 + 15 + 1
+    cells = {c.key: c for c in load_run(session, run.id).cells}
+    cell = next(c for k, c in cells.items() if k.model == "mobilenet_v3_small" and k.device_class == "host-cpu"
+                and k.input_resolution == 224 and k.backend == "xnnpack")
+    rt = analyze(cell).budget("realtime-30fps")
+    assert rt is not None and {c.metric: c.status for c in rt.checks} == {
+        "total_ms": "pass", "preprocess_ms": "pass", "inference_ms": "fail", "postprocess_ms": "pass"}
+    # a cell whose harness timed inference only: no stage is zero, so no total is claimed
+    resnet = by_model[("resnet18", "224×224 b1", "XNNPACK")]
+    assert (resnet["Preprocessing"], resnet["Postprocessing"], resnet["Total"]) == ("—", "—", "—")
+    resnet_cell = next(c for k, c in cells.items() if k.model == "resnet18")
+    rt = analyze(resnet_cell).budget("realtime-30fps")
+    assert rt is not None and rt.unmeasured == ["total_ms", "preprocess_ms", "postprocess_ms"]
+
+
 def test_resolution_sweep(session: Session) -> None:
     run = seed_run(session)
     sweep = _tables(session, run.id)["resolution-host-cpu-mobilenet_v3_small-xnnpack-1"]

@@ -47,6 +47,27 @@ def test_harness_writes_a_valid_simulated_result(fleet: FleetHandle, client_home
     assert doc["peak_memory_bytes"] > 0 and doc["energy_mj_per_inference"] > 0
     assert doc["thermal_before"] == "nominal" and doc["battery_before"]["level"] == 87
     assert took < 10
+    # the seed's frame stages, simulated like the inference and labelled so
+    fp = doc["frame_pipeline"]
+    assert (fp["simulated"], fp["source"], fp["iterations"]) == (True, "simulated", 40)
+    assert len(doc["preprocess_ms"]) == len(doc["postprocess_ms"]) == 40
+    assert fp["preprocess"].startswith("simulated")
+
+
+@pytest.mark.parametrize(("chip", "factor"), [("A17-Pro", 1.0), ("A15", 1.41), ("M2", 0.83)])
+def test_frame_stages_follow_the_seed_resolution_table(chip: str, factor: float) -> None:
+    """Strategy 2: preprocessing 8 / 4 / 3 ms at 224 / 160 / 128 (the reference chip's), scaled by
+    the chip's CPU speed; postprocessing is not in the seed (~0.1 ms)."""
+    m = model()
+    for res, seed_ms in ((224, 8.0), (160, 4.0), (128, 3.0)):
+        work = Workload("coreml", int(5.09e6), res, 1, warmup=2, iterations=400,
+                        timeout_s=1e9, frame=True)
+        run = simulate(m, chip, work, heat_s=0.0, rng=random.Random(2))
+        assert run is not None and len(run.preprocess_ms) == len(run.latencies_ms) == 400
+        assert statistics.median(run.preprocess_ms) == pytest.approx(seed_ms * factor, rel=0.05)
+        assert statistics.median(run.postprocess_ms) == pytest.approx(0.1, rel=0.05)
+    plain = simulate(m, chip, Workload("coreml", int(5.09e6), 224, 1, 0, 10, 1e9), 0.0, random.Random(2))
+    assert plain is not None and plain.preprocess_ms == []  # not an image input: no camera frame
 
 
 def _median(chip: str, backend: str, pte_bytes: int, resolution: int = 224, batch: int = 1, n: int = 400) -> float:

@@ -9,6 +9,7 @@ what the figures mean on hardware is Apple's private contract (the agent labels 
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -20,8 +21,9 @@ IDENTIFIER = "com.apple.xcode.debug-gauge-data-providers.Energy"
 FOREGROUND_APP_COST = 8.0  # what the gauge charges an app for being in the foreground
 
 
-def gauge(load: ptable.Load, since_s: float, is_app: bool) -> dict[str, Any]:
-    total_mw = load.power_w * 1000
+def gauge(load: ptable.Load, since_s: float, is_app: bool, rng: random.Random | None = None) -> dict[str, Any]:
+    # the gauge estimates from its own power model: a couple of percent off sample to sample
+    total_mw = load.power_w * 1000 * (1 + (rng.gauss(0, 0.02) if rng else 0.0))
     cpu_share = min(1.0, load.cpu_pct / 200)  # the rest of a benchmark's power goes to the ANE / GPU
     cpu, gpu = total_mw * cpu_share, total_mw * (1 - cpu_share)
     appstate = FOREGROUND_APP_COST if is_app else 0.0
@@ -48,6 +50,7 @@ class EnergyDevice(DTXService):
         super().__init__(ctx)
         self._device = ctx["device"]
         self._sampling: dict[int, float] = {}  # pid -> when sampling started
+        self._rng = random.Random()
 
     @dtx_on_invoke("startSamplingForPIDs:")
     async def _start(self, pids: Any) -> None:
@@ -67,5 +70,6 @@ class EnergyDevice(DTXService):
             proc = ptable.find(self._device, pid)
             if proc is None or pid not in self._sampling:
                 continue
-            out[pid] = gauge(ptable.load_of(self._device, proc), now - self._sampling[pid], proc.is_application)
+            out[pid] = gauge(ptable.load_of(self._device, proc), now - self._sampling[pid], proc.is_application,
+                            self._rng)
         return out

@@ -11,6 +11,8 @@ import CoreVideo
 final class VImagePreprocessor: FramePreprocessor {
     private let frame: CVPixelBuffer
     private var scaled: [UInt8] = []
+    let frameSize: FrameSize
+    let summary = "vImageScale_ARGB8888 (high-quality resampling) of the BGRA CVPixelBuffer, ImageNet normalisation into planar RGB"
 
     init(width: Int = 1920, height: Int = 1080, seed: UInt64 = 1) throws {
         var buffer: CVPixelBuffer?
@@ -32,6 +34,7 @@ final class VImagePreprocessor: FramePreprocessor {
         }
         CVPixelBufferUnlockBaseAddress(buffer, [])
         frame = buffer
+        frameSize = FrameSize(width: width, height: height)
     }
 
     func run(into out: UnsafeMutableBufferPointer<Float>, channels: Int, height: Int, width: Int) throws {

@@ -26,6 +26,10 @@ public protocol DeviceProbe {
 
 /// Turns one camera-sized frame into the model's NCHW float input (resize + normalise).
 public protocol FramePreprocessor {
+    /// The camera frame's geometry, reported in the result's frame_pipeline block.
+    var frameSize: FrameSize { get }
+    /// What the step does and with what (the block's `preprocess`), e.g. "vImage Lanczos resize, ...".
+    var summary: String { get }
     func run(into out: UnsafeMutableBufferPointer<Float>, channels: Int, height: Int, width: Int) throws
 }
 
@@ -42,6 +46,9 @@ public final class PortablePreprocessor: FramePreprocessor {
         self.frameHeight = frameHeight
         frame = Preprocess.syntheticFrame(width: frameWidth, height: frameHeight, seed: seed)
     }
+
+    public var frameSize: FrameSize { FrameSize(width: frameWidth, height: frameHeight) }
+    public let summary = "nearest-neighbour resize of the BGRA frame, ImageNet normalisation into planar RGB (portable Swift)"
 
     public func run(into out: UnsafeMutableBufferPointer<Float>, channels: Int, height: Int, width: Int) throws {
         guard channels == 3 else { throw HarnessError(.runtimeError, "frame preprocessing needs 3 channels") }

@@ -64,6 +64,11 @@ public struct ResultDocument: Equatable {
     /// The profiling pass's block ($defs/profile), kept as JSON: the harness only ever writes
     /// "unsupported" into it (ResultDocument.profileUnsupported).
     public var profile: JSONValue?
+    /// $defs/frame_pipeline: the seed's per-frame stages summarised (FramePipeline.block).
+    public var framePipeline: JSONValue?
+    /// $defs/host_environment is the host driver's (CPU pinning, load); the phone never writes it,
+    /// it is kept so a host document round-trips through the decoder and encoder.
+    public var hostEnvironment: JSONValue?
     public var startedAt = ""
     public var finishedAt = ""
 
@@ -127,6 +132,8 @@ public struct ResultDocument: Equatable {
                 ?? .null
         }
         if let v = profile { o["profile"] = v }
+        if let v = framePipeline { o["frame_pipeline"] = v }
+        if let v = hostEnvironment { o["host_environment"] = v }
         return .object(o)
     }
 
@@ -162,6 +169,8 @@ extension ResultDocument {
         r.finishedAt = try f.string("finished_at")
         if o["runtime_version"] != nil { r.runtimeVersion = try f.string("runtime_version") }
         r.profile = o["profile"]
+        r.framePipeline = o["frame_pipeline"]
+        r.hostEnvironment = o["host_environment"]
         if o["load_time_ms"] != nil { r.loadTimeMs = try f.number("load_time_ms") }
         func samples(_ key: String) throws -> [Double]? {
             guard let v = o[key] else { return nil }

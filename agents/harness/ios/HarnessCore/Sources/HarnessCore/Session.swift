@@ -160,6 +160,13 @@ public final class BenchmarkSession {
                 throw HarnessError(.timeout, "timeout_s=\(job.timeoutS) reached after \(i + 1) of \(job.warmup + job.iterations) passes")
             }
         }
+        if isImage {
+            shared.update { d in
+                d.framePipeline = FramePipeline.block(pre: d.preprocessMs ?? [], inference: d.latenciesMs ?? [],
+                                                      post: d.postprocessMs ?? [], frame: preprocessor.frameSize,
+                                                      preprocess: preprocessor.summary)
+            }
+        }
         try goldenPass(job, input: &input, into: shared)
     }
 

@@ -92,6 +92,12 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(lat.count, 5)
         XCTAssertEqual(warm.count, 2)
         XCTAssertEqual(pre.count, 5)
+        // the seed's frame budget: every stage summarised over the timed iterations
+        let fp = try XCTUnwrap(doc["frame_pipeline"])
+        XCTAssertEqual(fp["iterations"], .int(5))
+        XCTAssertEqual(fp["frame"]?["width"], .int(64))
+        XCTAssertEqual(fp["inference_ms"], FramePipeline.times(lat.compactMap { $0.numberValue }))
+        XCTAssertEqual(fp["preprocess_ms"], FramePipeline.times(pre.compactMap { $0.numberValue }))
         XCTAssertEqual(doc["error"], .null)
         XCTAssertEqual(doc["energy_mj_per_inference"], .null)
         // the output block is the golden pass: the same digest the Python contract computes
