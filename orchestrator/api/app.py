@@ -67,6 +67,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(BadSource, _bad_input)
     app.include_router(uploads.router)  # before /runs/{run_id} routes: "/runs/pte" is a literal path
+    app.include_router(uploads.programs_router)
     app.include_router(profiles.router)  # before /runs/{run_id}: a more specific path
     app.include_router(runs.router)
     app.include_router(artifacts.router)
