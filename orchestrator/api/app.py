@@ -1,11 +1,12 @@
 """The FastAPI application: ``create_app()``; served by ``benchfarm api`` (uvicorn).
 
 Routes: ``/runs`` (submit, list, get, matrix, cancel), ``/runs/pte`` (upload), ``/artifacts/{key}``
-(agents on other hosts download programs; token required), ``/devices``,
+(agents on other hosts download programs; ``read`` token), ``/audit`` (``admin``), ``/devices``,
 ``/capacity``, ``/health``, ``/openapi.json`` + ``/docs``. Auth: see :mod:`orchestrator.api.auth`
-(writes need a bearer token, reads are open). Optional parts — the ``/ui`` dashboard and
-the ``/metrics`` exposition — are mounted when their modules import, so the API works
-whichever of them exist.
+(writes need a bearer token with their scope, checked by :mod:`orchestrator.api.guard` before
+the body is read; run and fleet reads are open). Error replies: :mod:`orchestrator.api.errors`.
+Optional parts — the ``/ui`` dashboard and the ``/metrics`` exposition — are mounted
+when their modules import, so the API works whichever of them exist.
 """
 
 from __future__ import annotations
@@ -21,22 +22,11 @@ from sqlalchemy import text
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.api import artifacts, profiles, runs, uploads
-from orchestrator.export.sources import BadSource
+from orchestrator.api import artifacts, audit_routes, errors, guard, profiles, runs, uploads
 from orchestrator.pr import hooks
-from orchestrator.spec.yamlpos import SpecError
 from orchestrator.store import db
 
 log = logging.getLogger("benchfarm.api")
-
-
-def _spec_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SpecError)
-    return JSONResponse({"detail": str(exc), "problems": exc.problems}, status_code=422)
-
-
-def _bad_input(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
 def _optional_parts(app: FastAPI) -> None:
@@ -46,7 +36,7 @@ def _optional_parts(app: FastAPI) -> None:
     except ImportError as exc:
         log.info("/ui dashboard not mounted: %s", exc)
     else:
-        app.include_router(ui_router)
+        app.include_router(ui_router, include_in_schema=False)  # pages for a browser, not API operations
     try:
         from orchestrator.observability.metrics import asgi_app
     except ImportError as exc:
@@ -58,21 +48,27 @@ def _optional_parts(app: FastAPI) -> None:
 def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) -> FastAPI:
     app = FastAPI(title="benchfarm", version="1",
                   description="Benchmark ExecuTorch programs on a farm of iPhones/iPads. Write endpoints "
-                              "need `Authorization: Bearer <token>` (`benchfarm tokens create NAME`); "
-                              "reads are open. Every result and cell carries `simulated`.")
+                              "need `Authorization: Bearer <token>` (`benchfarm tokens create NAME --scope ...`) "
+                              "with their scope (read, submit, cancel-own, admin); run and fleet reads are open. "
+                              "Every result and cell carries `simulated`.")
     hooks.install()  # a PR run submitted here is paired with its baselines
     app.state.fleet = fleet or Fleet.from_url(config.redis_url())
     app.state.max_upload_bytes = max_upload_bytes or uploads.max_upload_bytes()
-    app.add_middleware(uploads.UploadLimit, limit=app.state.max_upload_bytes)
-    app.add_exception_handler(SpecError, _spec_error)
-    app.add_exception_handler(BadSource, _bad_input)
-    app.include_router(uploads.router)  # before /runs/{run_id} routes: "/runs/pte" is a literal path
-    app.include_router(uploads.programs_router)
-    app.include_router(profiles.router)  # before /runs/{run_id}: a more specific path
+    # every body is bounded; tokens are checked before the body is read (guard.GuardedRoute)
+    app.add_middleware(guard.BodyLimit, default_limit=guard.max_body_bytes(),
+                       limits=dict.fromkeys(("/runs/pte", "/programs"),
+                                            app.state.max_upload_bytes + uploads.FORM_OVERHEAD_BYTES))
+    errors.install(app)
+    app.add_exception_handler(405, errors.method_not_allowed)
+    app.include_router(uploads.router,  # before /runs/{run_id} routes: "/runs/pte" is a literal path
+                       responses=errors.responses(400, 401, 403, 413, 422, 503))
+    app.include_router(uploads.programs_router, responses=errors.responses(400, 401, 403, 413, 422))
+    app.include_router(profiles.router, responses=errors.responses(404, 422))  # before /runs/{run_id}
     app.include_router(runs.router)
-    app.include_router(artifacts.router)
+    app.include_router(artifacts.router, responses=errors.responses(401, 403, 404, 422, 500))
+    app.include_router(audit_routes.router)
 
-    @app.get("/devices", tags=["fleet"])
+    @app.get("/devices", tags=["fleet"], responses=errors.responses(503))
     def devices(request: Request) -> list[dict[str, Any]]:
         """Every registered device with its state; ``simulated`` is a boolean."""
         try:
@@ -81,7 +77,7 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
             raise HTTPException(503, f"Redis does not answer ({type(exc).__name__})") from None
         return [dict(d, simulated=str(d.get("simulated", "")).lower() in ("1", "true")) for d in rows]
 
-    @app.get("/capacity", tags=["fleet"])
+    @app.get("/capacity", tags=["fleet"], responses=errors.responses(422, 503))
     def capacity(window_s: float = Query(7 * 86400, gt=0, le=366 * 86400, description="window, s (<= 1 year)"),
                  device_class: str | None = None) -> Any:
         """Utilisation, queue wait and backlog per device class (``orchestrator.capacity``)."""

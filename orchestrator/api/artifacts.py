@@ -1,5 +1,5 @@
 """Artifact download for agents on other hosts: ``GET /artifacts/{key}`` (the program),
-``/meta`` and ``/golden``. Token required — a farm's models may be unreleased work.
+``/meta`` and ``/golden``. A token with the ``read`` scope is required — a farm's models may be unreleased work.
 
 Keys are checked before any path is built (64 lowercase hex: no traversal), and the
 program is verified against its recorded sha256 before it is served, so a corrupt store
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import FileResponse, Response
 
-from orchestrator.api.auth import require_token
+from orchestrator.api.auth import require
+from orchestrator.api.guard import GuardedRoute
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactError, ArtifactStore, BadArtifactName
+from orchestrator.store.audit import Actor
 
-router = APIRouter(prefix="/artifacts", tags=["artifacts"])
+# checked before any path is built (also by the store); in the schema, so clients see the rule
+KEY = Path(pattern=r"^[0-9a-f]{64}$", description="the artifact key: 64 lowercase hex characters")
+router = APIRouter(prefix="/artifacts", tags=["artifacts"], route_class=GuardedRoute)
 
 
 def _stored(key: str, verify: bool) -> Any:
@@ -32,7 +36,7 @@ def _stored(key: str, verify: bool) -> Any:
 
 
 @router.get("/{key}", response_class=FileResponse)
-def download(key: str, _token: str = Depends(require_token)) -> FileResponse:
+def download(key: str = KEY, *, _actor: Actor = Depends(require("read"))) -> FileResponse:
     """The ExecuTorch program; its sha256 is in ``X-Benchfarm-Sha256``."""
     _store, art = _stored(key, verify=True)
     return FileResponse(art.path, media_type="application/octet-stream", filename=f"{key}.pte",
@@ -40,14 +44,14 @@ def download(key: str, _token: str = Depends(require_token)) -> FileResponse:
 
 
 @router.get("/{key}/meta")
-def meta(key: str, _token: str = Depends(require_token)) -> dict[str, Any]:
+def meta(key: str = KEY, *, _actor: Actor = Depends(require("read"))) -> dict[str, Any]:
     """The artifact's metadata (recipe, versions, sizes, sha256 of program and golden)."""
     _store, art = _stored(key, verify=False)
     return art.meta
 
 
 @router.get("/{key}/golden")
-def golden(key: str, _token: str = Depends(require_token)) -> Response:
+def golden(key: str = KEY, *, _actor: Actor = Depends(require("read"))) -> Response:
     """The eager model's golden output for the fixed seeded input (404 for a .pte source)."""
     store, _art = _stored(key, verify=False)
     try:

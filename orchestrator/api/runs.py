@@ -14,14 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from device_inventory.fleet import Fleet
-from orchestrator.api.auth import require_token
+from orchestrator.api.auth import has_scope, require
 from orchestrator.api.deps import get_fleet, get_session
+from orchestrator.api.errors import responses
+from orchestrator.api.guard import GuardedRoute
 from orchestrator.api.submit import RunMeta, submit_spec_text
 from orchestrator.coordinator.cancel import cancel
 from orchestrator.coordinator.run_state import RunNotFound, run_state
+from orchestrator.store.audit import Actor
 from orchestrator.store.models import Job, Result, Run
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 
 
 class RunRequest(BaseModel):
@@ -29,7 +32,8 @@ class RunRequest(BaseModel):
     spec: str = Field(min_length=1, max_length=1_000_000, description="the matrix spec, as YAML text")
     source: str = Field(default="spec.yaml", max_length=200, description="file name used in error messages")
     trigger: Literal["manual", "nightly", "pr"] = "manual"
-    requested_by: str = Field(default="", max_length=200, description="defaults to the token's name")
+    requested_by: str = Field(default="", max_length=200, description="a label; defaults to the token's principal "
+                              "(the run's owner is always the token's principal)")
     meta: RunMeta | None = None
 
 
@@ -48,7 +52,7 @@ def _simulated_by_run(s: Session, run_ids: list[str]) -> set[str]:
 
 def _run_summary(run: Run, simulated: bool) -> dict[str, Any]:
     return {"id": run.id, "name": run.name, "trigger": run.trigger, "status": run.status,
-            "requested_by": run.requested_by, "created_at": run.created_at.isoformat(),
+            "requested_by": run.requested_by, "owner": run.owner, "created_at": run.created_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "meta": run.meta or {}, "simulated": simulated}
 
@@ -57,16 +61,16 @@ def _not_found(run_id: str) -> HTTPException:
     return HTTPException(404, f"no run {run_id!r}")
 
 
-@router.post("", status_code=201, response_model=Submitted)
-def submit_run(body: RunRequest, token_name: str = Depends(require_token),
+@router.post("", status_code=201, response_model=Submitted, responses=responses(400, 401, 403, 413, 422, 503))
+def submit_run(body: RunRequest, actor: Actor = Depends(require("submit")),
                fleet: Fleet = Depends(get_fleet)) -> Submitted:
-    """Validate the spec (422 naming file:line) and queue its jobs."""
+    """Validate the spec (422 naming file:line) and queue its jobs; the token's principal owns the run."""
     run_id, jobs = submit_spec_text(body.spec, fleet, source=body.source, trigger=body.trigger,
-                                    requested_by=body.requested_by or token_name, meta=body.meta)
+                                    requested_by=body.requested_by or actor.principal, meta=body.meta, actor=actor)
     return Submitted(id=run_id, trigger=body.trigger, jobs=jobs, url=f"/runs/{run_id}")
 
 
-@router.get("")
+@router.get("", responses=responses(422))
 def list_runs(limit: int = Query(50, ge=1, le=500), trigger: str | None = None, status: str | None = None,
               s: Session = Depends(get_session)) -> list[dict[str, Any]]:
     """Newest first."""
@@ -80,7 +84,7 @@ def list_runs(limit: int = Query(50, ge=1, le=500), trigger: str | None = None, 
     return [_run_summary(r, r.id in sim) for r in rows]
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=responses(404, 422))
 def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
     """The run, every job's state, and each job's result summary (with ``simulated``)."""
     try:
@@ -101,11 +105,11 @@ def get_run(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
     state["simulated"] = any(r.simulated for r in results.values())
     run = s.get(Run, run_id)
     if run is not None:
-        state.update(requested_by=run.requested_by, meta=run.meta or {})
+        state.update(requested_by=run.requested_by, owner=run.owner, meta=run.meta or {})
     return state
 
 
-@router.get("/{run_id}/matrix")
+@router.get("/{run_id}/matrix", responses=responses(404, 422))
 def get_matrix(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]:
     """Cells (repeats pooled) as JSON plus the device matrix as markdown."""
     from orchestrator.analysis.stats import summarize
@@ -130,12 +134,20 @@ def get_matrix(run_id: str, s: Session = Depends(get_session)) -> dict[str, Any]
             "markdown": matrix_markdown(s, run_id)}
 
 
-@router.delete("/{run_id}")
-def cancel_run(run_id: str, _token: str = Depends(require_token),
-               fleet: Fleet = Depends(get_fleet)) -> dict[str, Any]:
-    """Cancel every non-terminal job; running attempts are told to stop at the agent."""
+@router.delete("/{run_id}", responses=responses(400, 401, 403, 404, 413, 422, 503))
+def cancel_run(run_id: str, actor: Actor = Depends(require("cancel-own")), fleet: Fleet = Depends(get_fleet),
+               s: Session = Depends(get_session)) -> dict[str, Any]:
+    """Cancel every non-terminal job; running attempts are told to stop at the agent.
+
+    ``cancel-own`` cancels the runs the token's principal owns; another's run needs ``admin``."""
+    run = s.get(Run, run_id)
+    if run is None:
+        raise _not_found(run_id)
+    if run.owner != actor.principal and not has_scope(actor, "admin"):
+        raise HTTPException(403, f"run {run_id} is not yours (owner {run.owner or 'unrecorded'!r}); "
+                                 "cancelling another's run needs the 'admin' scope")
     try:
-        n = cancel(run_id, fleet)
+        n = cancel(run_id, fleet, actor)
     except RunNotFound:
         raise _not_found(run_id) from None
     state = run_state(run_id)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from device_inventory.fleet import Fleet
 from orchestrator.spec.matrix import loads_spec
+from orchestrator.store.audit import Actor
 
 TRIGGERS = ("manual", "nightly", "pr")
 
@@ -28,14 +29,16 @@ class RunMeta(BaseModel):
 
 
 def submit_spec_text(spec_text: str, fleet: Fleet, *, source: str, trigger: str, requested_by: str,
-                     meta: RunMeta | None = None) -> tuple[str, int]:
-    """Validate (raises ``SpecError`` naming source:line), submit, send; return (run id, job count)."""
+                     meta: RunMeta | None = None, actor: Actor | None = None) -> tuple[str, int]:
+    """Validate (raises ``SpecError`` naming source:line), submit, send; return (run id, job count).
+
+    ``actor``: the API caller, who owns the run (and is audited with it)."""
     from orchestrator.coordinator.run_state import run_state
     from orchestrator.coordinator.submit import submit
 
     spec = loads_spec(spec_text, source)
     meta_dict: dict[str, Any] = meta.model_dump(exclude_none=True) if meta else {}
     run_id, outbox = submit(spec, spec_text, fleet, source=source, trigger=trigger,
-                            requested_by=requested_by, meta=meta_dict)
+                            requested_by=requested_by, meta=meta_dict, actor=actor)
     outbox.send()
     return run_id, len(run_state(run_id)["jobs"])

@@ -4,16 +4,16 @@ specs); ``POST /runs/pte``: upload one and run it on the named backends and devi
 These are the only way a program reaches the farm through the API: a spec names programs
 by digest and never by a path on the server (``orchestrator.export.programs``).
 
-The upload is bounded twice: a pure-ASGI guard refuses a request whose body exceeds the
-limit (by Content-Length up front, or by counting chunks while it streams, so a chunked
-upload cannot fill the disk), and the staged file is measured again. The client's file
-name is only ever a *label*: the program is stored content-addressed (sha256) through
-the export pipeline, so no part of the name reaches a path.
+The upload is bounded twice: the API's body limit (:class:`orchestrator.api.guard.BodyLimit`,
+these paths' limit being the upload limit plus the form's overhead) refuses a body over it by
+Content-Length before reading, or by counting chunks while it streams, so a chunked upload
+cannot fill the disk; and the staged file is measured again. The client's file
+name is only ever a *label*: the program is stored content-addressed (sha256), so no part
+of the name reaches a path.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,22 +24,23 @@ from typing import Any, Literal
 import yaml
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
-from orchestrator.api.auth import require_token
+from orchestrator.api.auth import require
 from orchestrator.api.deps import get_fleet
+from orchestrator.api.guard import GuardedRoute
 from orchestrator.api.runs import Submitted
 from orchestrator.api.submit import RunMeta, submit_spec_text
+from orchestrator.store.audit import Actor
 
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024**2
 # multipart boundaries and the form fields ride in the same body as the file
 FORM_OVERHEAD_BYTES = 1024**2
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-router = APIRouter(prefix="/runs", tags=["runs"])
-programs_router = APIRouter(prefix="/programs", tags=["programs"])
+router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
+programs_router = APIRouter(prefix="/programs", tags=["programs"], route_class=GuardedRoute)
 
 
 def max_upload_bytes() -> int:
@@ -48,42 +49,6 @@ def max_upload_bytes() -> int:
 
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"upload larger than the {limit}-byte limit (BENCHFARM_MAX_UPLOAD_BYTES)")
-
-
-class UploadLimit:
-    """ASGI guard on the upload path: 413 before the multipart parser spools a huge body."""
-
-    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...] = ("/runs/pte", "/programs")):
-        self.app, self.limit, self.paths = app, limit, paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        body_limit = self.limit + FORM_OVERHEAD_BYTES
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > body_limit:
-            await _send_413(send, self.limit)
-            return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > body_limit:
-                # an HTTPException passes through FastAPI's body parsing unchanged -> 413
-                raise _too_large(self.limit)
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": _too_large(limit).detail}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def model_label(model: str, filename: str | None) -> str:
@@ -173,7 +138,7 @@ def submit_pte(request: Request, file: UploadFile = File(..., description="the E
                      parameters: str = Form("", description="spec parameters as YAML/JSON mapping"),
                      trigger: Literal["manual", "nightly", "pr"] = Form("manual"),
                      requested_by: str = Form(""), meta: str = Form("", description="RunMeta as JSON"),
-                     token_name: str = Depends(require_token), fleet: Fleet = Depends(get_fleet)) -> Submitted:
+                     actor: Actor = Depends(require("submit")), fleet: Fleet = Depends(get_fleet)) -> Submitted:
     label = model_label(model, file.filename)
     staged = _stage(file, request.app.state.max_upload_bytes)
     try:
@@ -181,7 +146,7 @@ def submit_pte(request: Request, file: UploadFile = File(..., description="the E
     finally:
         staged.unlink(missing_ok=True)
     run_id, jobs = submit_spec_text(spec_text, fleet, source="upload.yaml", trigger=trigger,
-                                    requested_by=requested_by or token_name, meta=_meta(meta))
+                                    requested_by=requested_by or actor.principal, meta=_meta(meta), actor=actor)
     return Submitted(id=run_id, trigger=trigger, jobs=jobs, url=f"/runs/{run_id}")
 
 
@@ -193,7 +158,7 @@ class Program(BaseModel):
 
 @programs_router.post("", status_code=201, response_model=Program)
 def upload_program(request: Request, file: UploadFile = File(..., description="the ExecuTorch program (.pte)"),
-                   _token: str = Depends(require_token)) -> Program:
+                   _actor: Actor = Depends(require("submit"))) -> Program:
     """Store a program by content; name it in a spec's ``models[].source`` as the answer's ``source``."""
     from orchestrator.export.artifacts import ArtifactStore
     from orchestrator.export.programs import program_path, store_program

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from orchestrator.cli.audit import audit_command
 from orchestrator.cli.capacity import capacity_app
 from orchestrator.cli.common import console, fail, fleet_or_exit, resolve_run_or_exit, wait_for_run
 from orchestrator.cli.db import db_app
@@ -42,6 +43,7 @@ app.add_typer(harness_app, name="harness")
 app.command("api")(api_command)
 app.command("scheduler")(scheduler_command)
 app.add_typer(tokens_app, name="tokens")
+app.command("audit")(audit_command)
 app.add_typer(pr_app, name="pr")
 app.command("selftest")(selftest_command)
 

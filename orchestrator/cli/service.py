@@ -41,12 +41,18 @@ def scheduler_command(schedules: Path = typer.Option(..., "--schedules", help="s
 
 
 @tokens_app.command("create")
-def tokens_create(name: str) -> None:
+def tokens_create(name: str,
+                  scope: list[str] = typer.Option(
+                      ["read", "submit", "cancel-own"], "--scope",
+                      help="repeat or comma-separate: read (download programs), submit (queue runs), cancel-own "
+                           "(cancel runs it owns), admin (cancel any run, manage tokens, read the audit)"),
+                  principal: str = typer.Option("", help="who the token acts for and owns runs as (default: NAME); "
+                                                         "several tokens of one person may share it")) -> None:
     """Create a token; it is printed once and cannot be shown again."""
     from orchestrator.api.auth import TokenError, create_token
 
     try:
-        token = create_token(name)
+        token = create_token(name, scope, principal)
     except TokenError as exc:
         raise fail(str(exc), code=2) from None
     console.print(f"token [bold]{name}[/] created; store it now, it is not shown again:", highlight=False)
@@ -55,14 +61,14 @@ def tokens_create(name: str) -> None:
 
 @tokens_app.command("list")
 def tokens_list() -> None:
-    """Token names and ids (never the secrets)."""
+    """Token names, ids, principals and scopes (never the secrets)."""
     from orchestrator.api.auth import list_tokens
 
     t = Table(title="API tokens")
-    for col in ("name", "id", "created", "last used", "revoked"):
+    for col in ("name", "id", "principal", "scopes", "created", "last used", "revoked"):
         t.add_column(col)
     for tok in list_tokens():
-        t.add_row(tok.name, tok.id, f"{tok.created_at:%Y-%m-%d %H:%M}",
+        t.add_row(tok.name, tok.id, tok.principal, " ".join(tok.scopes), f"{tok.created_at:%Y-%m-%d %H:%M}",
                   f"{tok.last_used_at:%Y-%m-%d %H:%M}" if tok.last_used_at else "",
                   f"{tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "")
     console.print(t)

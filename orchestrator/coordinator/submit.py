@@ -28,6 +28,8 @@ from orchestrator.export.recipe import artifact_key, keyed_without_exporter, req
 from orchestrator.export.request import ExportRequest
 from orchestrator.export.sources import BadSource, Source
 from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.store import audit
+from orchestrator.store.audit import Actor
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, Run, utcnow
 from orchestrator.store.states import check_job_transition
@@ -35,8 +37,10 @@ from orchestrator.store.states import check_job_transition
 
 def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", trigger: str = "manual",
            requested_by: str = "", meta: dict[str, Any] | None = None,
-           store: ArtifactStore | None = None) -> tuple[str, Outbox]:
-    """Create the run and its jobs; return the run id and the messages to send after commit."""
+           store: ArtifactStore | None = None, actor: Actor | None = None) -> tuple[str, Outbox]:
+    """Create the run and its jobs; return the run id and the messages to send after commit.
+
+    ``actor`` (an API token's): the run's owner, and the audit row written in this transaction."""
     if trigger not in capp.PRIORITY:
         raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
     store = store or ArtifactStore()
@@ -48,7 +52,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     run_id = new_id()
     with db_session() as s:
         run = Run(id=run_id, name=spec.name, trigger=trigger, requested_by=requested_by, priority=priority,
-                  spec_yaml=spec_text, spec_source=source, meta=meta or {},
+                  spec_yaml=spec_text, spec_source=source, meta=meta or {}, owner=actor.principal if actor else "",
                   summary={"not_applicable": the_plan.not_applicable})
         s.add(run)
         s.flush()
@@ -70,6 +74,9 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             s.add(job)
         s.flush()
         events.submitted(s, run, spec, store)
+        if actor is not None:
+            audit.record(s, actor, "run.submit", run_id=run_id, trigger=trigger, name=spec.name[:200],
+                         jobs=len(the_plan.cells), requested_by=requested_by[:200])
         for request, (req, key) in requests.items():
             if key and _ready(s, key, req, store):
                 dispatch_waiting(s, key, fleet, outbox)

@@ -26,7 +26,10 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     trigger: Mapped[str] = mapped_column(String(16), default="manual")  # nightly | pr | manual
-    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    requested_by: Mapped[str] = mapped_column(String(200), default="")  # a free label, not proof
+    # the principal of the API token that submitted it ("" for CLI/scheduler runs and runs made
+    # before ownership): cancel-own compares this, never requested_by
+    owner: Mapped[str] = mapped_column(String(200), default="", index=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
     spec_yaml: Mapped[str] = mapped_column(Text)
@@ -157,9 +160,28 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     salt: Mapped[str] = mapped_column(String(64))
     secret_sha256: Mapped[str] = mapped_column(String(64))
+    # who the token acts for (several tokens may share one: a laptop's and a CI's); runs are owned by it
+    principal: Mapped[str] = mapped_column(String(200), default="")
+    scopes: Mapped[str] = mapped_column(String(200), default="read submit cancel-own")  # space-separated
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    """One write (a run submitted or cancelled, a token created or revoked): who, what, when,
+    which run or token. Written in the write's own transaction, so a write without its audit
+    row cannot be committed. ``detail`` holds small facts (counts, scopes), never a secret."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200), index=True)  # a token's principal, or cli:<os user>
+    token_id: Mapped[str] = mapped_column(String(16), default="")  # the token used ("" from the CLI)
+    action: Mapped[str] = mapped_column(String(32), index=True)  # run.submit | run.cancel | token.*
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # no FK: outlives runs
+    target_token_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Profile(Base):
