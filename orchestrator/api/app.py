@@ -56,11 +56,13 @@ def create_app(fleet: Fleet | None = None, max_upload_bytes: int | None = None) 
     app.state.max_upload_bytes = max_upload_bytes or uploads.max_upload_bytes()
     # every body is bounded; tokens are checked before the body is read (guard.GuardedRoute)
     app.add_middleware(guard.BodyLimit, default_limit=guard.max_body_bytes(),
-                       limits={"/runs/pte": app.state.max_upload_bytes + uploads.FORM_OVERHEAD_BYTES})
+                       limits=dict.fromkeys(("/runs/pte", "/programs"),
+                                            app.state.max_upload_bytes + uploads.FORM_OVERHEAD_BYTES))
     errors.install(app)
     app.add_exception_handler(405, errors.method_not_allowed)
     app.include_router(uploads.router,  # before /runs/{run_id} routes: "/runs/pte" is a literal path
                        responses=errors.responses(400, 401, 403, 413, 422, 503))
+    app.include_router(uploads.programs_router, responses=errors.responses(400, 401, 403, 413, 422))
     app.include_router(profiles.router, responses=errors.responses(404, 422))  # before /runs/{run_id}
     app.include_router(runs.router)
     app.include_router(artifacts.router, responses=errors.responses(401, 403, 404, 422, 500))

@@ -122,7 +122,7 @@ def plan_cmd(spec: Path,
 
     try:
         fleet = parse_devices(devices)
-        result = plan_makespan(load_spec(spec), fleet)
+        result = plan_makespan(load_spec(spec, local_files=True), fleet)  # planned only: no file is read
     except (SpecError, DevicesSpecError) as exc:
         raise fail(str(exc), code=2) from None
     if as_json:

@@ -54,18 +54,20 @@ def export_command(
     from orchestrator.export.artifacts import ArtifactStore
     from orchestrator.export.lowering import ExporterUnavailable, exporter_can_lower
     from orchestrator.export.pipeline import export_artifact
+    from orchestrator.export.programs import localize_spec_text
     from orchestrator.export.sources import BadSource
     from orchestrator.export.sweep import export_requests
-    from orchestrator.spec.matrix import load_spec
+    from orchestrator.spec.matrix import loads_spec
+    from orchestrator.spec.yamlpos import read_text
 
     console = Console()
-    try:
-        requests = export_requests(load_spec(spec))
-    except SpecError as exc:
+    store = ArtifactStore(artifacts)
+    try:  # a local pte:<path> is read as this user and stored by digest, as `submit` does
+        requests = export_requests(loads_spec(localize_spec_text(read_text(spec), str(spec), store), str(spec)))
+    except (SpecError, BadSource) as exc:
         # soft_wrap: an error is one line (file:line: field) whatever the terminal's width
         console.print(f"[red]{exc}[/red]", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    store = ArtifactStore(artifacts)
     client = None
     if redis_url:
         import redis

@@ -55,16 +55,24 @@ def submit(spec: Path, wait: bool = typer.Option(False, "--wait", help="wait and
            timeout: float = typer.Option(3600, help="--wait gives up after this many seconds")) -> None:
     """Validate SPEC, plan its jobs and queue them."""
     from orchestrator.coordinator.submit import submit as submit_run
-    from orchestrator.spec.matrix import load_spec
-    from orchestrator.spec.yamlpos import SpecError
+    from orchestrator.export.artifacts import ArtifactStore
+    from orchestrator.export.programs import localize_spec_text
+    from orchestrator.export.sources import BadSource
+    from orchestrator.spec.matrix import loads_spec
+    from orchestrator.spec.yamlpos import SpecError, read_text
 
     try:
-        matrix_spec = load_spec(spec)
-    except SpecError as exc:
+        # a local pte:<path> is read here, as this user, and stored by digest: the coordinator reads no path
+        text = localize_spec_text(read_text(spec), str(spec), ArtifactStore())
+        matrix_spec = loads_spec(text, str(spec))
+    except (SpecError, BadSource) as exc:
         raise fail(str(exc), code=2) from None
     fleet = fleet_or_exit()
-    run_id, outbox = submit_run(matrix_spec, spec.read_text(), fleet, source=str(spec), trigger=trigger,
-                                requested_by=requested_by)
+    try:
+        run_id, outbox = submit_run(matrix_spec, text, fleet, source=str(spec), trigger=trigger,
+                                    requested_by=requested_by)
+    except BadSource as exc:
+        raise fail(str(exc), code=2) from None
     outbox.send()
     console.print(f"run [bold]{run_id}[/] submitted ({trigger})")
     if wait:

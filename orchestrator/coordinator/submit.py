@@ -1,8 +1,10 @@
 """Submit a run: plan its jobs, find or request their artifacts, dispatch what is ready.
 
-A program file (``pte:``) is keyed here; a torch model is keyed by the exporter that builds it
-(its fingerprint imports the model's code, which the coordinator never does): its jobs wait
-in ``exporting`` under their request key until ``exports.export_done`` names the artifact.
+An uploaded program (``pte:sha256:``) is keyed here by its digest and stored as the artifact
+of each backend from the store's own ``programs/`` area (no path from a spec is ever read);
+a torch model is keyed by the exporter that builds it (its fingerprint reads the model's
+code, which the coordinator never does): its jobs wait in ``exporting`` under their request
+key until ``exports.export_done`` names the artifact.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.coordinator.planning import plan
 from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.programs import has_program
 from orchestrator.export.recipe import artifact_key, keyed_without_exporter, request_key
 from orchestrator.export.request import ExportRequest
+from orchestrator.export.sources import BadSource, Source
 from orchestrator.spec import run_rules
 from orchestrator.spec.matrix import MatrixSpec
 from orchestrator.spec.yamlpos import SpecError
@@ -43,6 +47,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
         raise ValueError(f"unknown trigger {trigger!r} (known: {', '.join(capp.PRIORITY)})")
     store = store or ArtifactStore()
     the_plan = plan(spec)
+    _store_programs(spec, store)
     alive = fleet.exporters.alive()
     outbox = Outbox()
     priority = capp.PRIORITY[trigger]
@@ -103,6 +108,22 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     return run_id, outbox
 
 
+
+
+def _store_programs(spec: MatrixSpec, store: ArtifactStore) -> None:
+    """Each uploaded program's artifact per backend, before the run exists: a digest that was
+    never uploaded is refused (``BadSource``: 422 in the API) with nothing written."""
+    from orchestrator.export.pipeline import export_artifact  # a program needs no torch to store
+
+    for model in spec.models:
+        if not Source.parse(model.source).is_program:
+            continue
+        digest = Source.parse(model.source).digest
+        if not has_program(store, digest):
+            raise BadSource(f"model {model.name!r}: source {model.source}: no such uploaded program in the store; "
+                            "upload it first (POST /programs) or submit with the CLI on the host holding the file")
+        for backend in spec.backends:
+            export_artifact(ExportRequest(model=model.name, source=model.source, backend=backend), store)
 
 
 def _ready(s: Session, key: str, req: ExportRequest, store: ArtifactStore) -> bool:

@@ -12,24 +12,22 @@ real calibration set and are never reported from these artifacts.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import config
-from orchestrator.export import lowering
+from orchestrator.export import lowering, programs
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
 from orchestrator.export.recipe import CALIBRATION_BATCHES, CALIBRATION_SEED, recipe, versions
 from orchestrator.export.recipe import artifact_key as artifact_key  # re-exported: the exporter's API
 from orchestrator.export.registry import Backend, registry
 from orchestrator.export.request import GOLDEN_SEED, ExportRequest
-from orchestrator.export.sources import BadSource, Source, build_model, check_pte
+from orchestrator.export.sources import Source, build_model
 
 if TYPE_CHECKING:
     import torch
@@ -94,13 +92,11 @@ def _lower(req: ExportRequest, backend: Backend) -> Produced:
     return Produced(program.buffer, meta, gold, _etrecord_bytes(program))
 
 
-def _produce(req: ExportRequest, backend: Backend, rec: dict[str, Any]) -> Produced:
+def _produce(req: ExportRequest, backend: Backend, store: ArtifactStore) -> Produced:
     source = Source.parse(req.source)
-    if not source.is_program:
+    if not source.is_program:  # a zoo model or a registered package's factory (exporter only)
         return _lower(req, backend)
-    data = check_pte(Path(source.ref)).read_bytes()
-    if hashlib.sha256(data).hexdigest() != rec["pte_sha256"]:
-        raise BadSource(f"pte source {source.ref} changed while it was being stored; try again")
+    data = programs.read_program(store, source.digest)  # an uploaded program, from the store only
     return Produced(data, {"params": None, "flops": None, "macs": None, "delegation": None,
                            "declared_backend": backend.name})
 
@@ -149,7 +145,7 @@ def _cached(store: ArtifactStore, key: str) -> StoredArtifact | None:
 def _export_into(store: ArtifactStore, key: str, rec: dict[str, Any], req: ExportRequest,
                  backend: Backend) -> StoredArtifact:
     started = time.perf_counter()
-    out = _produce(req, backend, rec)
+    out = _produce(req, backend, store)
     meta = {
         "request": asdict(req),
         "recipe": rec,

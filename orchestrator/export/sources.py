@@ -1,16 +1,23 @@
-"""Where a model comes from: ``zoo:<name>``, ``import:<pkg.module:factory>`` or ``pte:<path>``.
+"""Where a model comes from: ``zoo:<name>``, ``import:<pkg.module:factory>`` or ``pte:sha256:<hex>``.
 
-A source's *fingerprint* goes into the artifact key. For torch sources it hashes the
-Python source of every module that defines a class in the built model (so editing a
-block's forward re-exports, editing an unrelated file does not) plus the weights
-themselves (a factory that loads a checkpoint is covered, so is a seed change). For a
-``.pte`` source it is the file's sha256: the program is stored as-is, keyed by content.
+``pte:sha256:<hex>`` names an uploaded program by digest (``orchestrator.export.programs``).
+``pte:<path>`` is accepted only where a CLI reads the user's own file (``local_files=True``)
+and turns it into a digest before submitting: nothing past the front door reads a path.
+
+A source's *fingerprint* goes into the artifact key. For a zoo model it hashes the Python
+source of every module that defines a class in the built model (so editing a block's
+forward re-exports, editing an unrelated file does not) plus the weights themselves (so is
+a seed change). An ``import:`` source must belong to a registered model package
+(``orchestrator.export.trust``, checked by string when the spec is validated) and is keyed
+by that package's bytes, never by running it: only the exporter calls its factory. For a
+program it is its sha256 (the digest): the program is stored as-is, keyed by content.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
@@ -18,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.export import trust, zoo_index
-from orchestrator.export.artifacts import file_sha256
 
 if TYPE_CHECKING:  # torch is imported where a model is built, never to parse or key a program
     import torch
@@ -27,6 +33,7 @@ if TYPE_CHECKING:  # torch is imported where a model is built, never to parse or
 # two-digit schema version; anything else is not a program, whatever its extension.
 _PTE_IDENT_PREFIX = b"ET"
 MAX_PTE_BYTES = 2 * 1024**3
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class BadSource(ValueError):
@@ -39,7 +46,8 @@ class Source:
     ref: str
 
     @classmethod
-    def parse(cls, source: str) -> Source:
+    def parse(cls, source: str, *, local_files: bool = False) -> Source:
+        """``local_files``: a CLI reading the user's own files may name a ``pte:<path>``."""
         kind, _, ref = source.partition(":")
         if kind == "zoo":
             if ref not in zoo_index.NAMES:
@@ -53,19 +61,37 @@ class Source:
             except trust.UntrustedSource as exc:
                 raise BadSource(f"{source[:200]}: {exc}") from None
         elif kind == "pte":
-            if not ref.endswith(".pte"):
-                raise BadSource(f"pte source must name a .pte file, got {ref!r}")
+            if ref.startswith("sha256:"):
+                if not _DIGEST.fullmatch(ref):
+                    raise BadSource(f"pte source must be 'pte:sha256:<64 lowercase hex>', got {source[:100]!r}")
+            elif not local_files:
+                raise BadSource(f"{source[:200]}: a spec names a program by digest (pte:sha256:<hex>), never "
+                                "by a path on the server: upload it (POST /programs) or submit with the CLI on "
+                                "the host that holds the file")
+            elif not ref.endswith(".pte"):
+                raise BadSource(f"pte source must name a .pte file, got {ref[:200]!r}")
         else:
-            raise BadSource(f"model source must start with zoo:, import: or pte:, got {source!r}")
+            raise BadSource(f"model source must start with zoo:, import: or pte:, got {source[:200]!r}")
         return cls(kind, ref)
 
     @property
     def is_program(self) -> bool:
         return self.kind == "pte"
 
+    @property
+    def is_local_file(self) -> bool:
+        return self.kind == "pte" and not self.ref.startswith("sha256:")
+
+    @property
+    def digest(self) -> str:
+        """An uploaded program's sha256 (hex); '' for any other source."""
+        return self.ref.removeprefix("sha256:") if self.is_program and not self.is_local_file else ""
+
 
 def build_model(source: Source) -> torch.nn.Module:
-    """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``."""
+    """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``.
+
+    An ``import:`` source runs its registered package's code: only the exporter calls this."""
     import torch
 
     from orchestrator.export import zoo
@@ -87,13 +113,11 @@ def build_model(source: Source) -> torch.nn.Module:
 
 
 @lru_cache(maxsize=64)
-def _torch_fingerprint(source: Source) -> str:
+def _zoo_fingerprint(source: Source) -> str:
     # Cached per process like Python's own import cache: a worker sees the code it imported.
     model = build_model(source)
     h = hashlib.sha256()
     modules = {type(m).__module__ for m in model.modules()} - {None}
-    if source.kind == "import":
-        modules.add(source.ref.partition(":")[0])  # the factory's own code (it may configure torch layers)
     for name in sorted(modules):
         if name.startswith("torch."):
             continue  # torch's own layers are covered by the torch version in the recipe
@@ -111,7 +135,7 @@ def _torch_fingerprint(source: Source) -> str:
 
 
 def check_pte(path: Path) -> Path:
-    """Refuse a missing, oversized or non-ExecuTorch file before it is copied into the store."""
+    """Refuse a missing, oversized or non-ExecuTorch file before it is stored (or served)."""
     path = Path(path)
     if not path.is_file():
         raise BadSource(f"pte source {path}: no such file")
@@ -127,10 +151,12 @@ def check_pte(path: Path) -> Path:
 
 def fingerprint(source: Source) -> str:
     if source.is_program:
-        return file_sha256(check_pte(Path(source.ref)))
+        if source.is_local_file:  # only a CLI's own parse allows one; it stores the file first
+            raise BadSource(f"pte:{source.ref}: a local file is keyed only once it is stored by digest")
+        return source.digest
     if source.kind == "import":
-        try:  # the registered package's bytes, read from disk: keying a model never runs its code
+        try:  # the package's bytes, read from disk: keying a model never runs its code
             return trust.code_fingerprint(source.ref.partition(":")[0])
         except (trust.UntrustedSource, OSError) as exc:
             raise BadSource(f"import:{source.ref}: {exc}") from None
-    return _torch_fingerprint(source)
+    return _zoo_fingerprint(source)

@@ -124,8 +124,11 @@ def spec_from_args(spec: Path | None, model: Path | None, name: str, backends: l
 
     if (spec is None) == (model is None):
         raise ValueError("give exactly one of --spec SPEC or --model FILE.pte")
-    if spec is not None:
-        return spec.read_text(), str(spec)
+    if spec is not None:  # a local pte:<path> is read here, as this user, and stored by digest
+        from orchestrator.export.artifacts import ArtifactStore
+        from orchestrator.export.programs import localize_spec_text
+
+        return localize_spec_text(spec.read_text(), str(spec), ArtifactStore()), str(spec)
     if model is None or not backends or not devices:
         raise ValueError("--model needs at least one --backend and one --device")
     return pte_spec_text(model, name or model.stem, backends, devices), str(model)

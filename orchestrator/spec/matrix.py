@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from device_inventory.catalog import UnknownDeviceClass, catalog
 from orchestrator.export.registry import UnknownBackend, registry
@@ -44,11 +44,12 @@ BackendName = Annotated[str, AfterValidator(_resolve_backend)]
 
 
 class ModelRef(StrictModel):
-    """A model to benchmark: a zoo name, an import path ``pkg.mod:factory`` or a ``.pte`` file."""
+    """A model to benchmark: a zoo name, a registered package's ``pkg.mod:factory`` or an uploaded
+    ``.pte`` program by digest (a CLI may name a local file: it uploads it)."""
 
     name: str = Field(min_length=1, max_length=200)  # jobs.model / artifacts.model are String(200)
     source: str = Field(default="", max_length=1000,
-                        description="zoo:<name> | import:<pkg.mod:factory> | pte:<path>")
+                        description="zoo:<name> | import:<pkg.mod:factory> | pte:sha256:<hex>")
 
     @model_validator(mode="before")
     @classmethod
@@ -59,11 +60,12 @@ class ModelRef(StrictModel):
 
     @field_validator("source")
     @classmethod
-    def _check_source(cls, source: str) -> str:
+    def _check_source(cls, source: str, info: ValidationInfo) -> str:
         # the export pipeline's own parser, by string only: a spec accepts exactly the sources
-        # the farm may build, and naming a module never imports it (orchestrator.export.trust)
+        # the farm may build, naming a module never imports it (orchestrator.export.trust) and
+        # only a CLI reading its user's files may name a program by path (export.programs)
         if source:
-            _parse_source(source)
+            _parse_source(source, local_files=bool((info.context or {}).get("local_files")))
         return source
 
     @model_validator(mode="after")
@@ -74,11 +76,11 @@ class ModelRef(StrictModel):
         return self
 
 
-def _parse_source(source: str) -> None:
+def _parse_source(source: str, local_files: bool = False) -> None:
     from orchestrator.export.sources import BadSource, Source
 
     try:
-        Source.parse(source)
+        Source.parse(source, local_files=local_files)
     except BadSource as exc:
         raise ValueError(str(exc)) from None
 
@@ -229,17 +231,19 @@ def profile_block(spec_text: str) -> dict[str, int] | None:
         return None
 
 
-def load_spec(path: str | Path) -> MatrixSpec:
-    return loads_spec(read_spec(path), str(path))
+def load_spec(path: str | Path, *, local_files: bool = False) -> MatrixSpec:
+    """``local_files``: the caller is a CLI that reads (or only plans) ``pte:<path>`` sources as its user."""
+    return loads_spec(read_spec(path), str(path), local_files=local_files)
 
 
-def loads_spec(text: str, source: str = "<spec>", max_cells: int | None = None) -> MatrixSpec:
+def loads_spec(text: str, source: str = "<spec>", max_cells: int | None = None, *,
+               local_files: bool = False) -> MatrixSpec:
     """Validate a matrix spec. Its size, list lengths and planned cell count (arithmetic, before
     any cell exists) are checked before the fields are; duplicates and a matrix with no
     runnable cell after. ``max_cells``: default ``BENCHFARM_MAX_CELLS`` (10,000)."""
     data, lines = parse_yaml(text, source, max_bytes=MAX_SPEC_BYTES)
     check_sizes(data, lines, source, max_cells)
-    spec = validate(MatrixSpec, data, lines, source)
+    spec = validate(MatrixSpec, data, lines, source, {"local_files": local_files})
     check_plan(spec, lines, source)
     return spec
 

@@ -136,16 +136,20 @@ def validate(model: type[M], data: Any, lines: dict[Loc, int], source: str, cont
         raise SpecError(problems) from None
 
 
-def load_validated(model: type[M], path: str | Path, context: Any = None) -> M:
-    """Read ``path`` and validate it as ``model``; raise :class:`SpecError` naming file:line."""
+def read_text(path: str | Path) -> str:
+    """A document's text, or :class:`SpecError` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise SpecError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{path}: cannot read: {exc}"]) from None
-    return loads_validated(model, text, str(path), context)
+
+
+def load_validated(model: type[M], path: str | Path, context: Any = None) -> M:
+    """Read ``path`` and validate it as ``model``; raise :class:`SpecError` naming file:line."""
+    return loads_validated(model, read_text(path), str(path), context)
 
 
 def loads_validated(model: type[M], text: str, source: str, context: Any = None) -> M:

@@ -1,4 +1,4 @@
-"""Bring-your-own models: an importable factory, or an already-exported .pte file."""
+"""Bring-your-own models: a registered package's factory, or an already-exported .pte uploaded by digest."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.export.artifacts import ArtifactCorrupted
 from orchestrator.export.pipeline import ExportRequest, artifact_key, export_artifact
+from orchestrator.export.programs import store_program
 from orchestrator.export.sources import BadSource
 
 MODULE = """
@@ -67,30 +68,38 @@ def test_bad_sources_are_clear_errors(store, user_modules: Path, source: str, me
         export_artifact(ExportRequest("m", source, "xnnpack", 32), store)
 
 
+def _uploaded(store, path: Path) -> str:
+    return f"pte:sha256:{store_program(store, path)}"
+
+
 def test_pte_source_is_stored_by_content_with_the_declared_backend(store, user_pte: Path) -> None:
-    req = ExportRequest("mine", f"pte:{user_pte}", "coreml")  # the user says what it is
+    req = ExportRequest("mine", _uploaded(store, user_pte), "coreml")  # the user says what it is
     art, hit = export_artifact(req, store)
     assert hit is False and art.path.read_bytes() == user_pte.read_bytes()
     assert art.meta["declared_backend"] == "coreml" and art.meta["golden_seed"] is None
     assert export_artifact(req, store)[1] is True
     # same bytes under another name or resolution: same artifact
-    same = ExportRequest("renamed", f"pte:{user_pte}", "coreml", 128)
+    same = ExportRequest("renamed", req.source, "coreml", 128)
     assert artifact_key(same) == art.key
     user_pte.write_bytes(user_pte.read_bytes() + b"\0")
-    assert artifact_key(same) != art.key
+    assert artifact_key(ExportRequest("renamed", _uploaded(store, user_pte), "coreml", 128)) != art.key
 
 
 def test_pte_source_must_be_an_executorch_program(store, tmp_path: Path) -> None:
     fake = tmp_path / "fake.pte"
     fake.write_bytes(b"PK\x03\x04 not a flatbuffer at all")
     with pytest.raises(BadSource, match="not an ExecuTorch program"):
-        export_artifact(ExportRequest("m", f"pte:{fake}", "xnnpack"), store)
+        store_program(store, fake)
     with pytest.raises(BadSource, match="no such file"):
-        export_artifact(ExportRequest("m", f"pte:{tmp_path / 'absent.pte'}", "xnnpack"), store)
+        store_program(store, tmp_path / "absent.pte")
+    with pytest.raises(BadSource, match="never by a path on the server"):
+        export_artifact(ExportRequest("m", f"pte:{fake}", "xnnpack"), store)
+    with pytest.raises(BadSource, match="no uploaded program"):
+        export_artifact(ExportRequest("m", "pte:sha256:" + "0" * 64, "xnnpack"), store)
 
 
 def test_corrupted_artifact_is_detected_and_exported_again(store, user_pte: Path) -> None:
-    req = ExportRequest("mine", f"pte:{user_pte}", "xnnpack")
+    req = ExportRequest("mine", _uploaded(store, user_pte), "xnnpack")
     art, _ = export_artifact(req, store)
     art.path.write_bytes(art.path.read_bytes()[:-10])  # truncated on disk
     with pytest.raises(ArtifactCorrupted):

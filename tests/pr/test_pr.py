@@ -145,7 +145,7 @@ def test_cli_submit_a_pte_model(svc_env: dict[str, str], tmp_path: Path) -> None
     with session() as s:
         run = s.scalar(select(Run))
         assert run.trigger == "pr" and [(j.model, j.state) for j in run.jobs] == [("detector", "waiting-for-device")]
-        assert str(Path(svc_env["BENCHFARM_ARTIFACTS"])) in run.spec_yaml  # the stored copy, not the CI path
+        assert str(pte) not in run.spec_yaml and "pte:sha256:" in run.spec_yaml  # by digest, not the CI path
 
 
 def test_webhook_posts_json_and_never_raises(svc_env: dict[str, str]) -> None:
