@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.export.pipeline import artifact_key
 from orchestrator.export.sweep import export_requests
 from orchestrator.spec.matrix import loads_spec
+from orchestrator.spec.yamlpos import SpecError
 
 SPEC = """
 name: sweeps
@@ -25,5 +28,11 @@ def test_each_sweep_cell_has_a_distinct_artifact_key() -> None:
 
 
 def test_repeated_axes_do_not_duplicate_artifacts() -> None:
-    spec = loads_spec(SPEC.replace("[1, 4]", "[1, 1]").replace("xnnpack-int8", "xnn"))
-    assert len(export_requests(spec)) == 3 * 2 * 3
+    spec = loads_spec(SPEC.replace("[1, 4]", "[1, 1]"))  # a repeated parameter value
+    assert len(export_requests(spec)) == 3 * 3 * 3
+
+
+def test_a_backend_listed_twice_under_an_alias_is_refused_before_planning() -> None:
+    # a duplicate cell would be two jobs per cell and a matrix claiming more repeats than it has
+    with pytest.raises(SpecError, match=r"backends\[1\]: backend 'xnnpack' is listed twice"):
+        loads_spec(SPEC.replace("xnnpack-int8", "xnn"))
