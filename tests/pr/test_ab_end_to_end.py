@@ -23,7 +23,8 @@ from tests.conftest import Procs, register_model_packages, wait_until
 from tests.webhook_sink import webhook_sink
 
 CELL = "backends: [xnnpack]\ndevices: [host-cpu]\nparameters: {input_resolution: [64], warmup: 2, iterations: 30, " \
-       "timeout_s: 120, ab_rounds: 2, ab_max_rounds: 6}\n"
+       "timeout_s: 120, ab_rounds: 2, ab_max_rounds: 6,\n" \
+       "             run_rules: {all: {min_iterations: 0, min_duration_s: 0}}}\n"  # light: a test, stated
 NIGHTLY = "name: nightly-ab\nmodels: [tiny_cnn]\n" + CELL
 PR = "name: pr-ab\nmodels: [{name: tiny_cnn, source: 'import:tests.pr.ab_models:slower_tiny_cnn'}]\n" + CELL
 

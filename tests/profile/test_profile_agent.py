@@ -31,8 +31,9 @@ from orchestrator.store.models import Job, Result, Run
 from tests.browser import go_offline, headless_chromium
 from tests.conftest import register_model_packages, wait_until
 
+# light run rules: a test, stated
 PARAMS = "parameters: {{input_resolution: [64], warmup: 2, iterations: 20, timeout_s: 120, ab_rounds: 2, " \
-         "profile_iterations: 10{extra}}}\n"
+         "profile_iterations: 10, run_rules: {{all: {{min_iterations: 0, min_duration_s: 0}}}}{extra}}}\n"
 CELL = "backends: [xnnpack]\ndevices: [host-cpu]\n"
 NIGHTLY = "name: nightly-prof\nmodels: [tiny_cnn]\n" + CELL + PARAMS.format(extra="")
 ABORT = "name: abort-prof\nmodels: [tiny_cnn]\n" + CELL + PARAMS.format(extra=", profile_debug_buffer_bytes: 64")
