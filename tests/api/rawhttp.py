@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, stop_process, wait_until
 
 API = "import typer; from orchestrator.cli.service import api_command; typer.run(api_command)"
 CHUNK = 256 * 1024
@@ -49,12 +49,7 @@ def api_process(env: dict[str, str], log: Path) -> Iterator[tuple[int, psutil.Pr
         wait_until(up, 90, "the API to answer")
         yield port, psutil.Process(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 20)
 
 
 def _parse(raw: bytes) -> tuple[int, bytes]:

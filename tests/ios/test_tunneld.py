@@ -22,7 +22,7 @@ from agents.harness.contract import parse_result
 from agents.timeline import Timeline
 from agents.virtual.device import VirtualDevice
 from agents.virtual.testing import running_fleet
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.ios.test_driver_virtual import make_job
 
 pytestmark = [
@@ -63,12 +63,7 @@ def tunneld(tmp_path: Path):
                 pytest.fail(f"tunneld made no tunnels: {(tmp_path / 'tunneld.log').read_text()[-2000:]}")
             yield fleet, port
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc, 15)
             log.close()
 
 
