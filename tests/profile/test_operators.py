@@ -51,3 +51,16 @@ def test_shares_and_top() -> None:
     assert shares_text(ops) == "XNNPACK: 97 % of time, 2 ops; 2 ops on the CPU kernels (3 % of time)"
     assert shares_text(ops[:2]) == "XNNPACK: 100 % of operators"
     assert [o["name"] for o in top(ops, 2)] == [f"{CONV} #2", f"{CONV} #1"]
+
+
+def test_a_slowed_operator_stays_matched_on_a_busy_host() -> None:
+    # a 3-operator insertion; one untouched convolution's median is 10x off under load (its
+    # fast iterations are not): still one pair, and exactly the three inserted ones one-sided
+    base = [op(f"{CONV} #1", .1), op(f"{CONV} #2", .5), op("HardSwish (NC) #1", .05)]
+    pr = [op(f"{CONV} #1", 1.0) | {"p10_ms": .1}, op(f"{CONV} #2", .8), op("HardSwish (NC) #1", .06),
+          op("Fully Connected (NC, F32) GEMM #1", .3), op(f"{CONV} #3", .5), op("HardSwish (NC) #2", .05)]
+    assert one_sided(diff(base, pr)) == (3, 0)
+    # a real 10x change of one operator, on both figures, is a change, not a new operator
+    slowed = [op(f"{CONV} #1", 1.0), *base[1:]]
+    changes = diff(base, slowed)
+    assert one_sided(changes) == (0, 0) and changes[0].delta_ms > 0.8
