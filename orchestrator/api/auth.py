@@ -51,6 +51,7 @@ class TokenInfo:
     revoked_at: datetime | None
     principal: str = ""
     scopes: tuple[str, ...] = ()
+    max_cells: int | None = None
 
 
 def has_scope(actor: Actor, scope: str) -> bool:
@@ -74,27 +75,30 @@ def _digest(salt: str, secret: str) -> str:
 
 def _info(t: ApiToken) -> TokenInfo:
     return TokenInfo(t.id, t.name, t.created_at, t.last_used_at, t.revoked_at, t.principal or t.name,
-                     tuple(t.scopes.split()))
+                     tuple(t.scopes.split()), t.max_cells)
 
 
 def create_token(name: str, scopes: Iterable[str] = DEFAULT_SCOPES, principal: str = "",
-                 by: Actor | None = None) -> str:
+                 by: Actor | None = None, max_cells: int | None = None) -> str:
     """Create a token named ``name``; return the full token (the only time it exists in clear).
 
-    ``principal`` (default: the name) is who the token acts for; ``by`` is who made it (audit)."""
+    ``principal`` (default: the name) is who the token acts for; ``by`` is who made it (audit);
+    ``max_cells``: the cells the principal's runs may have unfinished when it submits."""
     name, principal = name.strip(), principal.strip() or name.strip()
     for label, value in (("token name", name), ("principal", principal)):
         if not value or len(value) > 200:
             raise TokenError(f"{label} must be 1..200 characters")
     granted = check_scopes(scopes)
+    if max_cells is not None and not 1 <= max_cells <= 10_000_000:
+        raise TokenError(f"max_cells must be 1..10,000,000 (got {max_cells})")
     token_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
     with session() as s:
         if s.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
             raise TokenError(f"a token named {name!r} already exists")
         s.add(ApiToken(id=token_id, name=name, principal=principal, scopes=" ".join(granted), salt=salt,
-                       secret_sha256=_digest(salt, secret)))
+                       secret_sha256=_digest(salt, secret), max_cells=max_cells))
         audit.record(s, by or Actor.cli(), "token.create", target_token_id=token_id, name=name,
-                     principal=principal, scopes=list(granted))
+                     principal=principal, scopes=list(granted), max_cells=max_cells)
     return f"bf_{token_id}_{secret}"
 
 
@@ -126,7 +130,8 @@ def authenticate(token: str) -> Actor | None:
         if not hmac.compare_digest(tok.secret_sha256, _digest(tok.salt, m["secret"])):
             return None
         tok.last_used_at = utcnow()
-        return Actor(principal=tok.principal or tok.name, token_id=tok.id, scopes=frozenset(tok.scopes.split()))
+        return Actor(principal=tok.principal or tok.name, token_id=tok.id, scopes=frozenset(tok.scopes.split()),
+                     max_cells=tok.max_cells)
 
 
 def verify_token(token: str) -> str | None:

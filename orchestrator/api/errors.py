@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.routing import compile_path
 
+from orchestrator.api.submit import QuotaExceeded
 from orchestrator.export.sources import BadSource
 from orchestrator.spec.yamlpos import SpecError
 
@@ -71,6 +72,10 @@ def _spec_error(_request: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
+def _quota(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": _cut(str(exc))}, status_code=429, headers={"Retry-After": "60"})
+
+
 def _bad_input(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _cut(str(exc))}, status_code=422)
 
@@ -90,11 +95,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(BadSource, _bad_input)
+    app.add_exception_handler(QuotaExceeded, _quota)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route's error codes, all with :class:`ErrorReply`."""
     why = {400: "malformed request", 401: "no bearer token", 403: "token unknown, revoked or lacking the scope",
            404: "no such resource", 413: "request body over the limit", 422: "invalid input (location + message)",
+           429: "the token's cell quota is in use by its unfinished runs",
            500: "the store's copy is corrupt", 503: "Redis or the database does not answer"}
     return {c: {"model": ErrorReply, "description": why.get(c, "error")} for c in codes}

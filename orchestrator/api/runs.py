@@ -61,7 +61,8 @@ def _not_found(run_id: str) -> HTTPException:
     return HTTPException(404, f"no run {run_id!r}")
 
 
-@router.post("", status_code=201, response_model=Submitted, responses=responses(400, 401, 403, 413, 422, 503))
+@router.post("", status_code=201, response_model=Submitted,
+             responses=responses(400, 401, 403, 413, 422, 429, 503))
 def submit_run(body: RunRequest, actor: Actor = Depends(require("submit")),
                fleet: Fleet = Depends(get_fleet)) -> Submitted:
     """Validate the spec (422 naming file:line) and queue its jobs; the token's principal owns the run."""

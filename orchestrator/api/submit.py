@@ -8,12 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
 from device_inventory.fleet import Fleet
-from orchestrator.spec.matrix import loads_spec
+from orchestrator.spec.bounds import max_cells, planned_cells
+from orchestrator.spec.matrix import MatrixSpec, loads_spec
 from orchestrator.store.audit import Actor
+from orchestrator.store.db import session
+from orchestrator.store.models import Job, Run
+from orchestrator.store.states import JOB_TERMINAL
 
 TRIGGERS = ("manual", "nightly", "pr")
+
+
+class QuotaExceeded(Exception):
+    """A token's cell quota would be exceeded (the API answers 429: wait for earlier runs)."""
 
 
 class RunMeta(BaseModel):
@@ -36,9 +45,37 @@ def submit_spec_text(spec_text: str, fleet: Fleet, *, source: str, trigger: str,
     from orchestrator.coordinator.run_state import run_state
     from orchestrator.coordinator.submit import submit
 
-    spec = loads_spec(spec_text, source)
+    spec = _load_within_quota(spec_text, source, actor)
     meta_dict: dict[str, Any] = meta.model_dump(exclude_none=True) if meta else {}
     run_id, outbox = submit(spec, spec_text, fleet, source=source, trigger=trigger,
                             requested_by=requested_by, meta=meta_dict, actor=actor)
     outbox.send()
     return run_id, len(run_state(run_id)["jobs"])
+
+
+def open_cells(principal: str) -> int:
+    """Jobs of the principal's runs that are not finished (queued, exporting, running)."""
+    with session() as s:
+        return s.scalar(select(func.count(Job.id)).join(Run, Run.id == Job.run_id)
+                        .where(Run.owner == principal, Job.state.not_in(JOB_TERMINAL))) or 0
+
+
+def _load_within_quota(spec_text: str, source: str, actor: Actor | None) -> MatrixSpec:
+    """The spec, validated under the smaller of the deployment's per-spec limit and the token's
+    quota; with a quota, the principal's unfinished cells plus these must fit in it.
+
+    Two submissions checked at the same moment can both pass (the count is not locked): the
+    quota bounds a token's work to a few specs' worth, it is not an exact reservation."""
+    if actor is None or actor.max_cells is None:
+        return loads_spec(spec_text, source)
+    quota = actor.max_cells
+    if quota >= max_cells():
+        spec = loads_spec(spec_text, source)
+    else:
+        spec = loads_spec(spec_text, source, quota, limit_name=f"the max_cells of token {actor.token_id}")
+    cells, busy = planned_cells(spec), open_cells(actor.principal)
+    if busy + cells > quota:
+        raise QuotaExceeded(f"this spec plans {cells:,} cells and {actor.principal!r} has {busy:,} unfinished: "
+                            f"over the {quota:,} cells token {actor.token_id} may have queued or running; "
+                            "submit again when earlier runs finish, or ask an admin for a larger --max-cells")
+    return spec

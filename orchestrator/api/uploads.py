@@ -29,6 +29,7 @@ from device_inventory.fleet import Fleet
 from orchestrator import config
 from orchestrator.api.auth import require
 from orchestrator.api.deps import get_fleet
+from orchestrator.api.errors import responses
 from orchestrator.api.guard import GuardedRoute
 from orchestrator.api.runs import Submitted
 from orchestrator.api.submit import RunMeta, submit_spec_text
@@ -129,7 +130,8 @@ def _meta(text: str) -> RunMeta | None:
         raise HTTPException(422, f"meta: {exc}") from None
 
 
-@router.post("/pte", status_code=201, response_model=Submitted)
+@router.post("/pte", status_code=201, response_model=Submitted,
+             responses=responses(400, 401, 403, 413, 422, 429, 503))
 def submit_pte(request: Request, file: UploadFile = File(..., description="the ExecuTorch program (.pte)"),
                      backends: str = Form(..., description="comma-separated backends, e.g. xnnpack"),
                      devices: str = Form(..., description="comma-separated device classes, e.g. A17-Pro"),

@@ -47,12 +47,16 @@ def tokens_create(name: str,
                       help="repeat or comma-separate: read (download programs), submit (queue runs), cancel-own "
                            "(cancel runs it owns), admin (cancel any run, manage tokens, read the audit)"),
                   principal: str = typer.Option("", help="who the token acts for and owns runs as (default: NAME); "
-                                                         "several tokens of one person may share it")) -> None:
+                                                         "several tokens of one person may share it"),
+                  max_cells: int | None = typer.Option(
+                      None, "--max-cells", min=1,
+                      help="cells the principal's runs may have unfinished when this token submits (also the "
+                           "most one spec may plan); default: the deployment's per-spec limit only")) -> None:
     """Create a token; it is printed once and cannot be shown again."""
     from orchestrator.api.auth import TokenError, create_token
 
     try:
-        token = create_token(name, scope, principal)
+        token = create_token(name, scope, principal, max_cells=max_cells)
     except TokenError as exc:
         raise fail(str(exc), code=2) from None
     console.print(f"token [bold]{name}[/] created; store it now, it is not shown again:", highlight=False)
@@ -65,10 +69,11 @@ def tokens_list() -> None:
     from orchestrator.api.auth import list_tokens
 
     t = Table(title="API tokens")
-    for col in ("name", "id", "principal", "scopes", "created", "last used", "revoked"):
+    for col in ("name", "id", "principal", "scopes", "max cells", "created", "last used", "revoked"):
         t.add_column(col)
     for tok in list_tokens():
-        t.add_row(tok.name, tok.id, tok.principal, " ".join(tok.scopes), f"{tok.created_at:%Y-%m-%d %H:%M}",
+        t.add_row(tok.name, tok.id, tok.principal, " ".join(tok.scopes),
+                  f"{tok.max_cells:,}" if tok.max_cells else "", f"{tok.created_at:%Y-%m-%d %H:%M}",
                   f"{tok.last_used_at:%Y-%m-%d %H:%M}" if tok.last_used_at else "",
                   f"{tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "")
     console.print(t)

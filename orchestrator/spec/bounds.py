@@ -58,8 +58,11 @@ def _get(data: Any, loc: Loc) -> Any:
     return data
 
 
-def check_sizes(data: Any, lines: dict[Loc, int], source: str, limit: int | None = None) -> None:
-    """List lengths and the planned cell count, on the parsed document, before validation."""
+def check_sizes(data: Any, lines: dict[Loc, int], source: str, limit: int | None = None,
+                limit_name: str = "BENCHFARM_MAX_CELLS") -> None:
+    """List lengths and the planned cell count, on the parsed document, before validation.
+
+    ``limit_name`` says whose limit ``limit`` is (the deployment's, a token's)."""
     if data is None:
         raise SpecError([f"{source}:1: empty document"])
     problems = []
@@ -78,7 +81,14 @@ def check_sizes(data: Any, lines: dict[Loc, int], source: str, limit: int | None
         shape = " x ".join(f"{n} {name}" for n, name in zip(sizes, ("devices", "backends", "models", "resolutions",
                                                                    "batch sizes", "repeats"), strict=True))
         raise SpecError([f"{source}:1: <document>: the matrix plans {cells:,} cells ({shape}), over the limit "
-                         f"of {limit:,} per spec (BENCHFARM_MAX_CELLS): split it into several runs"])
+                         f"of {limit:,} per spec ({limit_name}): split it into several runs"])
+
+
+def planned_cells(spec: MatrixSpec) -> int:
+    """The cells a validated spec plans (the product :func:`check_sizes` bounds)."""
+    p = spec.parameters
+    return (len(spec.devices) * len(spec.backends) * len(spec.models) * len(p.input_resolution)
+            * len(p.batch_size) * p.repeats)
 
 
 def _duplicates(values: list[str], loc: Loc, what: str, lines: dict[Loc, int], source: str) -> list[str]:

@@ -237,12 +237,13 @@ def load_spec(path: str | Path, *, local_files: bool = False) -> MatrixSpec:
 
 
 def loads_spec(text: str, source: str = "<spec>", max_cells: int | None = None, *,
-               local_files: bool = False) -> MatrixSpec:
+               local_files: bool = False, limit_name: str = "BENCHFARM_MAX_CELLS") -> MatrixSpec:
     """Validate a matrix spec. Its size, list lengths and planned cell count (arithmetic, before
     any cell exists) are checked before the fields are; duplicates and a matrix with no
-    runnable cell after. ``max_cells``: default ``BENCHFARM_MAX_CELLS`` (10,000)."""
+    runnable cell after. ``max_cells``: default ``BENCHFARM_MAX_CELLS`` (10,000); ``limit_name``
+    says in the error whose limit it is."""
     data, lines = parse_yaml(text, source, max_bytes=MAX_SPEC_BYTES)
-    check_sizes(data, lines, source, max_cells)
+    check_sizes(data, lines, source, max_cells, limit_name)
     spec = validate(MatrixSpec, data, lines, source, {"local_files": local_files})
     check_plan(spec, lines, source)
     return spec

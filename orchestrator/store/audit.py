@@ -30,6 +30,7 @@ class Actor:
     principal: str
     token_id: str = ""
     scopes: frozenset[str] = field(default_factory=frozenset)
+    max_cells: int | None = None  # the token's cell quota (None: none)
 
     @classmethod
     def cli(cls) -> Actor:

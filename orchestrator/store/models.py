@@ -188,6 +188,9 @@ class ApiToken(Base):
     # who the token acts for (several tokens may share one: a laptop's and a CI's); runs are owned by it
     principal: Mapped[str] = mapped_column(String(200), default="")
     scopes: Mapped[str] = mapped_column(String(200), default="read submit cancel-own")  # space-separated
+    # cells this token's principal may have unfinished at once (also the most one spec may plan);
+    # None: the deployment's per-spec limit only
+    max_cells: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -131,3 +131,30 @@ def test_existing_tokens_get_the_legacy_scopes_and_runs_no_owner(tmp_path: Path)
             "old-ci", "read submit cancel-own")
         assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
     eng.dispose()
+
+
+def test_a_token_cell_quota_bounds_unfinished_work(client: TestClient) -> None:
+    ci = auth.create_token("ci-quota", ["submit", "cancel-own"], principal="ci", max_cells=2)
+    first, _second = _submit(client, ci), _submit(client, ci)  # one cell each: the quota is full
+    r = client.post("/runs", json={"spec": SPEC}, headers=bearer(ci))
+    assert r.status_code == 429 and r.headers["Retry-After"], r.text
+    assert "plans 1 cells and 'ci' has 2 unfinished" in r.json()["detail"] and "--max-cells" in r.json()["detail"]
+    # one spec over the quota is a spec error with its count, whatever is running
+    three = SPEC.replace("[tiny_cnn]", "[tiny_cnn, mobilenet_v3_small, resnet18]")
+    r = client.post("/runs", json={"spec": three}, headers=bearer(ci))
+    assert r.status_code == 422 and "plans 3 cells" in r.json()["detail"], r.text
+    assert f"max_cells of token {auth.list_tokens()[0].id}" in r.json()["detail"]
+    # the quota is the principal's: other principals are not counted, finished runs free it
+    assert _submit(client, auth.create_token("other", ["submit"]))
+    assert client.delete(f"/runs/{first}", headers=bearer(ci)).status_code == 200
+    assert _submit(client, ci)
+    with session() as s:
+        assert s.query(Run).filter(Run.owner == "ci").count() == 3  # the refused ones left nothing
+
+
+def test_tokens_cli_max_cells(svc_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["tokens", "create", "ci-1", "--max-cells", "500"]).exit_code == 0
+    assert runner.invoke(cli, ["tokens", "create", "ci-2", "--max-cells", "0"]).exit_code == 2
+    assert "500" in runner.invoke(cli, ["tokens", "list"]).output
+    assert [t.max_cells for t in auth.list_tokens()] == [500]
