@@ -70,7 +70,7 @@ def measure(n_jobs: int, profile: bool) -> dict[str, Any]:
     for cls, ids in devices.items():
         for d in ids:
             fleet.register(d, {"device_class": cls, "host": "sim", "driver": "sim"}, heartbeat_ttl=3600)
-    prof = cProfile.Profile() if profile else None
+    prof = cProfile.Profile(time.thread_time) if profile else None  # CPU: waits on Redis/disk are not cost
     cpu: dict[str, float] = {"submit": 0.0, "attempt_started": 0.0, "record_attempt": 0.0, "drain_events": 0.0}
 
     def timed(step: str, fn: Any, *args: Any) -> Any:
@@ -138,12 +138,15 @@ def measure(n_jobs: int, profile: bool) -> dict[str, Any]:
     return out
 
 
-def worker_pass(n_jobs: int, spy: str = "") -> dict[str, Any]:
+def worker_pass(n_jobs: int, spy: str = "", profile: str = "") -> dict[str, Any]:
     """The real coordinator worker process (``benchfarm worker --queues coordinator``, 2 threads),
     fed a backlog: every job's attempt_started and record_attempt messages are queued first (as
     agents would have sent them), then the worker starts and drains them. Its CPU from "ready" to
     the last job recorded, per job: Celery's own work included, start-up excluded, nothing
-    else competing with it from this benchmark. ``spy``: a py-spy profile of it to that file."""
+    else competing with it from this benchmark. ``spy``: a py-spy profile of it to that file.
+    ``profile``: instead, the worker runs its tasks in its main thread (solo pool) under cProfile
+    from "ready" on, and the pstats go to that file (Celery's consuming included; the
+    housekeeping thread's device-event copy is not in it)."""
     import redis
     from sqlalchemy import func, select
 
@@ -189,8 +192,11 @@ def worker_pass(n_jobs: int, spy: str = "") -> dict[str, Any]:
                 queue=COORDINATOR_QUEUE, priority=0, producer=producer)
             jobs += 1
     log = Path(os.environ["BENCHFARM_HOME"]) / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
-                               "--concurrency", "2"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    argv = ["worker", "--queues", "coordinator", "--concurrency", "2"]
+    cmd = [sys.executable, "-m", "orchestrator.cli.main", *argv]
+    if profile:
+        cmd = [sys.executable, "-c", _PROFILED_WORKER.format(out=profile), *argv[:3], "--pool", "solo"]
+    worker = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     spy_proc = None
     try:
         deadline = time.monotonic() + 120
@@ -221,6 +227,22 @@ def worker_pass(n_jobs: int, spy: str = "") -> dict[str, Any]:
         worker.wait(60)
     return {"jobs": jobs, "worker_cpu_ms_per_job": round(cpu / jobs * 1000, 3), "wall_s": round(wall, 2),
             "recorded_jobs_per_s": round(jobs / wall, 1)}
+
+
+# the worker CLI under cProfile, enabled once the worker is ready (start-up is not the per-job cost)
+_PROFILED_WORKER = """
+import cProfile, sys, time
+from celery.signals import worker_ready
+from orchestrator.cli.main import app
+prof = cProfile.Profile(time.thread_time)  # CPU, not the waits on Redis and the disk
+worker_ready.connect(lambda **_: prof.enable(), weak=False)
+sys.argv = ["benchfarm", *sys.argv[1:]]
+try:
+    app()
+finally:
+    prof.disable()
+    prof.dump_stats({out!r})
+"""
 
 
 def validation_cost(n: int = 2000) -> dict[str, float]:
@@ -260,6 +282,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=600)
     ap.add_argument("--compare", default=None, help="a git ref (e.g. main before this work), measured likewise")
     ap.add_argument("--spy", action="store_true", help="also a py-spy profile of the real worker (needs py-spy)")
+    ap.add_argument("--profile-worker", action="store_true",
+                    help="also the real worker's tasks under cProfile (solo pool, Celery's consuming included)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coordinator_cpu.json"))
     args = ap.parse_args()
     doc: dict[str, Any] = {"benchmark": "coordinator_cpu", "cpu_count": os.cpu_count(),
@@ -279,6 +303,13 @@ def main() -> None:
                 one_pass(root, args.jobs, f"worker_pass({args.jobs}, {str(spy)!r})")
                 doc[label]["py_spy_worker_top"] = _spy_top(spy)
                 spy.unlink()
+            if args.profile_worker:
+                stats = Path(tempfile.mkstemp(prefix="bf-prof-")[1])
+                doc[label]["worker_solo_profiled"] = one_pass(root, args.jobs,
+                                                              f"worker_pass({args.jobs}, profile={str(stats)!r})")
+                doc[label]["worker_profile_tottime_top30"] = _stats_rows(stats, "tottime", 30)
+                doc[label]["worker_profile_cumulative_top40"] = _stats_rows(stats, "cumulative", 40)
+                stats.unlink()
             print(label, json.dumps({"in_process": timing, "worker": worker}), flush=True)
     finally:
         if before:
@@ -292,6 +323,12 @@ def main() -> None:
                                                doc["before"]["in_process"]["cpu_ms_per_job"], 3)}
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
+
+
+def _stats_rows(path: Path, key: str, n: int) -> list[str]:
+    buf = io.StringIO()
+    pstats.Stats(str(path), stream=buf).sort_stats(key).print_stats(n)
+    return _rows(buf.getvalue())
 
 
 def _spy_top(path: Path, n: int = 40) -> list[str]:

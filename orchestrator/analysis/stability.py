@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.analysis.stats import summarize
+from orchestrator.analysis.stats import Stats, summarize
 
 RECENT = 5
 HISTORY = 20
@@ -49,12 +49,14 @@ class Stability:
         return f"CV {100 * self.cv:.1f} %, p99/p50 {self.p99_p50:.2f}, max/min {self.max_min:.2f}"
 
 
-def of_samples(samples: Sequence[float]) -> Stability | None:
-    """The three figures over ``samples`` (None without samples, or with a non-positive one)."""
-    st = summarize(samples)
+def of_samples(samples: Sequence[float], st: Stats | None = None) -> Stability | None:
+    """The three figures over ``samples`` (None without samples, or with a non-positive one);
+    ``st``: their :func:`summarize`, when the caller has it already (it is not computed twice)."""
+    st = st if st is not None else summarize(samples)
     if st is None or st.minimum <= 0:
         return None
-    p50, p99 = (float(v) for v in np.percentile(np.asarray(samples, dtype=float), [50, 99]))
+    p99 = float(np.percentile(np.asarray(samples, dtype=float), 99))
+    p50 = st.median  # np.percentile's 50th, as summarize computes it
     return Stability(n=st.n, cv=st.cv, p99_p50=p99 / p50, max_min=st.maximum / st.minimum)
 
 

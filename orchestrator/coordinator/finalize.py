@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -15,14 +15,20 @@ from orchestrator.coordinator.outbox import Outbox
 from orchestrator.store.models import Job, Run, utcnow
 from orchestrator.store.states import JOB_OPEN, run_status
 
+_j = cast(Table, Job.__table__)
+# one open job is enough to know (ix_jobs_run_id_state): no count over a big run per result. Built
+# once (it runs for every recorded result), the open states spelled out (an IN list is expanded
+# anew at every execution).
+_OPEN_JOB = select(_j.c.id).where(_j.c.run_id == bindparam("b_run"),
+                                  or_(*(_j.c.state == st for st in sorted(JOB_OPEN)))).limit(1)
+
 
 def finalize_if_done(s: Session, run_id: str, outbox: Outbox | None = None, fleet: Fleet | None = None) -> bool:
     """Finalise the run once, when its last job turns terminal (no Celery chords needed).
     With a fleet at hand to dispatch, the ``on_jobs_done`` hooks go first: one that adds jobs
     (a PR run's verify re-runs) keeps the run open until those are done too."""
     s.flush()
-    # one open job is enough to know (ix_jobs_run_id_state): no count over a big run per result
-    if s.scalar(select(Job.id).where(Job.run_id == run_id, Job.state.in_(JOB_OPEN)).limit(1)) is not None:
+    if s.connection().execute(_OPEN_JOB, {"b_run": run_id}).first() is not None:
         return False
     run = s.get(Run, run_id)
     if run is None:  # deleted meanwhile: nothing to finalise

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import DateTime, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -26,6 +26,37 @@ from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
 from orchestrator.store.states import ATTEMPT_OPEN, JOB_TERMINAL
+
+# The record path's statements, built once: building and coercing a statement per message cost
+# more CPU than executing it (SQLAlchemy caches the compiled form by the statement's cache key,
+# which a prebuilt statement also computes only once).
+_a, _j = cast(Table, Attempt.__table__), cast(Table, Job.__table__)
+_run, _art = cast(Table, Run.__table__), cast(Table, Artifact.__table__)
+# the open states spelled out (an IN list is expanded anew at every execution)
+_ATTEMPT_IS_OPEN = or_(*(_a.c.state == state for state in sorted(ATTEMPT_OPEN)))
+_LOCK = update(_a).where(_a.c.id == bindparam("b_id"), _ATTEMPT_IS_OPEN).values(state=_a.c.state)
+_READ = (select(_a.c.state.label("attempt_state"), _a.c.device_id, _a.c.host, _a.c.lease_token,
+                _a.c.started_at.label("attempt_started_at"), _j.c.id.label("job_id"), _j.c.run_id,
+                _j.c.state.label("job_state"), _j.c.device_class, _j.c.artifact_key, _j.c.baseline_artifact_key,
+                _j.c.queued_at, _j.c.started_at.label("job_started_at"), _art.c.info, _run.c.trigger)
+         .select_from(_a.join(_j, _a.c.job_id == _j.c.id).join(_run, _j.c.run_id == _run.c.id)
+                      .outerjoin(_art, _art.c.key == _j.c.artifact_key))
+         .where(_a.c.id == bindparam("b_id")))
+# SET from the parameters' keys (state and the reported fields)
+_FINISH_ATTEMPT = update(_a).where(_a.c.id == bindparam("b_id"))
+_JOB_SUCCEEDED = update(_j).where(_j.c.id == bindparam("b_id")).values(
+    state="succeeded", reason="", finished_at=bindparam("b_finished", type_=DateTime()),
+    started_at=func.coalesce(_j.c.started_at, bindparam("b_started", type_=DateTime())))
+_INSERT_RESULT = insert(cast(Table, Result.__table__))
+# attempts_started's executemany UPDATEs (executemany takes no expanding IN either)
+_STARTED_ATTEMPT = update(_a).where(_a.c.id == bindparam("b_id"), _ATTEMPT_IS_OPEN).values(
+    state="running", device_id=bindparam("b_device"), host=bindparam("b_host"),
+    lease_token=func.coalesce(func.nullif(bindparam("b_token"), 0), _a.c.lease_token),
+    started_at=func.coalesce(_a.c.started_at, bindparam("b_at", type_=DateTime())))
+_STARTED_JOB = update(_j).where(
+    _j.c.id == select(_a.c.job_id).where(_a.c.id == bindparam("b_id"), _ATTEMPT_IS_OPEN).scalar_subquery(),
+    _j.c.state == "waiting-for-device").values(
+    state="running", started_at=func.coalesce(_j.c.started_at, bindparam("b_at", type_=DateTime())))
 
 
 def lock_open_attempt(s: Session, attempt_id: str) -> Attempt | None:
@@ -44,9 +75,7 @@ def lock_open_attempt(s: Session, attempt_id: str) -> Attempt | None:
 
 def lock_attempt(s: Session, attempt_id: str) -> bool:
     """Take the attempt's write lock (see :func:`lock_open_attempt`); True if it is still open."""
-    lock = (update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN))
-            .values(state=Attempt.state).execution_options(synchronize_session=False))
-    return cast(CursorResult[Any], s.execute(lock)).rowcount == 1
+    return cast(CursorResult[Any], s.connection().execute(_LOCK, {"b_id": attempt_id})).rowcount == 1
 
 
 def attempt_started(payload: dict[str, Any]) -> bool:
@@ -85,19 +114,11 @@ def attempts_started(s: Session, starts: list[AttemptStart]) -> None:
     attempt that finished, was fenced or was cancelled meanwhile (a copy that comes late)."""
     if not starts:
         return
-    a, j = cast(Table, Attempt.__table__), cast(Table, Job.__table__)
     params = [{"b_id": st.attempt_id, "b_device": st.device_id, "b_host": st.host, "b_token": st.token,
                "b_at": st.at} for st in starts]
-    # executemany takes no expanding IN: the open states spelled out
-    is_open = or_(*(a.c.state == state for state in sorted(ATTEMPT_OPEN)))
     conn = s.connection()
-    conn.execute(update(a).where(a.c.id == bindparam("b_id"), is_open).values(
-        state="running", device_id=bindparam("b_device"), host=bindparam("b_host"),
-        lease_token=func.coalesce(func.nullif(bindparam("b_token"), 0), a.c.lease_token),
-        started_at=func.coalesce(a.c.started_at, bindparam("b_at"))), params)
-    open_attempt = select(a.c.job_id).where(a.c.id == bindparam("b_id"), is_open)
-    conn.execute(update(j).where(j.c.id == open_attempt.scalar_subquery(), j.c.state == "waiting-for-device")
-                 .values(state="running", started_at=func.coalesce(j.c.started_at, bindparam("b_at"))), params)
+    conn.execute(_STARTED_ATTEMPT, params)
+    conn.execute(_STARTED_JOB, params)
 
 
 def _summary(samples: list[float]) -> Stats:
@@ -127,84 +148,121 @@ class RecordOutcome:
     job: Recorded | None = None
 
 
-def _recorded(job: Job, trigger: str) -> Recorded:
-    def span(a: Any, b: Any) -> float | None:
-        return (b - a).total_seconds() if a and b else None
-
-    return Recorded(job.state, job.device_class, trigger, span(job.queued_at, job.started_at),
-                    span(job.started_at, job.finished_at))
+def _span(a: datetime | None, b: datetime | None) -> float | None:
+    return (b - a).total_seconds() if a and b else None
 
 
 def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome, Outbox]:
     """Record what an agent reports for one attempt. Exactly one result per job: a late
-    report from a fenced-off attempt, or a duplicate, is rejected and changes nothing."""
+    report from a fenced-off attempt, or a duplicate, is rejected and changes nothing.
+
+    The common case (a valid result) is Core SQL on prebuilt statements: the lock, one read of
+    the columns it needs, two UPDATEs and the INSERT, no ORM objects (their loading, change
+    tracking and flush were most of this function's CPU). A failure report takes the ORM path:
+    a retry dispatches a new attempt, which wants the job's objects anyway."""
     outbox = Outbox()
+    attempt_id = payload["attempt_id"]
     try:
         with db_session() as s:
-            lock_attempt(s, payload["attempt_id"])  # the write lock; then the rows, in one query
-            row = s.execute(select(Attempt, Job, Artifact.info, Run.trigger).join(Job, Attempt.job_id == Job.id)
-                            .join(Run, Job.run_id == Run.id).outerjoin(Artifact, Artifact.key == Job.artifact_key)
-                            .where(Attempt.id == payload["attempt_id"])
-                            .execution_options(populate_existing=True)).one_or_none()
+            lock_attempt(s, attempt_id)  # the write lock; then the rows, in one query
+            row = s.connection().execute(_READ, {"b_id": attempt_id}).one_or_none()
             if row is None:
                 return RecordOutcome(False, "unknown attempt"), outbox
-            attempt, job, art_info, trigger = row
-            if attempt.state not in ATTEMPT_OPEN or job.state in JOB_TERMINAL:
-                return RecordOutcome(False, f"attempt is {attempt.state}, job is {job.state}: fenced off"), outbox
-            attempt.timeline = payload.get("timeline", [])
-            attempt.device_id = payload.get("device_id", attempt.device_id)
-            attempt.host = str(payload.get("host") or attempt.host)[:200]
-            attempt.lease_token = int(payload.get("lease_token", attempt.lease_token))
-            attempt.finished_at = utcnow()
-            if attempt.started_at is None:  # the report came before its lease event was copied
-                attempt.started_at = _reported_start(payload.get("started_at"), attempt.finished_at)
-            job.started_at = job.started_at or attempt.started_at
-            outcome = payload["outcome"]
-            doc: Any = payload.get("result")  # the harness's document, validated below
+            if row.attempt_state not in ATTEMPT_OPEN or row.job_state in JOB_TERMINAL:
+                return RecordOutcome(False, f"attempt is {row.attempt_state}, job is {row.job_state}: "
+                                            "fenced off"), outbox
+            finished = utcnow()
+            # a report that came before its lease event was copied says when the lease was taken
+            started = row.attempt_started_at or _reported_start(payload.get("started_at"), finished)
+            fields = {"timeline": payload.get("timeline", []), "device_id": payload.get("device_id", row.device_id),
+                      "host": str(payload.get("host") or row.host)[:200],
+                      "lease_token": int(payload.get("lease_token", row.lease_token)),
+                      "finished_at": finished, "started_at": started}
+            outcome, payload, ab_block = _checked(payload, row, attempt_id)
             if outcome == "ok":
-                try:
-                    validate_result(doc)
-                    if (doc["job_id"], doc["attempt_id"]) != (job.id, attempt.id):
-                        raise ContractError("result document names another job/attempt")
-                    ab_block = _ab_block(payload.get("ab"), job, attempt)
-                except ContractError as exc:
-                    outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
-            if outcome in ("ok", "model") and isinstance(doc, dict):
-                if refusal := runtime_refusal(doc, _exporter_executorch(art_info)):
-                    outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
-            if outcome == "ok":
-                st = _summary(doc["latencies_ms"])
-                stab = stability.of_samples(doc["latencies_ms"])
-                profiles.save(s, job, doc, payload.get("ab"))  # operator tables; compacts doc
-                s.add(Result(job_id=job.id, attempt_id=attempt.id, simulated=bool(doc["simulated"]),
-                             device_id=attempt.device_id, device_model=doc["device"]["model"],
-                             os_version=doc["device"]["os_version"], load_time_ms=doc["load_time_ms"],
-                             median_ms=st.median, p10_ms=st.p10, p90_ms=st.p90, mean_ms=st.mean,
-                             peak_memory_bytes=doc["peak_memory_bytes"],
-                             energy_mj=doc.get("energy_mj_per_inference"), document=doc, ab=ab_block,
-                             cv=stab.cv if stab else None, p99_p50=stab.p99_p50 if stab else None,
-                             max_min=stab.max_min if stab else None))
-                attempt.state = "succeeded"
-                job.state, job.finished_at, job.reason = "succeeded", utcnow(), ""
-                s.flush()  # the unique constraint speaks here, inside the transaction
-                retried = False
-            elif outcome == "model":
-                attempt.state = "model_failed"
-                attempt.error_category = payload.get("category", "")
-                attempt.error = payload.get("message", "")[:4000]
-                job.state, job.finished_at = "failed", utcnow()
-                job.reason = f"model failure ({attempt.error_category}): {attempt.error}"[:4000]
+                recorded = _record_ok(s, row, attempt_id, fields, payload, ab_block)
                 retried = False
             else:
-                attempt.state = "infra_failed"
-                attempt.error_category = payload.get("category", "other")
-                attempt.error = payload.get("message", "")[:4000]
-                retried = retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
-            finalize_if_done(s, job.run_id, outbox, fleet)
+                recorded, retried = _record_failure(s, row, attempt_id, fields, outcome, payload, fleet, outbox)
+            finalize_if_done(s, row.run_id, outbox, fleet)
             outbox.stage(s)  # a retry's message survives this process
-            return RecordOutcome(True, retried=retried, job=_recorded(job, trigger)), outbox
+            return RecordOutcome(True, retried=retried, job=recorded), outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _checked(payload: dict[str, Any], row: Row[*tuple[Any, ...]],
+             attempt_id: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """The report's outcome once its document is checked: an ``ok`` whose document breaks the
+    contract, or whose program's runtime the device refuses, becomes an infrastructure failure
+    (and ``payload`` carries its category and message). Also the A/B block of an ok result."""
+    outcome = payload["outcome"]
+    doc: Any = payload.get("result")  # the harness's document, validated below
+    ab_block = None
+    if outcome == "ok":
+        try:
+            validate_result(doc)
+            if (doc["job_id"], doc["attempt_id"]) != (row.job_id, attempt_id):
+                raise ContractError("result document names another job/attempt")
+            ab_block = _ab_block(payload.get("ab"), row.job_id, attempt_id, row.baseline_artifact_key)
+        except ContractError as exc:
+            outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
+    if outcome in ("ok", "model") and isinstance(doc, dict):
+        if refusal := runtime_refusal(doc, _exporter_executorch(row.info)):
+            outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
+    return outcome, payload, ab_block
+
+
+def _record_ok(s: Session, row: Row[*tuple[Any, ...]], attempt_id: str, fields: dict[str, Any], payload: dict[str, Any],
+               ab_block: dict[str, Any] | None) -> Recorded:
+    """A valid result: the attempt and the job succeed, the result row is inserted (its unique
+    constraint refuses a second one for the job: ``IntegrityError``, inside the transaction)."""
+    doc = payload["result"]
+    samples = doc["latencies_ms"]
+    st = _summary(samples)
+    stab = stability.of_samples(samples, st)
+    profiles.save(s, row.job_id, row.artifact_key, row.baseline_artifact_key, doc, payload.get("ab"))  # compacts doc
+    conn = s.connection()
+    conn.execute(_FINISH_ATTEMPT, {"b_id": attempt_id, "state": "succeeded", **fields})
+    finished = utcnow()
+    job_started = row.job_started_at or fields["started_at"]
+    conn.execute(_JOB_SUCCEEDED, {"b_id": row.job_id, "b_started": job_started, "b_finished": finished})
+    conn.execute(_INSERT_RESULT, {
+        "job_id": row.job_id, "attempt_id": attempt_id, "simulated": bool(doc["simulated"]),
+        "device_id": fields["device_id"], "device_model": doc["device"]["model"],
+        "os_version": doc["device"]["os_version"], "load_time_ms": doc["load_time_ms"],
+        "median_ms": st.median, "p10_ms": st.p10, "p90_ms": st.p90, "mean_ms": st.mean,
+        "peak_memory_bytes": doc["peak_memory_bytes"], "energy_mj": doc.get("energy_mj_per_inference"),
+        "document": doc, "ab": ab_block, "cv": stab.cv if stab else None,
+        "p99_p50": stab.p99_p50 if stab else None, "max_min": stab.max_min if stab else None,
+        "recorded_at": finished})
+    return Recorded("succeeded", row.device_class, row.trigger, _span(row.queued_at, job_started),
+                    _span(job_started, finished))
+
+
+def _record_failure(s: Session, row: Row[*tuple[Any, ...]], attempt_id: str, fields: dict[str, Any], outcome: str,
+                    payload: dict[str, Any], fleet: Fleet, outbox: Outbox) -> tuple[Recorded, bool]:
+    """A model or infrastructure failure: on the ORM objects (a retry dispatches from them)."""
+    attempt = s.get(Attempt, attempt_id, options=[joinedload(Attempt.job)])
+    assert attempt is not None  # locked and read above, in this transaction
+    job = attempt.job
+    for key, value in fields.items():
+        setattr(attempt, key, value)
+    job.started_at = job.started_at or attempt.started_at
+    if outcome == "model":
+        attempt.state = "model_failed"
+        attempt.error_category = payload.get("category", "")
+        attempt.error = payload.get("message", "")[:4000]
+        job.state, job.finished_at = "failed", utcnow()
+        job.reason = f"model failure ({attempt.error_category}): {attempt.error}"[:4000]
+        retried = False
+    else:
+        attempt.state = "infra_failed"
+        attempt.error_category = payload.get("category", "other")
+        attempt.error = payload.get("message", "")[:4000]
+        retried = retry_or_fail(s, job, fleet, outbox, attempt.error_category, attempt.error)
+    return Recorded(job.state, job.device_class, row.trigger, _span(job.queued_at, job.started_at),
+                    _span(job.started_at, job.finished_at)), retried
 
 
 def _reported_start(value: Any, finished_at: datetime) -> datetime:
@@ -220,23 +278,23 @@ def _exporter_executorch(art_info: dict[str, Any] | None) -> str | None:
     return ((art_info or {}).get("exporter") or {}).get("versions", {}).get("executorch")
 
 
-def _ab_block(ab: dict[str, Any] | None, job: Job, attempt: Attempt) -> dict[str, Any] | None:
+def _ab_block(ab: dict[str, Any] | None, job_id: str, attempt_id: str, baseline_key: str) -> dict[str, Any] | None:
     """The baseline arm of an interleaved A/B attempt, checked like the result itself
     (raises ``ContractError``): what the verdict compares the PR's samples with."""
     if not ab:
         return None
-    if not isinstance(ab, dict) or ab.get("baseline_artifact_key") != job.baseline_artifact_key:
+    if not isinstance(ab, dict) or ab.get("baseline_artifact_key") != baseline_key:
         raise ContractError("A/B block does not name this job's baseline artifact")
     order = str(ab.get("order", ""))[:64]
     base = ab.get("baseline_result")
     block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
-                             "baseline_artifact_key": job.baseline_artifact_key,
+                             "baseline_artifact_key": baseline_key,
                              "baseline_error": str(ab.get("baseline_error") or "")[:2000],
                              "adaptive": _adaptive_summary(ab.get("adaptive"))}
     if base is None:
         return block
     validate_result(base)
-    if (base["job_id"], base["attempt_id"]) != (job.id, attempt.id) or base["status"] != "ok":
+    if (base["job_id"], base["attempt_id"]) != (job_id, attempt_id) or base["status"] != "ok":
         raise ContractError("A/B baseline document names another job/attempt or is not ok")
     st = _summary(base["latencies_ms"])
     return block | {"latencies_ms": base["latencies_ms"], "median_ms": st.median, "p10_ms": st.p10,

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.store.models import Job, Profile, ProfileOperator
+from orchestrator.store.models import Profile, ProfileOperator
 
 
-def _profile_row(job: Job, arm: str, artifact_key: str, block: dict[str, Any]) -> Profile:
+def _profile_row(job_id: str, arm: str, artifact_key: str, block: dict[str, Any]) -> Profile:
     method = block.get("method_ms") or {}
     error = block.get("error") or {}
-    row = Profile(job_id=job.id, arm=arm, artifact_key=artifact_key, status=block["status"],
+    row = Profile(job_id=job_id, arm=arm, artifact_key=artifact_key, status=block["status"],
                   source=block["source"], simulated=bool(block["simulated"]),
                   iterations=int(block.get("iterations") or 0), method_mean_ms=method.get("mean"),
                   method_p50_ms=method.get("p50"), wall_mean_ms=(block.get("wall_ms") or {}).get("mean"),
@@ -42,16 +42,18 @@ def _compact(block: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "operators"}  # still a valid profile block
 
 
-def save(s: Session, job: Job, document: dict[str, Any], ab: dict[str, Any] | None) -> None:
-    """Store the profiles a recorded result carries; compacts ``document`` (and ``ab``) in place."""
-    arms = [("A", job.artifact_key, document)]
+def save(s: Session, job_id: str, artifact_key: str, baseline_artifact_key: str, document: dict[str, Any],
+         ab: dict[str, Any] | None) -> None:
+    """Store the profiles a recorded result of job ``job_id`` (its program ``artifact_key``, its
+    A/B baseline's ``baseline_artifact_key``) carries; compacts ``document`` (and ``ab``) in place."""
+    arms = [("A", artifact_key, document)]
     if ab and ab.get("baseline_result"):
-        arms.append(("B", ab.get("baseline_artifact_key") or job.baseline_artifact_key, ab["baseline_result"]))
+        arms.append(("B", ab.get("baseline_artifact_key") or baseline_artifact_key, ab["baseline_result"]))
     for arm, key, doc in arms:
         block = doc.get("profile")
         if not block:
             continue
-        s.add(_profile_row(job, arm, key or "", block))
+        s.add(_profile_row(job_id, arm, key or "", block))
         doc["profile"] = _compact(block)
 
 
