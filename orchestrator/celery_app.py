@@ -8,9 +8,14 @@ exporters, ``coordinator`` for recording and bookkeeping.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
 
 from orchestrator import config
 
@@ -33,6 +38,37 @@ def device_id_queue(device_id: str) -> str:
 
 def export_queue(platform: str) -> str:
     return f"export.{platform}"
+
+
+class _Channel(kombu_redis.Channel):
+    """kombu's Redis channel with one client per connection pool instead of one per call.
+
+    kombu builds a new ``redis.Redis`` for every publish, delivery and acknowledgement; its
+    construction (a copy of the ~170-entry response-callback table) cost more CPU than the
+    commands it then sent (bench/coordinator_cpu.py, worker profile). A client is thread-safe
+    (commands borrow pool connections), so the channel's threads share it; a new pool (after a
+    disconnect or a fork) gets a new client."""
+
+    _shared: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        shared = self._shared
+        if shared is None or shared.connection_pool is not self.pool:
+            shared = self._shared = self._create_client()
+        yield shared
+
+
+class _Transport(kombu_redis.Transport):
+    Channel = _Channel
+
+
+# the broker URL's scheme picks the transport: redis:// gets the channel above (rediss:// and
+# sentinel:// keep kombu's own)
+TRANSPORT_ALIASES["redis"] = f"{__name__}:_Transport"
 
 
 def make_app(broker_url: str | None = None) -> Celery:

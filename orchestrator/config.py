@@ -29,6 +29,14 @@ def database_url() -> str:
     return f"sqlite:///{db}"
 
 
+def sqlite_synchronous() -> str:
+    """SQLite's commit durability (``orchestrator.store.db``): NORMAL, or FULL (an fsync per commit)."""
+    value = os.environ.get("BENCHFARM_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+    if value not in ("NORMAL", "FULL"):
+        raise ValueError(f"BENCHFARM_SQLITE_SYNCHRONOUS must be NORMAL or FULL, not {value!r}")
+    return value
+
+
 def artifacts_dir() -> Path:
     path = Path(os.environ.get("BENCHFARM_ARTIFACTS") or data_dir() / "artifacts")
     path.mkdir(parents=True, exist_ok=True)
