@@ -45,15 +45,17 @@ class ExporterRegistry:
         stop = threading.Event()
         ttl_s = ttl_s or _env_s("BENCHFARM_EXPORT_BEAT_TTL_S", EXPORT_BEAT_TTL_S)
 
-        def beat() -> None:
-            while True:
-                try:
-                    self.r.set(keys.export_running(request_key), "1", px=int(ttl_s * 1000))
-                except Exception:  # a Redis blip: the next beat, or the reconciler, catches up
-                    log.warning("export heartbeat of %s failed", request_key, exc_info=True)
-                if stop.wait(ttl_s / 3):
-                    return
+        def mark() -> None:
+            try:
+                self.r.set(keys.export_running(request_key), "1", px=int(ttl_s * 1000))
+            except Exception:  # a Redis blip: the next beat, or the reconciler, catches up
+                log.warning("export heartbeat of %s failed", request_key, exc_info=True)
 
+        def beat() -> None:
+            while not stop.wait(ttl_s / 3):
+                mark()
+
+        mark()  # before the block starts: a reconciler looking meanwhile sees the work in progress
         thread = threading.Thread(target=beat, daemon=True, name="export-heartbeat")
         thread.start()
         try:
