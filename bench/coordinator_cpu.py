@@ -144,13 +144,12 @@ def worker_pass(n_jobs: int, spy: str = "", profile: str = "") -> dict[str, Any]
     agents would have sent them), then the worker starts and drains them. Its CPU from "ready" to
     the last job recorded, per job: Celery's own work included, start-up excluded, nothing
     else competing with it from this benchmark. ``spy``: a py-spy profile of it to that file.
-    ``profile``: instead, the worker runs its tasks in its main thread (solo pool) under cProfile
-    from "ready" on, and the pstats go to that file (Celery's consuming included; the
-    housekeeping thread's device-event copy is not in it)."""
+    ``profile``: the worker's threads under cProfile (CPU time), pstats to that file
+    (:data:`bench.scale.PROFILED_WORKER`)."""
     import redis
     from sqlalchemy import func, select
 
-    from bench.scale import SENDS_STARTED, store_programs, submit_stored, worker_cpu
+    from bench.scale import PROFILED_WORKER, SENDS_STARTED, store_programs, submit_stored, worker_cpu
     from device_inventory.fleet import Fleet
     from orchestrator import config
     from orchestrator.celery_app import COORDINATOR_QUEUE, app
@@ -195,7 +194,7 @@ def worker_pass(n_jobs: int, spy: str = "", profile: str = "") -> dict[str, Any]
     argv = ["worker", "--queues", "coordinator", "--concurrency", "2"]
     cmd = [sys.executable, "-m", "orchestrator.cli.main", *argv]
     if profile:
-        cmd = [sys.executable, "-c", _PROFILED_WORKER.format(out=profile), *argv[:3], "--pool", "solo"]
+        cmd = [sys.executable, "-c", PROFILED_WORKER.format(out=profile), *argv]
     worker = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     spy_proc = None
     try:
@@ -229,22 +228,6 @@ def worker_pass(n_jobs: int, spy: str = "", profile: str = "") -> dict[str, Any]
             "recorded_jobs_per_s": round(jobs / wall, 1)}
 
 
-# the worker CLI under cProfile, enabled once the worker is ready (start-up is not the per-job cost)
-_PROFILED_WORKER = """
-import cProfile, sys, time
-from celery.signals import worker_ready
-from orchestrator.cli.main import app
-prof = cProfile.Profile(time.thread_time)  # CPU, not the waits on Redis and the disk
-worker_ready.connect(lambda **_: prof.enable(), weak=False)
-sys.argv = ["benchfarm", *sys.argv[1:]]
-try:
-    app()
-finally:
-    prof.disable()
-    prof.dump_stats({out!r})
-"""
-
-
 def validation_cost(n: int = 2000) -> dict[str, float]:
     """The contract check of one result document (what record_attempt runs on every result)."""
     from agents.harness.contract import validate_result
@@ -276,14 +259,14 @@ def one_pass(checkout: Path, n_jobs: int, call: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.scale import checkout
+    from bench.scale import checkout, profile_rows
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=600)
     ap.add_argument("--compare", default=None, help="a git ref (e.g. main before this work), measured likewise")
     ap.add_argument("--spy", action="store_true", help="also a py-spy profile of the real worker (needs py-spy)")
     ap.add_argument("--profile-worker", action="store_true",
-                    help="also the real worker's tasks under cProfile (solo pool, Celery's consuming included)")
+                    help="also the real worker under cProfile (every thread, CPU time)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coordinator_cpu.json"))
     args = ap.parse_args()
     doc: dict[str, Any] = {"benchmark": "coordinator_cpu", "cpu_count": os.cpu_count(),
@@ -307,8 +290,8 @@ def main() -> None:
                 stats = Path(tempfile.mkstemp(prefix="bf-prof-")[1])
                 doc[label]["worker_solo_profiled"] = one_pass(root, args.jobs,
                                                               f"worker_pass({args.jobs}, profile={str(stats)!r})")
-                doc[label]["worker_profile_tottime_top30"] = _stats_rows(stats, "tottime", 30)
-                doc[label]["worker_profile_cumulative_top40"] = _stats_rows(stats, "cumulative", 40)
+                doc[label]["worker_profile_tottime_top30"] = profile_rows(stats, "tottime", 30)
+                doc[label]["worker_profile_cumulative_top40"] = profile_rows(stats, "cumulative", 40)
                 stats.unlink()
             print(label, json.dumps({"in_process": timing, "worker": worker}), flush=True)
     finally:
@@ -323,12 +306,6 @@ def main() -> None:
                                                doc["before"]["in_process"]["cpu_ms_per_job"], 3)}
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
-
-
-def _stats_rows(path: Path, key: str, n: int) -> list[str]:
-    buf = io.StringIO()
-    pstats.Stats(str(path), stream=buf).sort_stats(key).print_stats(n)
-    return _rows(buf.getvalue())
 
 
 def _spy_top(path: Path, n: int = 40) -> list[str]:

@@ -79,6 +79,44 @@ def _sends_started() -> bool:
 SENDS_STARTED = _sends_started()
 
 
+# ``benchfarm worker ARGV`` with every thread under its own cProfile (CPU time: waits on Redis and
+# the disk are not cost), merged into one pstats file ({out}) when the worker exits
+PROFILED_WORKER = """
+import cProfile, pstats, sys, threading, time
+profiles = [cProfile.Profile(time.thread_time)]
+_run = threading.Thread.run
+def run(self):
+    prof = cProfile.Profile(time.thread_time)
+    profiles.append(prof)
+    prof.enable()
+    try:
+        _run(self)
+    finally:
+        prof.disable()
+threading.Thread.run = run
+from orchestrator.cli.main import app
+sys.argv = ["benchfarm", *sys.argv[1:]]
+profiles[0].enable()
+try:
+    app()
+finally:
+    profiles[0].disable()
+    pstats.Stats(*profiles).dump_stats({out!r})
+"""
+
+
+def profile_rows(path: Path | str, key: str, n: int) -> list[str]:
+    """The top ``n`` functions of a pstats file by ``key`` (tottime, cumulative), paths shortened."""
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    pstats.Stats(str(path), stream=buf).sort_stats(key).print_stats(n)
+    lines = [ln.rstrip() for ln in buf.getvalue().splitlines()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    return [ln.replace(str(ROOT) + "/", "").replace(sys.prefix, "<py>") for ln in lines[start:] if ln.strip()]
+
+
 def private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with socket.socket() as s:
@@ -457,10 +495,12 @@ def commandstats(r: Any) -> dict[str, int]:
 
 def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int,
               database_url: str | None, processes: int = 1, mean_job_s: float | None = None,
-              root: Path = ROOT) -> dict[str, Any]:
+              root: Path = ROOT, profile: str = "") -> dict[str, Any]:
     """A fresh process per point: fresh DB engine, Celery pool and Redis, no leftover threads;
     ``processes`` coordinator worker processes of ``coordinators`` threads each, running the code
-    of ``root`` (this checkout, or another one: :func:`checkout`)."""
+    of ``root`` (this checkout, or another one: :func:`checkout`). ``profile`` (a pstats file
+    to write): the first worker under cProfile (:data:`PROFILED_WORKER`; it costs that worker ~2x
+    CPU, so the point's CPU figures are not comparable), its top functions in the point."""
     code = (f"import json,sys; sys.path.insert(0, {str(root)!r}); from bench.scale import Sim; "
             f"print(json.dumps(Sim({n_devices}, {jobs_per_device}, {coordinators}, {seed}, {mean_job_s!r}).run()))")
     workers: list[subprocess.Popen] = []
@@ -471,11 +511,14 @@ def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int
             subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "db", "upgrade"], env=env, cwd=root,
                            check=True, capture_output=True)  # before two workers race to create the schema
             logs = [tmp / f"worker{i}.log" for i in range(processes)]
+            stats = Path(profile or tmp / "unused")
             for i, log in enumerate(logs):
-                workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "orchestrator.cli.main", "worker", "--queues", "coordinator",
-                     "--concurrency", str(coordinators), "--hostname", f"coordinator{i}@%h"], env=env, cwd=root,
-                    stdout=open(log, "wb"), stderr=subprocess.STDOUT))
+                argv = ["worker", "--queues", "coordinator", "--concurrency", str(coordinators),
+                        "--hostname", f"coordinator{i}@%h"]
+                cmd = [sys.executable, "-c", PROFILED_WORKER.format(out=str(stats)), *argv] if profile and i == 0 \
+                    else [sys.executable, "-m", "orchestrator.cli.main", *argv]
+                workers.append(subprocess.Popen(cmd, env=env, cwd=root, stdout=open(log, "wb"),
+                                                stderr=subprocess.STDOUT))
             deadline = time.monotonic() + 60
             for w, log in zip(workers, logs, strict=True):
                 while "ready." not in log.read_text(errors="replace"):
@@ -484,12 +527,16 @@ def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int
                     time.sleep(0.2)
             pids = ",".join(str(w.pid) for w in workers)
             point = run_python(code, dict(env, BENCH_WORKER_PID=pids), root, 560)
-            return dict(point, load_avg_after=os.getloadavg())
+            point["load_avg_after"] = os.getloadavg()
         finally:
             for w in workers:
                 w.terminate()
             for w in workers:
                 w.wait(30)
+        if profile:
+            point["worker0_profile_tottime_top30"] = profile_rows(stats, "tottime", 30)
+            point["worker0_profile_cumulative_top50"] = profile_rows(stats, "cumulative", 50)
+        return point
 
 
 def checkout(ref: str) -> Path:
@@ -514,6 +561,9 @@ def main() -> None:
     ap.add_argument("--compare", default=None, help="a git ref measured the same way after each point (before)")
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--profile-worker", default="", metavar="DIR",
+                    help="the first coordinator worker under cProfile: its top functions in each point, "
+                         "the pstats files in DIR")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
     before = checkout(args.compare) if args.compare else None
@@ -524,7 +574,8 @@ def main() -> None:
                 for label, root in [("after", ROOT)] + ([("before", before)] if before else []):
                     t = time.monotonic()
                     point = one_point(n, args.jobs_per_device, args.coordinators, args.seed, args.database_url,
-                                      procs, args.mean_job_s, root)
+                                      procs, args.mean_job_s, root, args.profile_worker and str(
+                                          Path(args.profile_worker) / f"worker0-{n}-{procs}-{label}.pstats"))
                     points.append(dict(point, code=label if before else "this checkout"))
                     print(json.dumps(points[-1]), f"# {time.monotonic() - t:.0f} s wall", flush=True)
     finally:

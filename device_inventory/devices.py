@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from device_inventory import keys
@@ -116,6 +116,17 @@ class DeviceRegistry:
             for d in ids:
                 pipe.hgetall(keys.device(d))
             return dict(zip(ids, pipe.execute(), strict=True))
+
+    def fields_many(self, device_ids: Iterable[str], fields: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Some fields of several devices' records in one round trip (a field a record lacks is
+        absent): a whole record is ~20 fields, and the event copier wants two of each device's."""
+        ids = list(dict.fromkeys(device_ids))
+        with self.r.pipeline(transaction=False) as pipe:
+            for d in ids:
+                pipe.hmget(keys.device(d), list(fields))
+            rows = pipe.execute()
+        return {d: {f: v for f, v in zip(fields, row, strict=True) if v is not None}
+                for d, row in zip(ids, rows, strict=True)}
 
     def all(self) -> list[dict[str, str]]:
         ids = sorted(self.r.smembers(keys.DEVICES))

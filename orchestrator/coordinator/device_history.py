@@ -33,7 +33,7 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
         if not events:
             return copied
         # one round trip for the batch's devices, not one per device (1,000 devices: 1,000 trips)
-        infos = fleet.inventory.get_many(f.get("device", "") for _, f in events)
+        infos = fleet.inventory.fields_many((f.get("device", "") for _, f in events), ("device_class", "host"))
         quarantined: list[dict[str, str]] = []
         rows: list[dict[str, Any]] = []
         starts: list[AttemptStart] = []

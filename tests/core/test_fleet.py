@@ -93,3 +93,11 @@ def test_every_state_change_lands_in_the_event_stream(fleet):
     assert states == ["available", "leased", "busy", "available", "offline"]
     first, *_ = fleet.read_events()
     assert [e for e, _ in fleet.read_events(first[0])][0] != first[0]
+
+
+def test_fields_of_several_devices_in_one_round_trip(fleet):
+    fleet.register("d1", {"device_class": "A15", "host": "h1", "driver": "sim"}, heartbeat_ttl=60)
+    fleet.register("d2", {"device_class": "A17-Pro", "driver": "sim"}, heartbeat_ttl=60)
+    got = fleet.inventory.fields_many(["d1", "d2", "d1", "nope"], ("device_class", "host"))
+    assert got == {"d1": {"device_class": "A15", "host": "h1"}, "d2": {"device_class": "A17-Pro"}, "nope": {}}
+    assert got["d1"] == {k: fleet.inventory.get("d1")[k] for k in ("device_class", "host")}
