@@ -80,7 +80,8 @@ SENDS_STARTED = _sends_started()
 
 
 # ``benchfarm worker ARGV`` with every thread under its own cProfile (CPU time: waits on Redis and
-# the disk are not cost), merged into one pstats file ({out}) when the worker exits
+# the disk are not cost; the main thread's start-up is left out), merged into one pstats file ({out})
+# when the worker exits
 PROFILED_WORKER = """
 import cProfile, pstats, sys, threading, time
 profiles = [cProfile.Profile(time.thread_time)]
@@ -94,9 +95,10 @@ def run(self):
     finally:
         prof.disable()
 threading.Thread.run = run
+from celery.signals import worker_ready
 from orchestrator.cli.main import app
 sys.argv = ["benchfarm", *sys.argv[1:]]
-profiles[0].enable()
+worker_ready.connect(lambda **_: profiles[0].enable(), weak=False)  # the main thread from "ready" on
 try:
     app()
 finally:
