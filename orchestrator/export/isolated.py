@@ -89,6 +89,7 @@ class _Zygote:
                                      pass_fds=[theirs.fileno()], env=child_env(os.environ),
                                      stdin=subprocess.DEVNULL)
         theirs.close()
+        self.owner = os.getpid()  # a forked worker process (Celery prefork) must start its own
         self.sock = ours
         self.gone = False
         self._send_lock = threading.Lock()
@@ -135,6 +136,8 @@ def _zygote() -> _Zygote:
     an ``import:`` source never pays for one) and again if it died."""
     global _current
     with _lock:
+        if _current is not None and _current.owner != os.getpid():
+            _current = None  # inherited through a fork: the parent's, not ours to use or close
         if _current is None or _current.gone or _current.proc.poll() is not None:
             if _current is not None:
                 _current.close()
@@ -144,9 +147,16 @@ def _zygote() -> _Zygote:
         return _current
 
 
+def prestart() -> None:
+    """Start this process's zygote now, without waiting for its imports: an exporter worker with
+    registered packages calls it at start, so the zygote's seconds of imports overlap the
+    worker's own start and its first zoo exports instead of delaying the first ``import:`` export."""
+    _zygote()
+
+
 def _close() -> None:
     with _lock:
-        if _current is not None:
+        if _current is not None and _current.owner == os.getpid():
             _current.close()
 
 
