@@ -35,7 +35,7 @@ name: overhead
 models: [tiny_cnn]
 backends: [xnnpack]
 devices: [host-cpu]
-parameters: {input_resolution: [32], warmup: 0, iterations: 1, repeats: 1, timeout_s: 60}
+parameters: {input_resolution: [32], warmup: 0, iterations: 1, repeats: 1, timeout_s: 60, profile: false}
 """
 
 
@@ -78,6 +78,7 @@ def measure(n: int = 30) -> dict:
         run_once()  # warm-up: export, harness start
         run_ids = [run_once() for _ in range(n)]
         overheads, steps = [], {}
+        segments: dict[str, list[float]] = {}
         with session() as s:
             for run_id in run_ids:
                 run = s.get(Run, run_id)
@@ -88,6 +89,16 @@ def measure(n: int = 30) -> dict:
                            ).total_seconds()
                 overheads.append((result.recorded_at - run.created_at).total_seconds() - bench_s)
                 attempt = s.get(Attempt, result.attempt_id)
+                # where the overhead goes, by the timestamps each side wrote (one machine, one clock)
+                h_start = datetime.fromisoformat(doc["started_at"]).replace(tzinfo=None)
+                h_end = datetime.fromisoformat(doc["finished_at"]).replace(tzinfo=None)
+                marks = {"submit_to_dispatched": (run.created_at, attempt.dispatched_at),
+                         "dispatched_to_leased": (attempt.dispatched_at, attempt.started_at),
+                         "leased_to_harness_start": (attempt.started_at, h_start),
+                         "harness_end_to_recorded": (h_end, result.recorded_at)}
+                for name, (a, b) in marks.items():
+                    if a is not None and b is not None:
+                        segments.setdefault(name, []).append((b - a).total_seconds())
                 for st in attempt.timeline:
                     steps.setdefault(st["step"], []).append(st["duration_s"])
         out = {
@@ -97,6 +108,7 @@ def measure(n: int = 30) -> dict:
                             "mean": round(float(np.mean(overheads)) * 1000, 2),
                             "min": round(float(np.min(overheads)) * 1000, 2)},
             "agent_steps_median_ms": {k: round(float(np.median(v)) * 1000, 2) for k, v in steps.items()},
+            "segments_median_ms": {k: round(float(np.median(v)) * 1000, 2) for k, v in segments.items()},
             "note": "submit -> result recorded minus the harness's own benchmark time; host driver, tiny_cnn@32, "
                     "1 iteration; includes planning, Celery dispatch over Redis, lease, health check, "
                     "artifact fetch+verify, harness job hand-off, result validation and recording",

@@ -3,9 +3,12 @@
 Each cell's device time comes from past results of the same model × backend × device
 class × input resolution × batch (resolution and batch change latency by orders of
 magnitude, so a cell of another size is no evidence): measured per-job overhead plus
-(warm-up + iterations) × measured median. Without history, the seed guide's figures
-(via the virtual device's perf model, ``agents/virtual/perf_model.yaml``, which is
-calibrated on them) stand in, and the output says so. Classes run in parallel; within
+warm-up × median + the timed part, which the run rule of the planned trigger sets: at least
+``min_iterations`` iterations and at least ``min_duration_s`` seconds (a nightly cell of a 2 ms
+model is a minute of device time, not 50 iterations' 0.1 s), twice for PR cells (A/B: both
+programs, each arm's minimum; adaptive rounds may add more, up to ``ab_budget_s``). Without
+history, the seed guide's figures (via the virtual device's perf model,
+``agents/virtual/perf_model.yaml``, which is calibrated on them) stand in, and the output says so. Classes run in parallel; within
 a class a longest-first greedy schedule gives the estimate, and Graham's bounds frame it.
 """
 
@@ -25,6 +28,7 @@ from orchestrator.capacity.queueing import makespan_bounds
 from orchestrator.coordinator.planning import Cell, plan
 from orchestrator.reports.data import CellKey
 from orchestrator.spec.matrix import MatrixSpec
+from orchestrator.spec.run_rules import RunRule, iterations
 from orchestrator.store.db import session
 from orchestrator.store.models import Attempt, Job, Result
 
@@ -81,10 +85,33 @@ def measured_samples() -> dict[CellKey, list[tuple[float, float, int]]]:
     return out
 
 
-def estimate(cell: Cell, runs: int, samples: dict[CellKey, list[tuple[float, float, int]]]) -> Estimate:
+@dataclass(frozen=True)
+class Measuring:
+    """How much a planned job measures: the spec's warm-up, its iterations under the run rule."""
+
+    warmup: int
+    iterations: int  # timed, after the rule's minimum
+    min_duration_s: float = 0.0
+    arms: int = 1  # 2 for PR jobs (A/B)
+
+    @classmethod
+    def of(cls, spec: MatrixSpec, rule: RunRule, trigger: str) -> Measuring:
+        return cls(spec.parameters.warmup, iterations(spec.parameters.iterations, rule), rule.min_duration_s,
+                   2 if trigger == "pr" else 1)
+
+    def device_s(self, median_ms: float) -> float:
+        """Benchmark seconds of one job whose iterations take ``median_ms``."""
+        timed = max(self.iterations * median_ms / 1000, self.min_duration_s)
+        return self.arms * (self.warmup * median_ms / 1000 + timed)
+
+
+def estimate(cell: Cell, how: Measuring | int, samples: dict[CellKey, list[tuple[float, float, int]]]) -> Estimate:
+    """A job's device seconds: ``how`` says what it measures (an int: that many runs, no rule)."""
+    if isinstance(how, int):
+        how = Measuring(0, how)
     key = CellKey.of(cell)
     if rows := samples.get(key):
-        per_job = [max(0.0, total - n * med / 1000) + runs * med / 1000 for total, med, n in rows]
+        per_job = [max(0.0, total - n * med / 1000) + how.device_s(med) for total, med, n in rows]
         return Estimate(median(per_job), f"measured (n={len(rows)})")
     from agents.virtual.perf_model import model as perf_model
 
@@ -93,7 +120,7 @@ def estimate(cell: Cell, runs: int, samples: dict[CellKey, list[tuple[float, flo
         return Estimate(None, "unknown (no history, no seed figure)")
     lo, hi = entry.latency_ms
     ms = math.sqrt(lo * hi) * (cell.input_resolution / 224) ** 2 * cell.batch_size
-    return Estimate(SEED_JOB_OVERHEAD_S + runs * ms / 1000, SEED_LABEL)
+    return Estimate(SEED_JOB_OVERHEAD_S + how.device_s(ms), SEED_LABEL)
 
 
 def _greedy(service: list[float], devices: int) -> float:
@@ -104,17 +131,20 @@ def _greedy(service: list[float], devices: int) -> float:
 
 
 def plan_makespan(spec: MatrixSpec, devices: dict[str, int],
-                  samples: dict[CellKey, list[tuple[float, float, int]]] | None = None) -> dict[str, Any]:
-    """Estimated makespan of the spec's runnable cells on `devices` (class -> count)."""
+                  samples: dict[CellKey, list[tuple[float, float, int]]] | None = None,
+                  trigger: str = "manual") -> dict[str, Any]:
+    """Estimated makespan of the spec's runnable cells on `devices` (class -> count), measured
+    under the run rule a run of ``trigger`` would get."""
     cells = [c for c in plan(spec).cells if not c.blocked_reason]
     missing = sorted({c.device_class for c in cells} - set(devices))
     if missing:
         raise DevicesSpecError(f"--devices has no count for {', '.join(missing)}, which the spec needs")
     samples = measured_samples() if samples is None else samples
-    runs = spec.parameters.warmup + spec.parameters.iterations
+    rule = spec.parameters.run_rules.for_trigger(trigger)
+    how = Measuring.of(spec, rule, trigger)
     rows, by_class = [], defaultdict(list)
     for cell in cells:
-        est = estimate(cell, runs, samples)
+        est = estimate(cell, how, samples)
         rows.append({"model": cell.model, "backend": cell.backend, "device_class": cell.device_class,
                      "input_resolution": cell.input_resolution, "batch_size": cell.batch_size,
                      "repeat": cell.repeat_index, "service_s": est.service_s, "source": est.source})
@@ -127,7 +157,10 @@ def plan_makespan(spec: MatrixSpec, devices: dict[str, int],
         classes[cls] = {"devices": n, "jobs": len(service), "work_s": sum(service),
                         "makespan_s": _greedy(service, n) if service else 0.0,
                         "bound_lower_s": lower, "bound_upper_s": upper}
-    return {"spec": spec.name, "cells": rows, "classes": classes,
+    return {"spec": spec.name, "trigger": trigger,
+            "run_rule": {"min_iterations": rule.min_iterations, "min_duration_s": rule.min_duration_s,
+                         "timed_iterations": how.iterations, "arms": how.arms},
+            "cells": rows, "classes": classes,
             "makespan_s": max((c["makespan_s"] for c in classes.values()), default=0.0),
             "unknown_cells": sum(1 for r in rows if r["service_s"] is None),
             "seed_cells": sum(1 for r in rows if r["source"] == SEED_LABEL)}

@@ -112,17 +112,24 @@ def capacity(ctx: typer.Context,
 @capacity_app.command("plan")
 def plan_cmd(spec: Path,
              devices: str = typer.Option(..., "--devices", help="fleet to assume, e.g. A17-Pro=4,A15=2"),
+             trigger: str = typer.Option("manual", "--trigger",
+                                         help="plan as a manual, nightly or pr run: its run rule's minimum "
+                                              "iterations and seconds per cell (nightly: >= 1024 and >= 60 s)"),
              wide: bool = typer.Option(False, "--wide", help="every column"),
              as_json: bool = typer.Option(False, "--json", help="JSON for scripts (orchestrator.capacity.whatif)")
              ) -> None:
     """Estimate the makespan of SPEC's matrix on a fleet of the given size."""
     from orchestrator.capacity.whatif import DevicesSpecError, parse_devices, plan_makespan
     from orchestrator.spec.matrix import load_spec
+    from orchestrator.spec.run_rules import TRIGGERS
     from orchestrator.spec.yamlpos import SpecError
 
+    if trigger not in TRIGGERS:
+        raise fail(f"--trigger {trigger!r}: one of {', '.join(TRIGGERS)}", code=2)
     try:
         fleet = parse_devices(devices)
-        result = plan_makespan(load_spec(spec, local_files=True), fleet)  # planned only: no file is read
+        matrix = load_spec(spec, local_files=True)
+        result = plan_makespan(matrix, fleet, trigger=trigger)  # planned only: no file is read
     except (SpecError, DevicesSpecError) as exc:
         raise fail(str(exc), code=2) from None
     if as_json:
@@ -134,7 +141,15 @@ def plan_cmd(spec: Path,
     for cls, c in result["classes"].items():
         console.print(f"{cls}: {c['jobs']} jobs on {c['devices']} devices, makespan ≈ {secs(c['makespan_s'])} "
                       f"(bounds {secs(c['bound_lower_s'])}–{secs(c['bound_upper_s'])})")
-    console.print(f"[bold]makespan ≈ {secs(result['makespan_s'])}[/]")
+    rr = result["run_rule"]
+    rule = (f"{rr['timed_iterations']} timed iterations" + (f", at least {rr['min_duration_s']:g} s" if
+                                                            rr["min_duration_s"] else "")
+            + (" per arm, A/B: both programs" if rr["arms"] == 2 else "") + " per cell")
+    console.print(f"[bold]makespan ≈ {secs(result['makespan_s'])}[/] as a {trigger} run ({rule})")
+    nightly = matrix.parameters.run_rules.for_trigger("nightly")
+    if trigger == "manual" and (nightly.min_iterations > rr["timed_iterations"] or nightly.min_duration_s):
+        console.print(f"a nightly run measures more (its run rule: >= {nightly.min_iterations} iterations and "
+                      f">= {nightly.min_duration_s:g} s per cell): --trigger nightly")
     if result["seed_cells"]:
         console.print(f"[yellow]{result['seed_cells']} cells have no history: their times are seed estimates "
                       "(simulated), not measurements[/]")

@@ -149,6 +149,28 @@ def test_plan_uses_history_and_labels_seed_estimates(db_env, tmp_path: Path):
     assert a15["jobs"] == 4 and a15["bound_lower_s"] <= a15["makespan_s"] <= a15["bound_upper_s"]
     text = runner.invoke(capacity_app, ["plan", str(spec), "--devices", "A15=2,A17-Pro=1"], env={"COLUMNS": "200"})
     assert text.exit_code == 0 and "seed estimates" in text.output
+    assert "as a manual run (20 timed iterations per cell)" in text.output and "--trigger nightly" in text.output
+
+
+def test_plan_applies_the_run_rule_of_its_trigger(db_env, tmp_path: Path):
+    seed_history()  # A15 xnnpack tiny_cnn@64: 100 s attempts of 25 runs at 0.4 s -> 90 s overhead
+    spec = tmp_path / "whatif.yaml"
+    spec.write_text(SPEC)
+
+    def measured(*args: str) -> list[float]:
+        out = runner.invoke(capacity_app, ["plan", str(spec), "--devices", "A15=2,a17pro=1", "--json", *args])
+        assert out.exit_code == 0, out.output
+        return [c["service_s"] for c in json.loads(out.output)["cells"] if c["source"].startswith("measured")]
+
+    # nightly: 1024 timed iterations (409.6 s, over the 60 s minimum) + 5 warm-up runs + overhead
+    assert measured("--trigger", "nightly") == pytest.approx([90 + 2 + 409.6] * 2)
+    # PR: 200 iterations (80 s, over 10 s), both arms
+    assert measured("--trigger", "pr") == pytest.approx([90 + 2 * (2 + 80)] * 2)
+    # a spec's own rule is what its runs get: 20 iterations but at least 30 s -> 30 s timed
+    spec.write_text(SPEC + "  run_rules: {nightly: {min_iterations: 0, min_duration_s: 30}}\n")
+    assert measured("--trigger", "nightly") == pytest.approx([90 + 2 + 30] * 2)
+    bad = runner.invoke(capacity_app, ["plan", str(spec), "--devices", "A15=2,a17pro=1", "--trigger", "weekly"])
+    assert bad.exit_code == 2 and "--trigger 'weekly'" in bad.output
 
 
 @pytest.mark.parametrize(("devices", "message"), [

@@ -141,5 +141,17 @@ def wait_finalized(run_id: str, procs: Procs, timeout: float = 60) -> float:
         wait_until(lambda: finalized(run_id), timeout, "the run to be finalised")
     except AssertionError as exc:
         logs = "\n".join(f"--- {n}\n{procs.log(n)[-2500:]}" for n, _ in procs.procs)
-        raise AssertionError(f"{exc}\n{logs}") from None
+        raise AssertionError(f"{exc}\n{work_state(run_id)}\n{logs}") from None
     return time.monotonic()
+
+
+def work_state(run_id: str) -> str:
+    """Every job of the run with its attempts (state, category, device): what was left open."""
+    lines = []
+    with session() as s:
+        for job in s.scalars(select(Job).where(Job.run_id == run_id)):
+            attempts = s.scalars(select(Attempt).where(Attempt.job_id == job.id).order_by(Attempt.number)).all()
+            lines.append(f"job {job.id} {job.state}: " + ", ".join(
+                f"{a.id} {a.state}/{a.error_category or '-'} on {a.device_id or '-'} dispatched {a.dispatched_at}"
+                for a in attempts))
+    return "--- jobs\n" + "\n".join(lines)
