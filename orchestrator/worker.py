@@ -25,6 +25,7 @@ from orchestrator.celery_app import COORDINATOR_QUEUE, app
 from orchestrator.coordinator import reconcile as reconciling
 from orchestrator.coordinator.device_history import drain_device_events
 from orchestrator.coordinator.reap import reap
+from orchestrator.export import isolated, trust
 from orchestrator.observability import metrics
 from orchestrator.observability.logs import setup_logging
 from orchestrator.scheduling import health
@@ -81,6 +82,10 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
     for q in queues:
         if q.startswith("export."):
             fleet.exporters.heartbeat(q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
+    if any(q.startswith("export.") for q in queues) and trust.model_packages():
+        # this exporter may get import: sources: its zygote imports torch while the worker starts
+        # (a worker without registered packages never starts one)
+        isolated.prestart()
 
     @worker_ready.connect
     def _ready(**_kw: object) -> None:

@@ -213,6 +213,16 @@ def _align_kinds(a: list[Any], b: list[Any]) -> list[tuple[int | None, int | Non
     return pairs
 
 
+def shown(changes: list[Any], n: int) -> list[Any]:
+    """The ``n`` changes a summary lists (OperatorChange or its ``as_dict``), biggest |change|
+    first, keeping every one-sided operator (up to ``n``): a graph change is a fact, while a
+    matched operator's change can be profile noise; a 0.01 ms inserted Hardswish must not
+    lose its row to a matched operator a busy host slowed by 0.05 ms."""
+    one = [c for c in changes if _get(c, "side") != "both"][:n]
+    rest = [c for c in changes if _get(c, "side") == "both"][:max(0, n - len(one))]
+    return sorted(one + rest, key=lambda c: (-abs(_get(c, "delta_ms")), _get(c, "label")))
+
+
 def one_sided(changes: list[OperatorChange]) -> tuple[int, int]:
     """(operators only in the PR's program, only in the baseline's)."""
     return (sum(c.side == "pr_only" for c in changes), sum(c.side == "base_only" for c in changes))

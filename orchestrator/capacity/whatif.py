@@ -8,7 +8,8 @@ warm-up × median + the timed part, which the run rule of the planned trigger se
 model is a minute of device time, not 50 iterations' 0.1 s), twice for PR cells (A/B: both
 programs, each arm's minimum; adaptive rounds may add more, up to ``ab_budget_s``). Without
 history, the seed guide's figures (via the virtual device's perf model,
-``agents/virtual/perf_model.yaml``, which is calibrated on them) stand in, and the output says so. Classes run in parallel; within
+``agents/virtual/perf_model.yaml``, which is calibrated on them) stand in, and the output says so.
+Classes run in parallel; within
 a class a longest-first greedy schedule gives the estimate, and Graham's bounds frame it.
 """
 

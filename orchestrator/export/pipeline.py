@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import config
-from orchestrator.export import lowering, programs
+from orchestrator.export import isolated, lowering, programs
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactStore, StoredArtifact, recipe_key
 from orchestrator.export.locking import DEFAULT_WAIT_S, export_lock
 from orchestrator.export.recipe import CALIBRATION_BATCHES, CALIBRATION_SEED, recipe, versions
@@ -64,8 +64,11 @@ def _etrecord_bytes(program: Any) -> bytes | None:
     return buf.getvalue()
 
 
-def _lower(req: ExportRequest, backend: Backend) -> Produced:
-    """Export and lower a torch source: program bytes, metadata, golden document, ETRecord."""
+def lower_torch_source(req: ExportRequest, backend: Backend) -> Produced:
+    """Export and lower a torch source: program bytes, metadata, golden document, ETRecord.
+
+    Runs in this process for a zoo model; an ``import:`` source gets here only inside the
+    confined child of ``orchestrator.export.isolated``."""
     # torch only here: storing a program file (``pte:``) needs none, so the API can do it
     import torch
     from executorch.exir import to_edge_transform_and_lower
@@ -94,8 +97,10 @@ def _lower(req: ExportRequest, backend: Backend) -> Produced:
 
 def _produce(req: ExportRequest, backend: Backend, store: ArtifactStore) -> Produced:
     source = Source.parse(req.source)
-    if not source.is_program:  # a zoo model or a registered package's factory (exporter only)
-        return _lower(req, backend)
+    if source.kind == "import":  # a registered package's code: never in this (the worker's) process
+        return isolated.lower(req)
+    if not source.is_program:  # a zoo model: benchfarm's own code, lowered here
+        return lower_torch_source(req, backend)
     data = programs.read_program(store, source.digest)  # an uploaded program, from the store only
     return Produced(data, {"params": None, "flops": None, "macs": None, "delegation": None,
                            "declared_backend": backend.name})

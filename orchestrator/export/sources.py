@@ -91,7 +91,8 @@ class Source:
 def build_model(source: Source) -> torch.nn.Module:
     """The eager model in eval mode; random weights are seeded with ``zoo.WEIGHTS_SEED``.
 
-    An ``import:`` source runs its registered package's code: only the exporter calls this."""
+    An ``import:`` source runs its registered package's code: only the exporter's confined child
+    (``orchestrator.export.isolated``) calls this for one."""
     import torch
 
     from orchestrator.export import zoo

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.analysis.compare import CellComparison
-from orchestrator.analysis.operators import OperatorChange, diff, one_sided
+from orchestrator.analysis.operators import OperatorChange, diff, one_sided, shown
 from orchestrator.reports.data import CellKey
 from orchestrator.reports.tables import SIMULATED
 from orchestrator.store import profiles
@@ -94,7 +94,7 @@ def operator_diff_markdown(diffs: list[CellOperatorDiff], cell_label: Callable[[
         sim = f" *({SIMULATED})*" if d.simulated else ""
         lines += [f"**{label(d.key)}** — {d.verdict}{pct}{sim}; from {d.source}:", "",
                   "| Operator | Backend | Baseline | PR | Change |", "|---|---|---|---|---|"]
-        lines += [_row(c) for c in d.changes[:n]]
+        lines += [_row(c) for c in shown(d.changes, n)]
         pr_only, base_only = one_sided(d.changes)
         if pr_only or base_only:
             lines += ["", f"The graph changed: {pr_only} operator(s) exist only in the PR's program, "

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator.analysis.operators import backend_display, diff, one_sided, shares_text
+from orchestrator.analysis.operators import backend_display, diff, one_sided, shares_text, shown
 from orchestrator.reports.data import Cell, load_run
 from orchestrator.reports.tables import SIMULATED
 from orchestrator.store.profiles import CellProfile
@@ -86,7 +86,7 @@ def compare_text(doc: dict[str, Any], limit: int = 30) -> str:
     label = f" [{SIMULATED}]" if doc["simulated"] else ""
     lines = [f"{doc['cell']}{label}: operators, baseline → this run (biggest change first)", "",
              f"{'baseline ms':>11} {'this ms':>9} {'change ms':>10}  {'backend':<12} operator"]
-    for c in doc["changes"][:limit]:
+    for c in shown(doc["changes"], limit):
         b = f"{c['base_ms']:11.3f}" if c["base_ms"] is not None else f"{'—':>11}"
         n = f"{c['pr_ms']:9.3f}" if c["pr_ms"] is not None else f"{'—':>9}"
         side = {"pr_only": "  (only in this run's program)", "base_only": "  (only in the baseline's)"}.get(

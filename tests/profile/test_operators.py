@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.analysis.operators import diff, one_sided, shares_text, top
+from orchestrator.analysis.operators import diff, one_sided, shares_text, shown, top
 
 CONV = "Convolution (NHWC, F32) IGEMM"
 
@@ -64,3 +64,15 @@ def test_a_slowed_operator_stays_matched_on_a_busy_host() -> None:
     slowed = [op(f"{CONV} #1", 1.0), *base[1:]]
     changes = diff(base, slowed)
     assert one_sided(changes) == (0, 0) and changes[0].delta_ms > 0.8
+
+
+def test_summaries_keep_every_one_sided_operator() -> None:
+    # a tiny inserted operator among matched ones that noise moved more: it keeps its row
+    base = [op(f"{CONV} #{i}", .5) for i in range(1, 6)]
+    pr = [op(f"{CONV} #{i}", .5 + .05 * i) for i in range(1, 6)] + [op("HardSwish (NC) #1", .01)]
+    changes = diff(base, pr)
+    assert changes[-1].side == "pr_only"  # smallest |change| of all
+    top3 = shown(changes, 3)
+    assert [c.side for c in top3].count("pr_only") == 1 and len(top3) == 3
+    assert [c.delta_ms for c in top3] == sorted((c.delta_ms for c in top3), key=abs, reverse=True)
+    assert shown([c.as_dict() for c in changes], 3)[-1]["side"] == "pr_only"  # the API's dicts too
