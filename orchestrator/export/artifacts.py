@@ -16,13 +16,15 @@ events back to the model's modules; artifacts stored before it existed have none
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator import config
 
@@ -156,14 +158,33 @@ class ArtifactStore:
             p.unlink(missing_ok=True)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+def store_hashed(src: Readable, directory: Path, final: Callable[[str], Path], *, prefix: str = ".tmp-",
+                 suffix: str = "") -> tuple[str, Path]:
+    """Copy ``src`` into ``directory`` while hashing it, fsync, and rename the copy to
+    ``final(sha256)``: a reader of a content-addressed store sees a whole file or none, and a
+    failure (or a ``final`` that refuses the digest) leaves no temp file behind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+    h = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        digest = h.hexdigest()
+        path = final(digest)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return digest, path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    store_hashed(io.BytesIO(data), path.parent, lambda _digest: path)

@@ -15,15 +15,13 @@ Torch-free: the API and coordinator use it.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from orchestrator.export.artifacts import ArtifactStore
+from orchestrator.export.artifacts import ArtifactStore, store_hashed
 from orchestrator.export.sources import BadSource, Source, check_pte
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -42,22 +40,8 @@ def has_program(store: ArtifactStore, digest: str) -> bool:
 def store_program(store: ArtifactStore, path: Path) -> str:
     """Copy the program at ``path`` (checked: size, ExecuTorch header) into the store; its sha256."""
     check_pte(path)
-    directory = store.root / "programs"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as src, os.fdopen(fd, "wb") as out:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        os.replace(tmp, program_path(store, digest))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(path, "rb") as src:
+        digest, _ = store_hashed(src, store.root / "programs", lambda d: program_path(store, d))
     return digest
 
 

@@ -20,11 +20,11 @@ import plistlib
 import posixpath
 import shlex
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from orchestrator.export.artifacts import store_hashed
 from orchestrator.fleetops.errors import FleetOpsError
 from orchestrator.fleetops.inventory import Host
 from orchestrator.fleetops.ssh import Remote, Timeouts
@@ -98,25 +98,10 @@ def _upload_tree(remote: Remote, local: Path, dest: str) -> int:
 
 def fetch_to_store(remote: Remote, remote_path: str, store: Path) -> tuple[str, Path, int]:
     """Download into ``store`` under the file's sha256; atomic (temp file + rename)."""
-    store.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=store, prefix=".incoming-", suffix=".ipa")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            with remote.sftp.open(remote_path, "rb") as src:
-                src.prefetch()
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        sha = digest.hexdigest()
-        final = store / f"{sha}.ipa"
-        os.replace(tmp, final)
-        return sha, final, final.stat().st_size
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with remote.sftp.open(remote_path, "rb") as src:
+        src.prefetch()
+        sha, final = store_hashed(src, store, lambda d: store / f"{d}.ipa", prefix=".incoming-", suffix=".ipa")
+    return sha, final, final.stat().st_size
 
 
 def build_harness(host: Host, known_hosts: str, source: Path, store: Path, project: str = "BenchfarmHarness",
