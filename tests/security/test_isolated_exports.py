@@ -26,6 +26,7 @@ from orchestrator.store.db import session
 from orchestrator.store.models import Job
 from tests.conftest import Procs, register_model_packages, wait_until
 from tests.core.test_orchestration_processes import submit
+from tests.security.model_code import TINY
 
 PACKAGE = "bf_confined_models"
 TIMEOUT_S = 25  # the hang's export: a tiny model lowers in a few seconds even on a loaded host
@@ -42,23 +43,7 @@ from torch import nn
 
 SEEN = {seen!r}
 
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, 2, 1)
-
-    def forward(self, x):
-        return torch.relu(self.conv(x)).mean((2, 3))
-
-
-def tiny():
-    return Tiny()
-
-
-def aborts():
-    os.abort()
-
+""" + TINY + """
 
 def segfaults():
     ctypes.string_at(0)

@@ -22,6 +22,7 @@ from orchestrator.spec.matrix import loads_spec
 from orchestrator.spec.yamlpos import SpecError
 from orchestrator.store.db import session
 from orchestrator.store.models import Run
+from tests.security.model_code import TINY
 
 HOSTILE = ["import:os:abort", "import:os:system", "import:sys:exit", "import:no_such_module:f",
            "import:bf_side_effect:make", "import:bf_trusted_models_evil:make"]
@@ -41,23 +42,7 @@ import sys
 import torch
 from torch import nn
 
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, 2, 1)
-
-    def forward(self, x):
-        return torch.relu(self.conv(x)).mean((2, 3))
-
-
-def tiny():
-    return Tiny()
-
-
-def aborts():
-    os.abort()
-
+""" + TINY + """
 
 def exits():
     sys.exit(3)
