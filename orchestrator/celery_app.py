@@ -14,7 +14,6 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 from orchestrator import config
@@ -66,14 +65,16 @@ class _Transport(kombu_redis.Transport):
     Channel = _Channel
 
 
-# the broker URL's scheme picks the transport: redis:// gets the channel above (rediss:// and
-# sentinel:// keep kombu's own)
-TRANSPORT_ALIASES["redis"] = f"{__name__}:_Transport"
+# redis:// and rediss:// brokers get the channel above, named in the app's configuration
+# (kombu's transport aliases stay as kombu has them); sentinel:// keeps kombu's own transport
+SHARED_CLIENT_SCHEMES = ("redis", "rediss")
 
 
 def make_app(broker_url: str | None = None) -> Celery:
     url = broker_url or config.redis_url()
     app = Celery("benchfarm", broker=url, backend=None, include=["orchestrator.tasks"])
+    if url.partition("://")[0] in SHARED_CLIENT_SCHEMES:
+        app.conf.broker_transport = _Transport
     app.conf.update(
         # JSON only: any other serialisation on the broker is refused, never executed.
         task_serializer="json",
