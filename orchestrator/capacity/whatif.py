@@ -9,8 +9,8 @@ model is a minute of device time, not 50 iterations' 0.1 s), twice for PR cells 
 programs, each arm's minimum; adaptive rounds may add more, up to ``ab_budget_s``). Without
 history, the seed guide's figures (via the virtual device's perf model,
 ``agents/virtual/perf_model.yaml``, which is calibrated on them) stand in, and the output says so.
-Classes run in parallel; within
-a class a longest-first greedy schedule gives the estimate, and Graham's bounds frame it.
+Classes run in parallel; within a class a longest-first greedy schedule gives the estimate, and
+Graham's bounds frame it.
 """
 
 from __future__ import annotations
@@ -106,10 +106,8 @@ class Measuring:
         return self.arms * (self.warmup * median_ms / 1000 + timed)
 
 
-def estimate(cell: Cell, how: Measuring | int, samples: dict[CellKey, list[tuple[float, float, int]]]) -> Estimate:
-    """A job's device seconds: ``how`` says what it measures (an int: that many runs, no rule)."""
-    if isinstance(how, int):
-        how = Measuring(0, how)
+def estimate(cell: Cell, how: Measuring, samples: dict[CellKey, list[tuple[float, float, int]]]) -> Estimate:
+    """A job's device seconds; ``how`` says what it measures."""
     key = CellKey.of(cell)
     if rows := samples.get(key):
         per_job = [max(0.0, total - n * med / 1000) + how.device_s(med) for total, med, n in rows]
