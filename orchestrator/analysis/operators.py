@@ -170,10 +170,11 @@ def align(a: list[Any], b: list[Any]) -> list[tuple[int | None, int | None]]:
         return _align_kinds(a, b)
     # times near zero (a reshape, a 1-element mean) have meaningless ratios: every time is
     # floored at a few percent of the typical operator's before its logarithm is taken
-    every = [_align_time(op) for op in (*a, *b)]
+    raw_a, raw_b = [_align_time(op) for op in a], [_align_time(op) for op in b]
+    every = raw_a + raw_b
     floor = max(1e-6, TIME_FLOOR * sum(every) / len(every))
-    ta = [math.log(_align_time(op) + floor) for op in a]
-    tb = [math.log(_align_time(op) + floor) for op in b]
+    ta = [math.log(t + floor) for t in raw_a]
+    tb = [math.log(t + floor) for t in raw_b]
     sa, sb = [_sig(op) for op in a], [_sig(op) for op in b]
     inf = float("inf")
     cost = [[0.0] * (m + 1) for _ in range(n + 1)]
