@@ -1,4 +1,4 @@
-"""Coordinator state beside the fleet's: live exporters, once-only claims, published schedules."""
+"""Coordinator state beside the fleet's: live exporters and what they keyed, once-only claims, published schedules."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from device_inventory.devices import RedisClient
 log = logging.getLogger(__name__)
 # an export's in-progress mark outlives a missed beat or two, and a dead exporter by this much
 EXPORT_BEAT_TTL_S = 30.0
+# a remembered export is forgotten after a week without a request for it (the key space stays small)
+EXPORT_MEMO_TTL_S = 7 * 24 * 3600
 
 
 def _env_s(name: str, default: float) -> float:
@@ -32,11 +34,26 @@ class ExporterRegistry:
     def __init__(self, client: RedisClient):
         self.r = client
 
-    def heartbeat(self, platform: str, ttl: float = 30) -> None:
-        self.r.zadd(keys.EXPORTERS, {platform: time.time() + ttl})
+    def heartbeat(self, platform: str, ttl: float = 30, identity: str = "") -> None:
+        """``identity``: the exporter's code identity (``export.recipe.zoo_code_identity``), which
+        says whether it would key a zoo request as a remembered export was keyed (:class:`ExportMemo`)."""
+        now = time.time()
+        with self.r.pipeline() as pipe:
+            pipe.zadd(keys.EXPORTERS, {platform: now + ttl})
+            if identity:
+                pipe.zadd(keys.EXPORTER_IDENTITIES, {f"{platform}:{identity}": now + ttl})
+                pipe.zremrangebyscore(keys.EXPORTER_IDENTITIES, "-inf", now)  # exporters gone (or redeployed)
+            pipe.execute()
 
     def alive(self) -> set[str]:
         return set(self.r.zrangebyscore(keys.EXPORTERS, time.time(), "+inf"))
+
+    def identities(self, platform: str) -> set[str]:
+        """The code identities the live exporters of ``platform`` advertise (one each; exporters
+        running the same code share one)."""
+        prefix = f"{platform}:"
+        return {m.removeprefix(prefix) for m in self.r.zrangebyscore(keys.EXPORTER_IDENTITIES, time.time(), "+inf")
+                if m.startswith(prefix)}
 
     @contextmanager
     def working(self, request_key: str, ttl_s: float | None = None) -> Iterator[None]:
@@ -67,6 +84,29 @@ class ExporterRegistry:
 
     def in_progress(self, request_key: str) -> bool:
         return bool(self.r.exists(keys.export_running(request_key)))
+
+
+class ExportMemo:
+    """``export-memo:<request>``: the artifact an exporter keyed an export request to, and the code
+    identity it keyed it with. Written by exporters; the coordinator reads it to skip asking again."""
+
+    def __init__(self, client: RedisClient):
+        self.r = client
+
+    def remember(self, request_key: str, artifact_key: str, identity: str) -> None:
+        self.r.set(keys.export_memo(request_key), json.dumps({"artifact_key": artifact_key, "identity": identity}),
+                   ex=EXPORT_MEMO_TTL_S)
+
+    def recall(self, request_key: str) -> tuple[str, str] | None:
+        """(artifact key, identity) of the request's last export, or None."""
+        raw = self.r.get(keys.export_memo(request_key))
+        if raw is None:
+            return None
+        try:
+            doc = json.loads(raw)
+            return str(doc["artifact_key"]), str(doc["identity"])
+        except (ValueError, KeyError, TypeError):  # written by something else: not a memo to trust
+            return None
 
 
 class Claims:

@@ -4,7 +4,7 @@ Each registry owns its keys (``device_inventory.keys`` names them all) and nothi
 reads or writes them: :class:`DeviceRegistry` (devices, heartbeats), :class:`DeviceEvents`
 (the state-change stream), :class:`LeaseRegistry` (leases, fencing tokens),
 :class:`AttemptClaims` (attempt records), :class:`HealthRecords` (failures, health checks),
-and beside the fleet :class:`ExporterRegistry`, :class:`Claims` (once-only decisions,
+and beside the fleet :class:`ExporterRegistry`, :class:`ExportMemo`, :class:`Claims` (once-only decisions,
 schedules). ``Fleet``'s own methods are the agent-facing verbs;
 each is one call into the registry that owns the state.
 """
@@ -17,7 +17,7 @@ import redis
 
 from device_inventory import keys
 from device_inventory.attempts import ATTEMPT_TTL_S, AttemptClaims
-from device_inventory.coordination import Claims, ExporterRegistry
+from device_inventory.coordination import Claims, ExporterRegistry, ExportMemo
 from device_inventory.devices import CONDITION_STATES, DEVICE_STATES, EVENTS_MAXLEN, DeviceEvents, DeviceRegistry
 from device_inventory.health import HealthRecords
 from device_inventory.leases import Lease, LeaseRefused, LeaseRegistry, ReapedLease
@@ -41,6 +41,7 @@ class Fleet:
         self.attempts = AttemptClaims(client)
         self.health = HealthRecords(client, self.inventory)
         self.exporters = ExporterRegistry(client)
+        self.export_memo = ExportMemo(client)
         self.claims = Claims(client)
 
     @classmethod

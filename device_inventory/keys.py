@@ -19,6 +19,11 @@ Each key belongs to one registry class, the only code that reads or writes it:
   health-periodic:<id>      the periodic check's per-period claim              HealthRecords
   health-seen               devices a coordinator has seen (first check waits) HealthRecords
   exporters                 zset platform -> heartbeat expiry                  ExporterRegistry
+  exporter-identities       zset "<platform>:<code identity>" -> heartbeat expiry
+                                                                               ExporterRegistry
+  export-running:<request>  an export in progress (refreshed while it works)   ExporterRegistry
+  export-memo:<request>     JSON {artifact_key, identity}: what an exporter keyed the request to
+                                                                               ExportMemo
   verify:<run_id>           a PR run's one verify decision (SET NX)            Claims
   schedules                 hash: schedule name -> {cron, spec}                Claims
   schedule-fired:<s>:<slot> a schedule slot's one trigger (SET NX)             Claims
@@ -41,6 +46,7 @@ LEASES = f"{P}leases"
 ATTEMPT_PREFIX = f"{P}attempt:"
 HEALTH_SEEN = f"{P}health-seen"
 EXPORTERS = f"{P}exporters"
+EXPORTER_IDENTITIES = f"{P}exporter-identities"
 SCHEDULES = f"{P}schedules"
 REDBEAT_PREFIX = f"{P}redbeat:"
 
@@ -87,6 +93,10 @@ def schedule_fired(schedule: str, slot: str) -> str:
 
 def export_lock(artifact_key: str) -> str:
     return f"{P}export-lock:{artifact_key}"
+
+
+def export_memo(request_key: str) -> str:
+    return f"{P}export-memo:{request_key}"
 
 
 def export_running(request_key: str) -> str:

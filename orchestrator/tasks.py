@@ -48,6 +48,8 @@ def export(key: str, request: dict[str, Any]) -> None:
     """Exporter queue: lower one artifact, then tell the coordinator (``key``: the request's key)."""
     from orchestrator.export.lowering import ExporterUnavailable
     from orchestrator.export.pipeline import ExportRequest, export_artifact
+    from orchestrator.export.recipe import zoo_code_identity
+    from orchestrator.export.sources import Source
 
     req = ExportRequest(**request)
     try:
@@ -56,6 +58,8 @@ def export(key: str, request: dict[str, Any]) -> None:
         with _fleet().exporters.working(key):
             art, hit = export_artifact(req, redis_client=_fleet().r)
         metrics.EXPORT_CACHE.labels("hit" if hit else "miss").inc()
+        if Source.parse(req.source).kind == "zoo":
+            _remember(key, art.key, zoo_code_identity())
         # the exporter keys the artifact (a torch source's fingerprint imports its code)
         outcome, meta = "ok", dict(art.meta, cache_hit=hit, artifact_key=art.key)
     except ExporterUnavailable as exc:
@@ -66,6 +70,15 @@ def export(key: str, request: dict[str, Any]) -> None:
     # the only copy of the answer: ride out a broker blip rather than fail (and be acknowledged)
     app.send_task("benchfarm.export_done", args=[key, outcome, meta], queue=COORDINATOR_QUEUE, priority=0,
                   retry=True, retry_policy=ANSWER_RETRY)
+
+
+def _remember(request_key: str, artifact_key: str, identity: str) -> None:
+    """What this exporter keyed a zoo request to, so the next submit of it skips the round trip
+    (``coordinator.exports.remembered_artifact``); without it the coordinator just asks again."""
+    try:
+        _fleet().export_memo.remember(request_key, artifact_key, identity)
+    except redis.RedisError:
+        log.warning("cannot remember the export of %s", request_key, exc_info=True)
 
 
 @app.task(name="benchfarm.export_done", **COORDINATOR_TASK)

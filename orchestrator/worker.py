@@ -3,7 +3,8 @@
 Besides consuming its queues it runs two housekeeping loops: the lease reaper (every
 few seconds, requeues jobs whose device stopped heartbeating) when it serves the
 coordinator queue, and an exporter heartbeat per ``export.<platform>`` queue it serves,
-so the coordinator knows which exporter platforms are alive (e.g. macOS for MPS).
+so the coordinator knows which exporter platforms are alive (e.g. macOS for MPS) and
+which code they run (a zoo export they keyed before need not be asked for again).
 A coordinator also sends the periodic golden health check to each device once per
 ``BENCHFARM_HEALTH_CHECK_EVERY_S`` (orchestrator.scheduling.health; deduplicated across
 coordinators in Redis).
@@ -26,6 +27,7 @@ from orchestrator.coordinator import reconcile as reconciling
 from orchestrator.coordinator.device_history import drain_device_events
 from orchestrator.coordinator.reap import reap
 from orchestrator.export import isolated, trust
+from orchestrator.export.recipe import zoo_code_identity
 from orchestrator.observability import metrics
 from orchestrator.observability.logs import setup_logging
 from orchestrator.scheduling import health
@@ -37,6 +39,12 @@ RECONCILE_CLAIM = "bf:reconcile-turn"
 # "running" within about this long of its lease
 COPY_EVERY_S = 0.5
 _stop = threading.Event()
+
+
+def beat_exporters(fleet: Fleet, platforms: list[str]) -> None:
+    """This exporter is alive for each platform, running the code ``zoo_code_identity`` names."""
+    for p in platforms:
+        fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6, identity=zoo_code_identity())
 
 
 def _housekeeping(queues: list[str]) -> None:
@@ -55,8 +63,7 @@ def _housekeeping(queues: list[str]) -> None:
             if time.monotonic() - last_reap < REAP_EVERY_S:
                 continue
             last_reap = time.monotonic()
-            for p in platforms:
-                fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6)
+            beat_exporters(fleet, platforms)
             if COORDINATOR_QUEUE in queues:
                 fenced, outbox = reap(fleet)
                 metrics.LEASE_REAPS.inc(len(fenced))
@@ -79,9 +86,7 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
     setup_logging()
     metrics.serve_coordinator()
     fleet = Fleet.from_url(config.redis_url())
-    for q in queues:
-        if q.startswith("export."):
-            fleet.exporters.heartbeat(q.split(".", 1)[1], ttl=REAP_EVERY_S * 6)
+    beat_exporters(fleet, [q.split(".", 1)[1] for q in queues if q.startswith("export.")])
     if any(q.startswith("export.") for q in queues) and trust.model_packages():
         # this exporter may get import: sources: its zygote imports torch while the worker starts
         # (a worker without registered packages never starts one)

@@ -1,4 +1,5 @@
-"""Which exporter lowers an artifact (``fleet.exporters`` says which are alive), and what an export's outcome does."""
+"""Which exporter lowers an artifact (``fleet.exporters`` says which are alive), what an export's
+outcome does, and when a zoo model's export need not be asked for again (:func:`remembered_artifact`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from device_inventory.fleet import Fleet
 from orchestrator.coordinator.dispatch import dispatch_waiting
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
+from orchestrator.export.artifacts import ArtifactError, ArtifactStore
 from orchestrator.export.registry import registry
+from orchestrator.export.request import ExportRequest
+from orchestrator.export.sources import Source
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, utcnow
 
@@ -27,6 +31,34 @@ def export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:
     need = " or ".join({"macos": "macOS", "linux": "Linux"}.get(p, p) for p in backend.exporters)
     return None, f"needs a {need} exporter (none is running)"
 
+
+def remembered_artifact(s: Session, fleet: Fleet, request: str, req: ExportRequest, alive: set[str],
+                        store: ArtifactStore) -> str:
+    """The artifact an exporter keyed zoo request ``request`` to, when asking again cannot change
+    the answer; '' when unsure, and the request goes to an exporter as usual.
+
+    Sure means: the exporter remembered the key with its code identity (``fleet.export_memo``),
+    every live exporter of the request's platform advertises exactly that identity (same code,
+    same packages: same key), and the artifact is whole in the store (its sha256, hashed once per
+    process) with its row ready. Only a zoo model qualifies: an ``import:`` package's files can
+    change on disk between two runs without any exporter restarting, and a program is keyed here."""
+    if Source.parse(req.source).kind != "zoo":
+        return ""
+    platform, _ = export_route(req.backend, alive)
+    memo = fleet.export_memo.recall(request) if platform else None
+    if platform is None or memo is None:
+        return ""
+    key, identity = memo
+    if fleet.exporters.identities(platform) != {identity}:
+        return ""  # no exporter to vouch for it, or one running other code (a deploy under way)
+    art = s.get(Artifact, key)
+    if art is None or art.status != "ready":
+        return ""
+    try:
+        store.get(key)
+    except ArtifactError:  # gone or corrupted: the exporter removes it and exports again
+        return ""
+    return key
 
 
 def jobs_for_request(s: Session, request: str) -> list[Job]:

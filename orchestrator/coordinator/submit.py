@@ -4,7 +4,8 @@ An uploaded program (``pte:sha256:``) is keyed here by its digest and stored as 
 of each backend from the store's own ``programs/`` area (no path from a spec is ever read);
 a torch model is keyed by the exporter that builds it (its fingerprint reads the model's
 code, which the coordinator never does): its jobs wait in ``exporting`` under their request
-key until ``exports.export_done`` names the artifact.
+key until ``exports.export_done`` names the artifact — unless the exporters vouch for the key
+they gave a zoo model before (``exports.remembered_artifact``): then its jobs dispatch at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from device_inventory.fleet import Fleet
 from orchestrator import celery_app as capp
 from orchestrator.coordinator import events
 from orchestrator.coordinator.dispatch import dispatch_waiting
-from orchestrator.coordinator.exports import block_jobs, export_route, jobs_for_request, mark_artifact_ready
+from orchestrator.coordinator.exports import (
+    block_jobs,
+    export_route,
+    jobs_for_request,
+    mark_artifact_ready,
+    remembered_artifact,
+)
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Message, Outbox, new_id
 from orchestrator.coordinator.planning import plan
@@ -72,7 +79,8 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             req = cell.export_request(spec.parameters.compute_units)
             request = request_key(req)
             if request not in requests:  # a program file is keyed here; a torch model by its exporter
-                requests[request] = (req, artifact_key(req) if keyed_without_exporter(req) else "")
+                requests[request] = (req, artifact_key(req) if keyed_without_exporter(req)
+                                     else remembered_artifact(s, fleet, request, req, alive, store))
             job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
                       device_class=cell.device_class, device_selector=cell.device_selector,
                       input_resolution=cell.input_resolution, batch_size=cell.batch_size,

@@ -3,7 +3,8 @@
 An artifact's key is the sha256 of its export recipe (model source, weights seed,
 backend entry, export parameters, torch/executorch versions), so an identical recipe
 is never exported twice. Files are written atomically (temp file + rename) and their
-own sha256 is checked on every read: a corrupted program is detected, not benchmarked.
+own sha256 is checked on every read: a corrupted program is detected, not benchmarked (a
+process hashes an unchanged file once: :class:`VerifiedFiles`).
 Keys are validated as 64 hex digits before they touch a path, so a key from a job
 payload or an API call cannot name a file outside the store.
 
@@ -21,6 +22,9 @@ import json
 import os
 import re
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +64,50 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+class VerifiedFiles:
+    """The sha256 of files this process has hashed, by the file's identity: (device, inode, size,
+    mtime in ns). A program is verified before every job, and hashing it again each time cost a
+    device worker milliseconds per job (a large model, hundreds); an unchanged file is hashed once.
+
+    Anything that writes the file moves its mtime, an atomic replace (how the store writes) gives
+    a new inode: either one misses here and the file is hashed again. The ctime would also catch
+    an mtime set back by hand, but hard-linking the program into a job folder (the host driver)
+    moves it every job. A file modified within :data:`RACY_S` of its hash is not remembered
+    (git's "racy" entries): the filesystem's clock is coarse (a jiffy), so a same-size rewrite
+    right after the hash could keep the mtime it was hashed with."""
+
+    RACY_S = 2.0
+    SIZE = 256  # files remembered per process (least recently used dropped first)
+
+    def __init__(self) -> None:
+        self._known: OrderedDict[str, tuple[tuple[int, int, int, int], str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def sha256(self, path: Path) -> str:
+        st = os.stat(path)
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        name = str(path)
+        with self._lock:
+            known = self._known.get(name)
+            if known is not None and known[0] == ident:
+                self._known.move_to_end(name)
+                return known[1]
+        digest = file_sha256(path)
+        after = os.stat(path)  # unchanged while it was read, and old enough to trust its mtime
+        if (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) == ident \
+                and time.time_ns() - st.st_mtime_ns > self.RACY_S * 1e9:
+            with self._lock:
+                self._known[name] = (ident, digest)
+                self._known.move_to_end(name)
+                while len(self._known) > self.SIZE:
+                    self._known.popitem(last=False)
+        return digest
+
+
+# one per process: every store object of a worker shares what it has hashed
+VERIFIED = VerifiedFiles()
 
 
 @dataclass(frozen=True)
@@ -123,7 +171,7 @@ class ArtifactStore:
         except json.JSONDecodeError as exc:
             raise ArtifactCorrupted(f"artifact {key}: metadata is not valid JSON ({exc})") from None
         path = self.pte_path(key)
-        if verify and file_sha256(path) != meta.get("file_sha256"):
+        if verify and VERIFIED.sha256(path) != meta.get("file_sha256"):
             raise ArtifactCorrupted(f"artifact {key}: {path} does not match its recorded sha256")
         return StoredArtifact(key, path, meta)
 

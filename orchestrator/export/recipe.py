@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from orchestrator.export import zoo_index
 from orchestrator.export.artifacts import recipe_key
-from orchestrator.export.registry import registry
+from orchestrator.export.registry import REGISTRY_PATH, registry
 from orchestrator.export.request import ExportRequest
 from orchestrator.export.sources import Source, fingerprint
 
@@ -25,16 +28,45 @@ RECIPE_VERSION = 3
 CALIBRATION_SEED = 7
 CALIBRATION_BATCHES = 8
 _EXPORTER_PACKAGES = ("torch", "executorch", "torchao", "coremltools")
+# The code a zoo model's artifact key comes from besides the request: the recipe, the fingerprint
+# (sources), the models (zoo: every class a zoo model is built of is defined there, tests/export
+# checks it), the weight seed, the store's canonical hash and the backend registry's code.
+_ZOO_KEY_MODULES = ("orchestrator.export.recipe", "orchestrator.export.sources", "orchestrator.export.zoo",
+                    "orchestrator.export.zoo_index", "orchestrator.export.artifacts", "orchestrator.export.registry")
+
+
+@lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    # once per process: the packages a process imported do not change under it (reading the
+    # installed metadata cost ~1 ms per package, on every export request)
+    found = []
+    for pkg in _EXPORTER_PACKAGES:
+        try:
+            found.append((pkg, version(pkg)))
+        except PackageNotFoundError:
+            found.append((pkg, "absent"))
+    return tuple(found)
 
 
 def versions() -> dict[str, str]:
-    found = {}
-    for pkg in _EXPORTER_PACKAGES:
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            found[pkg] = "absent"
-    return found
+    return dict(_versions())
+
+
+@lru_cache(maxsize=1)
+def zoo_code_identity() -> str:
+    """A digest of everything besides the request that a zoo model's artifact key depends on: the
+    exporter packages' versions, the code of :data:`_ZOO_KEY_MODULES` and ``backends.yaml``.
+    Exporters with one identity key a zoo request alike, so the coordinator may dispatch a zoo
+    artifact an exporter keyed before without asking again (``coordinator.exports``). Read from
+    the files, never imported: a worker computes it without torch."""
+    h = hashlib.sha256(json.dumps(versions(), sort_keys=True).encode())
+    for name in _ZOO_KEY_MODULES:
+        spec = find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"cannot find the code of {name}")
+        h.update(name.encode() + b"\0" + Path(spec.origin).read_bytes())
+    h.update(REGISTRY_PATH.read_bytes())
+    return h.hexdigest()
 
 
 def recipe(req: ExportRequest) -> dict[str, Any]:

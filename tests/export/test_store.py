@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
+from orchestrator.export import artifacts
 from orchestrator.export.artifacts import ArtifactCorrupted, ArtifactError, ArtifactStore, BadArtifactName
 
 KEY = hashlib.sha256(b"some recipe").hexdigest()
@@ -66,3 +68,72 @@ def test_missing_artifact_and_missing_golden(tmp_path: Path) -> None:
     s.put(KEY, b"prog", {})
     with pytest.raises(ArtifactError, match="no golden output"):
         s.golden(KEY)
+
+
+def _age(path: Path, seconds: float = 3600) -> None:
+    """Give ``path`` an mtime in the past: a file modified just now is never remembered as verified."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def _counting_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    hashed: list[Path] = []
+    real = artifacts.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(artifacts, "file_sha256", counting)
+    return hashed
+
+
+def test_an_unchanged_program_is_hashed_once_and_a_corrupted_one_still_detected(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed = _counting_hashes(monkeypatch)
+    s = ArtifactStore(tmp_path)
+    s.put(KEY, b"\x00ET12program", {})
+    path = s.pte_path(KEY)
+    _age(path)
+    for _ in range(3):
+        assert s.get(KEY).path == path
+    assert ArtifactStore(tmp_path).get(KEY).path == path  # another store object of this process
+    assert len(hashed) == 1
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))  # in place, same size: only the mtime moved
+    with pytest.raises(ArtifactCorrupted, match="sha256"):
+        s.get(KEY)
+
+
+def test_a_replaced_program_is_hashed_again_whatever_its_mtime(tmp_path: Path) -> None:
+    s = ArtifactStore(tmp_path)
+    s.put(KEY, b"\x00ET12program", {})
+    path = s.pte_path(KEY)
+    _age(path)
+    s.get(KEY)
+    st = path.stat()
+    other = tmp_path / "other.pte"
+    other.write_bytes(b"\x00ET12prograY")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size and mtime, another inode
+    os.replace(other, path)
+    with pytest.raises(ArtifactCorrupted, match="sha256"):
+        s.get(KEY)
+
+
+def test_a_program_modified_just_now_is_not_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filesystem's coarse clock could give a same-size rewrite right after a hash the very
+    mtime it was hashed with: a file that recent is hashed on every read."""
+    hashed = _counting_hashes(monkeypatch)
+    s = ArtifactStore(tmp_path)
+    s.put(KEY, b"\x00ET12program", {})
+    path = s.pte_path(KEY)
+    s.get(KEY)
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the coarse clock's worst case
+    with pytest.raises(ArtifactCorrupted, match="sha256"):
+        s.get(KEY)
+    assert len(hashed) == 2
