@@ -141,6 +141,6 @@ def _ready(s: Session, key: str, req: ExportRequest, store: ArtifactStore) -> bo
         art = Artifact(key=key, model=req.model, backend=req.backend, input_resolution=req.input_resolution,
                        batch_size=req.batch_size)
         s.add(art)
-    if store.exists(key) and art.status != "ready":
+    if art.status != "ready" and store.exists(key):
         mark_artifact_ready(art, store.get(key, verify=False).meta)
     return art.status == "ready"

@@ -121,11 +121,12 @@ class ArtifactStore:
     def __init__(self, root: Path | None = None):
         self.root = Path(root or config.artifacts_dir())
         self.root.mkdir(parents=True, exist_ok=True)
+        self._real_root = self.root.resolve()
 
     def _dir(self, key: str) -> Path:
         check_key(key)
-        d = (self.root / key[:2]).resolve()
-        if self.root.resolve() not in d.parents:
+        d = (self.root / key[:2]).resolve()  # a symlinked key folder must not lead out of the store
+        if self._real_root not in d.parents:
             raise BadArtifactName(f"artifact key {key!r} escapes the store")
         return d
 
@@ -142,7 +143,8 @@ class ArtifactStore:
         return self._dir(key) / f"{key}.etrecord"
 
     def exists(self, key: str) -> bool:
-        return self.pte_path(key).exists() and self.meta_path(key).exists()
+        d = self._dir(key)
+        return (d / f"{key}.pte").exists() and (d / f"{key}.json").exists()
 
     def put(self, key: str, pte_bytes: bytes, meta: dict[str, Any],
             golden: dict[str, Any] | None = None, etrecord: bytes | None = None) -> StoredArtifact:
@@ -164,13 +166,14 @@ class ArtifactStore:
         return StoredArtifact(key, self.pte_path(key), meta)
 
     def get(self, key: str, verify: bool = True) -> StoredArtifact:
-        if not self.exists(key):
+        d = self._dir(key)  # once: a job's fetch and a submit each read an artifact like this
+        path, meta_path = d / f"{key}.pte", d / f"{key}.json"
+        if not (path.exists() and meta_path.exists()):
             raise ArtifactError(f"artifact {key} is not in the store {self.root}")
         try:
-            meta = json.loads(self.meta_path(key).read_text())
+            meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ArtifactCorrupted(f"artifact {key}: metadata is not valid JSON ({exc})") from None
-        path = self.pte_path(key)
         if verify and VERIFIED.sha256(path) != meta.get("file_sha256"):
             raise ArtifactCorrupted(f"artifact {key}: {path} does not match its recorded sha256")
         return StoredArtifact(key, path, meta)
