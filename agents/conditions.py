@@ -21,9 +21,11 @@ RECHECK_S = float(os.environ.get("BENCHFARM_CONDITION_RECHECK_S", "30"))
 REPLACEABLE = ("available", *CONDITION_STATES)
 
 
-def apply(fleet: Fleet, device_id: str, health: Health) -> str:
-    """Move the device into or out of a condition state; returns the condition ('' if none)."""
-    state = fleet.device(device_id).get("state", "available")
+def apply(fleet: Fleet, device_id: str, health: Health, state: str | None = None) -> str:
+    """Move the device into or out of a condition state; returns the condition ('' if none).
+    ``state``: the device's state, if the caller has just read it."""
+    if state is None:
+        state = fleet.device(device_id).get("state", "available")
     if health.condition in CONDITION_STATES:
         reason = next((p for p in health.problems if p.startswith(health.condition)), health.condition)
         reason = reason.removeprefix(f"{health.condition}: ")

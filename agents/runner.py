@@ -23,7 +23,7 @@ from agents.health_schedule import schedule_recheck
 from agents.protocols import DeviceInfo, Driver, DriverError
 from agents.timeline import Timeline
 from device_inventory.fleet import Fleet, LeaseRefused
-from orchestrator.celery_app import COORDINATOR_QUEUE, app, device_queue
+from orchestrator.celery_app import COORDINATOR_QUEUE, app, args_summary, device_queue
 from orchestrator.export.artifacts import ArtifactError, ArtifactStore
 from orchestrator.observability import metrics
 from orchestrator.spec.matrix import labels_match, os_matches
@@ -75,7 +75,8 @@ def _send(task: str, payload: dict[str, Any], patience_s: float = 300.0) -> None
     delay = 0.5
     while True:
         try:
-            app.send_task(task, args=[payload], queue=COORDINATOR_QUEUE, priority=0)
+            app.send_task(task, args=[payload], queue=COORDINATOR_QUEUE, priority=0,
+                          argsrepr=args_summary([payload]))
             return
         except Exception as exc:  # kombu raises OperationalError / ConnectionError variants
             if time.monotonic() + delay > deadline:
@@ -181,7 +182,7 @@ def _execute(payload: dict[str, Any]) -> None:
         _bounce(payload, f"{dev.id} already failed this job: offering the retry to another device")
         time.sleep(BOUNCE_DELAY_S)
         return
-    gated = _gate(ctx, timeline, payload.get("cool_down"))
+    gated = _gate(ctx, timeline, payload.get("cool_down"), state)
     if gated:
         _bounce(payload, f"device {dev.id} gated: {gated}")
         time.sleep(BOUNCE_DELAY_S)
@@ -198,10 +199,12 @@ def _execute(payload: dict[str, Any]) -> None:
         return
     # The lease's own event also tells the coordinator (device_history); this message makes the
     # job show running at once, and the report carries the start in case it is recorded first.
-    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id,
-                                        "host": dev.host, "lease_token": lease.token})
+    # Both say when the lease was taken: a message held up (a broker blip) does not move the start.
+    leased_at = time.time()
+    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id, "host": dev.host,
+                                        "lease_token": lease.token, "started_at": leased_at})
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
-                              "host": dev.host, "lease_token": lease.token, "started_at": time.time()}
+                              "host": dev.host, "lease_token": lease.token, "started_at": leased_at}
     heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
     heartbeat.start()
     try:
@@ -292,21 +295,25 @@ def _cool_enough(thermal: str, target: str) -> bool:
     return thermal not in order or target not in order or order.index(thermal) <= order.index(target)
 
 
-def _gate(ctx: DeviceContext, timeline: Timeline, cool_down: dict[str, Any] | None = None) -> str:
+def _gate(ctx: DeviceContext, timeline: Timeline, cool_down: dict[str, Any] | None = None,
+          state: str | None = None) -> str:
     """Follow the driver's health verdict: run, wait for a bounded cool-down, or give the
     job away. Returns '' when the device may run, else the reason it may not.
 
     ``cool_down`` is the run rule's (``{"to": "nominal", "max_s": 300}``): a device the driver
     would let run waits, up to ``max_s``, until its thermal state is at or below ``to``, so a
     cell does not inherit the previous one's heat; past ``max_s`` it runs anyway (its result's
-    ``thermal_before`` says how warm it was) rather than bouncing a job no device may cool for."""
+    ``thermal_before`` says how warm it was) rather than bouncing a job no device may cool for.
+    ``state``: the device's state as the caller just read it (the first reading need not ask again)."""
     deadline = time.monotonic() + ctx.cool_down_max_s
     rule = cool_down or {}
     rule_deadline = time.monotonic() + float(rule.get("max_s") or 0.0)
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
-        if conditions.apply(ctx.fleet, ctx.device.id, health):
+        condition = conditions.apply(ctx.fleet, ctx.device.id, health, state)
+        state = None  # a later reading (after a cool-down) asks for the state again
+        if condition:
             return "; ".join(health.problems)
         ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
             "battery": health.battery_level if health.battery_level is not None else "",

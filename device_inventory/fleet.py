@@ -37,7 +37,7 @@ class Fleet:
         self.r = client
         self.events = DeviceEvents(client)
         self.inventory = DeviceRegistry(client, self.events)
-        self.leases = LeaseRegistry(client, self.events)
+        self.leases = LeaseRegistry(client)
         self.attempts = AttemptClaims(client)
         self.health = HealthRecords(client, self.inventory)
         self.exporters = ExporterRegistry(client)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_inventory import keys
-from device_inventory.devices import EVENTS_MAXLEN, DeviceEvents, RedisClient
+from device_inventory.devices import EVENTS_MAXLEN, RedisClient
 
 _ACQUIRE = """
 -- KEYS: device hash, lease hash, leases zset, fence counter, attempt hash, events stream
@@ -48,6 +48,15 @@ if state == 'leased' or state == 'busy' then
 end
 redis.call('HDEL', KEYS[1], 'attempt_id', 'job_id')
 redis.call('HSET', KEYS[4], 'state', ARGV[3])
+return 1
+"""
+
+_MARK_BUSY = """
+-- KEYS: device hash, lease hash, events stream; ARGV: token, device_id, attempt_id, now, events maxlen
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'busy')
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'device', ARGV[2], 'state', 'busy', 'reason', ARGV[3],
+           'at', ARGV[4])
 return 1
 """
 
@@ -101,11 +110,11 @@ def text(value: str | bytes) -> str:
 class LeaseRegistry:
     """``leases``, ``lease:<id>``, ``fence:<id>``."""
 
-    def __init__(self, client: RedisClient, events: DeviceEvents):
+    def __init__(self, client: RedisClient):
         self.r = client
-        self.events = events
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._mark_busy = client.register_script(_MARK_BUSY)
         self._reap_one = client.register_script(_REAP_ONE)
 
     def acquire(self, device_id: str, attempt_id: str, job_id: str, ttl: float) -> Lease:
@@ -129,14 +138,12 @@ class LeaseRegistry:
         ))
 
     def mark_busy(self, lease: Lease) -> bool:
-        """The leased device started the benchmark itself (busy time is what capacity counts)."""
-        if not self.valid(lease):
-            return False
-        with self.r.pipeline() as pipe:
-            pipe.hset(keys.device(lease.device_id), "state", "busy")
-            self.events.add(pipe, lease.device_id, "busy", lease.attempt_id)
-            pipe.execute()
-        return True
+        """The leased device started the benchmark itself (busy time is what capacity counts); False
+        when the lease is no longer this one. One script: no reap between the check and the write."""
+        return bool(self._mark_busy(
+            keys=[keys.device(lease.device_id), keys.lease(lease.device_id), keys.EVENTS],
+            args=[str(lease.token), lease.device_id, lease.attempt_id, time.time(), EVENTS_MAXLEN],
+        ))
 
     def valid(self, lease: Lease) -> bool:
         return self.r.hget(keys.lease(lease.device_id), "token") == str(lease.token)

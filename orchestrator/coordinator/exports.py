@@ -32,7 +32,7 @@ def export_route(backend_name: str, alive: set[str]) -> tuple[str | None, str]:
     return None, f"needs a {need} exporter (none is running)"
 
 
-def remembered_artifact(s: Session, fleet: Fleet, request: str, req: ExportRequest, alive: set[str],
+def remembered_artifact(s: Session, fleet: Fleet, request: str, req: ExportRequest, live: dict[str, set[str]],
                         store: ArtifactStore) -> str:
     """The artifact an exporter keyed zoo request ``request`` to, when asking again cannot change
     the answer; '' when unsure, and the request goes to an exporter as usual.
@@ -41,15 +41,16 @@ def remembered_artifact(s: Session, fleet: Fleet, request: str, req: ExportReque
     every live exporter of the request's platform advertises exactly that identity (same code,
     same packages: same key), and the artifact is whole in the store (its sha256, hashed once per
     process) with its row ready. Only a zoo model qualifies: an ``import:`` package's files can
-    change on disk between two runs without any exporter restarting, and a program is keyed here."""
+    change on disk between two runs without any exporter restarting, and a program is keyed here.
+    ``live``: ``fleet.exporters.live()``."""
     if Source.parse(req.source).kind != "zoo":
         return ""
-    platform, _ = export_route(req.backend, alive)
+    platform, _ = export_route(req.backend, set(live))
     memo = fleet.export_memo.recall(request) if platform else None
     if platform is None or memo is None:
         return ""
     key, identity = memo
-    if fleet.exporters.identities(platform) != {identity}:
+    if live.get(platform, set()) != {identity}:
         return ""  # no exporter to vouch for it, or one running other code (a deploy under way)
     art = s.get(Artifact, key)
     if art is None or art.status != "ready":

@@ -70,7 +70,7 @@ class Outbox:
         app = app or capp.app
         for m in self.messages:
             app.send_task(m.task, args=m.args, queue=m.queue, priority=m.priority,
-                          countdown=m.countdown or None)
+                          countdown=m.countdown or None, argsrepr=capp.args_summary(m.args))
         self.messages.clear()
         for event, payload in self.events:
             events.publish(event, payload)

@@ -79,22 +79,18 @@ def lock_attempt(s: Session, attempt_id: str) -> bool:
 
 
 def attempt_started(payload: dict[str, Any]) -> bool:
-    """An agent took a lease for the attempt. Two conditional UPDATEs and no ORM loads: this
-    runs once per job, and the state filter is the write lock (a late ``attempt_started``
-    cannot reopen an attempt that already finished)."""
-    attempt_id, now = payload["attempt_id"], utcnow()
+    """An agent took a lease for the attempt: what :func:`attempts_started` does for a batch, for one
+    (the same prebuilt UPDATEs, no ORM loads: this runs once per job). The state filter is the write
+    lock: a late ``attempt_started`` cannot reopen an attempt that already finished. ``started_at``:
+    when the agent took the lease (the message may come a little later)."""
+    params = {"b_id": payload["attempt_id"], "b_device": str(payload.get("device_id", "")),
+              "b_host": str(payload.get("host", "")), "b_token": int(payload.get("lease_token", 0)),
+              "b_at": _reported_start(payload.get("started_at"), utcnow())}
     with db_session() as s:
-        won = cast(CursorResult[Any], s.execute(
-            update(Attempt).where(Attempt.id == attempt_id, Attempt.state.in_(ATTEMPT_OPEN)).values(
-                state="running", device_id=payload.get("device_id", ""), host=payload.get("host", ""),
-                lease_token=int(payload.get("lease_token", 0)), started_at=now)
-            .execution_options(synchronize_session=False))).rowcount
-        if won != 1:
+        conn = s.connection()
+        if cast(CursorResult[Any], conn.execute(_STARTED_ATTEMPT, params)).rowcount != 1:
             return False
-        s.execute(update(Job).where(Job.id == select(Attempt.job_id).where(Attempt.id == attempt_id)
-                                    .scalar_subquery(), Job.state == "waiting-for-device")
-                  .values(state="running", started_at=func.coalesce(Job.started_at, now))
-                  .execution_options(synchronize_session=False))
+        conn.execute(_STARTED_JOB, params)
         return True
 
 

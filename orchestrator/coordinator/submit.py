@@ -41,7 +41,7 @@ from orchestrator.store import audit
 from orchestrator.store.audit import Actor
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Job, Run, utcnow
-from orchestrator.store.states import check_job_transition
+from orchestrator.store.states import JOB_TERMINAL, check_job_transition
 
 
 def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", trigger: str = "manual",
@@ -55,7 +55,8 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     store = store or ArtifactStore()
     the_plan = plan(spec)
     _store_programs(spec, store)
-    alive = fleet.exporters.alive()
+    live = fleet.exporters.live()
+    alive = set(live)
     outbox = Outbox()
     priority = capp.PRIORITY[trigger]
     run_id = new_id()
@@ -75,12 +76,13 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
         s.add(run)
         s.flush()
         requests: dict[str, tuple[ExportRequest, str]] = {}
+        jobs: list[Job] = []
         for cell in the_plan.cells:
             req = cell.export_request(spec.parameters.compute_units)
             request = request_key(req)
             if request not in requests:  # a program file is keyed here; a torch model by its exporter
                 requests[request] = (req, artifact_key(req) if keyed_without_exporter(req)
-                                     else remembered_artifact(s, fleet, request, req, alive, store))
+                                     else remembered_artifact(s, fleet, request, req, live, store))
             job = Job(id=new_id(), run_id=run_id, model=cell.model, backend=cell.backend,
                       device_class=cell.device_class, device_selector=cell.device_selector,
                       input_resolution=cell.input_resolution, batch_size=cell.batch_size,
@@ -91,6 +93,7 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
             if cell.blocked_reason:
                 job.state, job.reason, job.finished_at = "blocked", cell.blocked_reason, utcnow()
             s.add(job)
+            jobs.append(job)
         s.flush()
         events.submitted(s, run, spec, store)
         if actor is not None:
@@ -111,7 +114,8 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
                     job.state = "exporting"
             outbox.messages.append(Message("benchfarm.export", [request, asdict(req)],
                                            capp.export_queue(platform), priority))
-        finalize_if_done(s, run_id, outbox, fleet)
+        if all(job.state in JOB_TERMINAL for job in jobs):  # every cell blocked: nothing will finish it later
+            finalize_if_done(s, run_id, outbox, fleet)
         outbox.stage(s)  # committed with the run: a submitter that dies before sending loses nothing
     return run_id, outbox
 

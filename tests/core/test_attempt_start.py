@@ -2,6 +2,7 @@
 device-event drain, marks it running (agents send no "started" message). Real Redis, real DB."""
 
 import time
+from datetime import UTC
 
 from sqlalchemy import func, select
 
@@ -61,3 +62,28 @@ def test_a_report_recorded_before_its_lease_event_keeps_its_start_and_is_not_reo
         assert attempt.host == "mac-7"
         assert abs((attempt.finished_at - attempt.started_at).total_seconds() - 30) < 5
         assert job.started_at == attempt.started_at
+
+
+def test_the_started_message_says_when_the_lease_was_taken_and_comes_too_late_to_reopen(bf_env, tmp_path,
+                                                                                        monkeypatch):
+    from orchestrator.coordinator.record import attempt_started
+
+    monkeypatch.setenv("BENCHFARM_ARTIFACTS", str(tmp_path / "artifacts"))
+    fleet = Fleet.from_url(bf_env["REDIS_URL"])
+    run_id, _ = submit(fleet)
+    job_id, attempt_id, _ = dispatch_ready(fleet, run_id)
+    lease = _lease(fleet, job_id, attempt_id)
+    leased_at = time.time() - 30  # the message was held up (a broker blip): the start is the lease's
+    started = {"attempt_id": attempt_id, "device_id": "d1", "host": "mac-7", "lease_token": lease.token,
+               "started_at": leased_at}
+    assert attempt_started(started)
+    with session() as s:
+        attempt, job = s.get(Attempt, attempt_id), s.get(Job, job_id)
+        assert (attempt.state, attempt.host, job.state) == ("running", "mac-7", "running")
+        assert abs(attempt.started_at.replace(tzinfo=UTC).timestamp() - leased_at) < 1  # stored naive, in UTC
+        assert job.started_at == attempt.started_at
+    ok, _ = record_attempt(_report(job_id, attempt_id, lease), fleet)
+    assert ok.accepted
+    assert not attempt_started(started)  # redelivered after the report: changes nothing
+    with session() as s:
+        assert s.get(Attempt, attempt_id).state == "succeeded" and s.get(Job, job_id).state == "succeeded"

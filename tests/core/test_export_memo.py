@@ -160,4 +160,6 @@ def test_the_identity_covers_the_code_every_zoo_model_is_built_of():
 def test_an_exporter_heartbeat_advertises_its_identity_until_it_expires(fleet):
     fleet.exporters.heartbeat("linux", ttl=30, identity="code-a")
     fleet.exporters.heartbeat("linux", ttl=-1, identity="code-old")  # an exporter gone since
-    assert fleet.exporters.identities("linux") == {"code-a"} and fleet.exporters.identities("macos") == set()
+    assert fleet.exporters.live() == {"linux": {"code-a"}}
+    fleet.exporters.heartbeat("macos")  # an exporter that advertises no identity (vouches for nothing)
+    assert fleet.exporters.live() == {"linux": {"code-a"}, "macos": set()}

@@ -101,3 +101,12 @@ def test_fields_of_several_devices_in_one_round_trip(fleet):
     got = fleet.inventory.fields_many(["d1", "d2", "d1", "nope"], ("device_class", "host"))
     assert got == {"d1": {"device_class": "A15", "host": "h1"}, "d2": {"device_class": "A17-Pro"}, "nope": {}}
     assert got["d1"] == {k: fleet.inventory.get("d1")[k] for k in ("device_class", "host")}
+
+
+def test_a_device_is_marked_busy_only_under_the_lease_it_was_given(fleet):
+    fleet.dispatch_attempt("a1")
+    lease = fleet.acquire("d1", "a1", "j1", ttl=30)
+    fleet.release(lease)  # reaped or released before the benchmark started
+    assert not fleet.mark_busy(lease)
+    assert fleet.device("d1")["state"] == "available"
+    assert "busy" not in [f["state"] for _, f in fleet.r.xrange(EVENTS)]
