@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,29 @@ def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
     })
 
 
+class Announcement(threading.Thread):
+    """One message to the coordinator, published from this thread once :meth:`go` is called: beside
+    the device's work, not before it (a publish was a fifth of the time from a job's message to
+    its harness starting, and the driver waits for the device meanwhile). Its own thread, not the
+    lease heartbeat's: a publish rides out a broker outage, and the heartbeat must not wait for it."""
+
+    def __init__(self, task: str, payload: dict[str, Any]):
+        super().__init__(daemon=True, name="announcement")
+        self.task, self.payload = task, payload
+        self._go = threading.Event()
+        self.start()
+
+    def go(self) -> None:
+        self._go.set()
+
+    def run(self) -> None:
+        self._go.wait()
+        try:
+            _send(self.task, self.payload)
+        except Exception:  # the lease event marks the attempt running all the same
+            log.warning("could not publish %s for %s", self.task, self.payload.get("attempt_id"), exc_info=True)
+
+
 class LeaseHeartbeat(threading.Thread):
     """Keeps the lease alive while the device works; with ``on_cancel``, also notices a
     cancelled attempt (a health check has nothing to cancel)."""
@@ -164,7 +188,8 @@ def _execute(payload: dict[str, Any]) -> None:
     ctx = current()
     dev = ctx.device
     timeline = Timeline()
-    state = ctx.fleet.device(dev.id).get("state", "available")
+    record = ctx.fleet.device(dev.id)
+    state = record.get("state", "available")
     if state in ("quarantined", "maintenance", "offline"):
         _bounce(payload, f"device {dev.id} is {state}")
         time.sleep(BOUNCE_DELAY_S)
@@ -182,7 +207,7 @@ def _execute(payload: dict[str, Any]) -> None:
         _bounce(payload, f"{dev.id} already failed this job: offering the retry to another device")
         time.sleep(BOUNCE_DELAY_S)
         return
-    gated = _gate(ctx, timeline, payload.get("cool_down"), state)
+    gated = _gate(ctx, timeline, payload.get("cool_down"), record)
     if gated:
         _bounce(payload, f"device {dev.id} gated: {gated}")
         time.sleep(BOUNCE_DELAY_S)
@@ -201,8 +226,9 @@ def _execute(payload: dict[str, Any]) -> None:
     # job show running at once, and the report carries the start in case it is recorded first.
     # Both say when the lease was taken: a message held up (a broker blip) does not move the start.
     leased_at = time.time()
-    _send("benchfarm.attempt_started", {"attempt_id": lease.attempt_id, "device_id": dev.id, "host": dev.host,
-                                        "lease_token": lease.token, "started_at": leased_at})
+    started = Announcement("benchfarm.attempt_started", {
+        "attempt_id": lease.attempt_id, "device_id": dev.id, "host": dev.host, "lease_token": lease.token,
+        "started_at": leased_at})
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
                               "host": dev.host, "lease_token": lease.token, "started_at": leased_at}
     heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
@@ -218,7 +244,7 @@ def _execute(payload: dict[str, Any]) -> None:
         for arm_run in plan:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
-            doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, arm=arm_run.arm)
+            doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, on_run=started.go, arm=arm_run.arm)
             if doc["status"] != "ok" and arm_run.arm == "A":
                 failed = doc
                 break
@@ -247,6 +273,7 @@ def _execute(payload: dict[str, Any]) -> None:
         log.exception("attempt %s crashed in the agent", lease.attempt_id)
         report.update(outcome="infra", category="other", message=f"{type(exc).__name__}: {exc}")
     finally:
+        started.go()  # nothing ran (a failure before the harness): the coordinator ignores a late start
         heartbeat.stopped.set()
         still_ours = _retrying("releasing the lease", lambda: ctx.fleet.release(lease, "done"))
         infra = report.get("outcome") == "infra"
@@ -262,16 +289,20 @@ def _execute(payload: dict[str, Any]) -> None:
 
 
 def launch(ctx: DeviceContext, dev: DeviceInfo, job: dict[str, Any], artifact_key: str, timeline: Timeline,
-           store: ArtifactStore | None = None, **step_args: Any) -> dict[str, Any]:
+           store: ArtifactStore | None = None, on_run: Callable[[], None] | None = None,
+           **step_args: Any) -> dict[str, Any]:
     """One harness launch under a lease the caller holds: fetch the artifact (verified),
     prepare, run, validate the document against the job, clean up. Shared by benchmark
-    attempts (each A/B arm, ``step_args`` naming it) and golden health checks."""
+    attempts (each A/B arm, ``step_args`` naming it) and golden health checks. ``on_run``: called
+    as the device is handed the job."""
     with timeline.step("fetch_artifact", key=artifact_key, **step_args):
         model_path = (store or ctx.store).get(artifact_key).path
     try:
         with timeline.step("prepare", **step_args):
             ctx.driver.prepare(dev, job, model_path)
         with timeline.step("run", **step_args):
+            if on_run is not None:
+                on_run()
             raw = ctx.driver.run(dev, job)
         with timeline.step("validate", **step_args):
             doc = parse_result(raw)
@@ -296,7 +327,7 @@ def _cool_enough(thermal: str, target: str) -> bool:
 
 
 def _gate(ctx: DeviceContext, timeline: Timeline, cool_down: dict[str, Any] | None = None,
-          state: str | None = None) -> str:
+          known: dict[str, str] | None = None) -> str:
     """Follow the driver's health verdict: run, wait for a bounded cool-down, or give the
     job away. Returns '' when the device may run, else the reason it may not.
 
@@ -304,20 +335,23 @@ def _gate(ctx: DeviceContext, timeline: Timeline, cool_down: dict[str, Any] | No
     would let run waits, up to ``max_s``, until its thermal state is at or below ``to``, so a
     cell does not inherit the previous one's heat; past ``max_s`` it runs anyway (its result's
     ``thermal_before`` says how warm it was) rather than bouncing a job no device may cool for.
-    ``state``: the device's state as the caller just read it (the first reading need not ask again)."""
+    ``known``: the device's record as the caller just read it: the first reading neither asks for the
+    state again nor rewrites a status that has not changed (the agent's heartbeat keeps the device alive)."""
     deadline = time.monotonic() + ctx.cool_down_max_s
     rule = cool_down or {}
     rule_deadline = time.monotonic() + float(rule.get("max_s") or 0.0)
     while True:
         with timeline.step("health"):
             health = ctx.driver.health(ctx.device)
-        condition = conditions.apply(ctx.fleet, ctx.device.id, health, state)
-        state = None  # a later reading (after a cool-down) asks for the state again
+        condition = conditions.apply(ctx.fleet, ctx.device.id, health, known.get("state", "available")
+                                     if known is not None else None)
         if condition:
             return "; ".join(health.problems)
-        ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status={
-            "battery": health.battery_level if health.battery_level is not None else "",
-            "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""})
+        status = {"battery": health.battery_level if health.battery_level is not None else "",
+                  "thermal": health.thermal_state, "charging": health.charging if health.charging is not None else ""}
+        if known is None or any(known.get(k) != str(v) for k, v in status.items()):
+            ctx.fleet.heartbeat(ctx.device.id, ctx.lease_ttl, status=status)
+        known = None  # a later reading (after a cool-down) asks again
         if health.ok and health.action == "run":
             target = str(rule.get("to", ""))
             if _cool_enough(health.thermal_state, target) or time.monotonic() + ctx.cool_down_poll_s > rule_deadline:
