@@ -126,29 +126,6 @@ def job_document(payload: dict[str, Any], token: int) -> dict[str, Any]:
     })
 
 
-class Announcement(threading.Thread):
-    """One message to the coordinator, published from this thread once :meth:`go` is called: beside
-    the device's work, not before it (a publish was a fifth of the time from a job's message to
-    its harness starting, and the driver waits for the device meanwhile). Its own thread, not the
-    lease heartbeat's: a publish rides out a broker outage, and the heartbeat must not wait for it."""
-
-    def __init__(self, task: str, payload: dict[str, Any]):
-        super().__init__(daemon=True, name="announcement")
-        self.task, self.payload = task, payload
-        self._go = threading.Event()
-        self.start()
-
-    def go(self) -> None:
-        self._go.set()
-
-    def run(self) -> None:
-        self._go.wait()
-        try:
-            _send(self.task, self.payload)
-        except Exception:  # the lease event marks the attempt running all the same
-            log.warning("could not publish %s for %s", self.task, self.payload.get("attempt_id"), exc_info=True)
-
-
 class LeaseHeartbeat(threading.Thread):
     """Keeps the lease alive while the device works; with ``on_cancel``, also notices a
     cancelled attempt (a health check has nothing to cancel)."""
@@ -222,13 +199,11 @@ def _execute(payload: dict[str, Any]) -> None:
             return
         _bounce(payload, str(exc))
         return
-    # The lease's own event also tells the coordinator (device_history); this message makes the
-    # job show running at once, and the report carries the start in case it is recorded first.
-    # Both say when the lease was taken: a message held up (a broker blip) does not move the start.
+    # No "started" message: the lease's own event tells the coordinator (device_history copies it
+    # every COPY_EVERY_S and marks the attempt running), so the coordinator handles one message per
+    # job, not two (handling a Celery message costs it more CPU than the two UPDATEs this one carried).
+    # The report says when the lease was taken, in case it is recorded before the event is copied.
     leased_at = time.time()
-    started = Announcement("benchfarm.attempt_started", {
-        "attempt_id": lease.attempt_id, "device_id": dev.id, "host": dev.host, "lease_token": lease.token,
-        "started_at": leased_at})
     report: dict[str, Any] = {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev.id,
                               "host": dev.host, "lease_token": lease.token, "started_at": leased_at}
     heartbeat = LeaseHeartbeat(ctx, lease.attempt_id, on_cancel=lambda: _abort(ctx))
@@ -244,7 +219,7 @@ def _execute(payload: dict[str, Any]) -> None:
         for arm_run in plan:
             if arm_run.arm == "B" and baseline_error:
                 continue  # the baseline failed once: finish the PR's own rounds without it
-            doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, on_run=started.go, arm=arm_run.arm)
+            doc = launch(ctx, dev, arm_run.job, arm_run.artifact_key, timeline, arm=arm_run.arm)
             if doc["status"] != "ok" and arm_run.arm == "A":
                 failed = doc
                 break
@@ -273,7 +248,6 @@ def _execute(payload: dict[str, Any]) -> None:
         log.exception("attempt %s crashed in the agent", lease.attempt_id)
         report.update(outcome="infra", category="other", message=f"{type(exc).__name__}: {exc}")
     finally:
-        started.go()  # nothing ran (a failure before the harness): the coordinator ignores a late start
         heartbeat.stopped.set()
         still_ours = _retrying("releasing the lease", lambda: ctx.fleet.release(lease, "done"))
         infra = report.get("outcome") == "infra"

@@ -33,9 +33,18 @@ def jobs_for_artifact(s: Session, key: str, states: tuple[str, ...]) -> list[Job
 
 
 
+def expected_work(job: Job) -> int:
+    """A job's relative cost for ordering dispatch: pixels per inference times batch times inferences
+    (the device's speed is the same for every job of a class queue, so it cancels out)."""
+    return job.input_resolution ** 2 * max(job.batch_size, 1) * (job.iterations + job.warmup)
+
+
 def dispatch_waiting(s: Session, key: str, fleet: Fleet, outbox: Outbox) -> None:
-    """Dispatch every job waiting for artifact ``key``: the attempts' Redis claims in one round trip."""
-    waiting = jobs_for_artifact(s, key, ("queued", "exporting"))
+    """Dispatch every job waiting for artifact ``key``: the attempts' Redis claims in one round trip.
+    Longest first: a device class's queue is served first in, first out, so sending the long jobs
+    first leaves short ones for the end, where they fill the devices evenly (LPT scheduling: a
+    matrix's makespan stays near its lower bound instead of waiting on one late long job)."""
+    waiting = sorted(jobs_for_artifact(s, key, ("queued", "exporting")), key=expected_work, reverse=True)
     attempts = [dispatch(s, job, fleet, outbox, claim=False) for job in waiting]
     fleet.attempts.dispatch_many([a.id for a in attempts])
 

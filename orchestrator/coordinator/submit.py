@@ -99,7 +99,8 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
         if actor is not None:
             audit.record(s, actor, "run.submit", run_id=run_id, trigger=trigger, name=spec.name[:200],
                          jobs=len(the_plan.cells), requested_by=requested_by[:200])
-        for request, (req, key) in requests.items():
+        # the largest programs' jobs first (see dispatch.dispatch_waiting): their messages lead the queues
+        for request, (req, key) in sorted(requests.items(), key=lambda kv: -_request_work(kv[1][0])):
             if key and _ready(s, key, req, store):
                 dispatch_waiting(s, key, fleet, outbox)
                 continue
@@ -120,8 +121,6 @@ def submit(spec: MatrixSpec, spec_text: str, fleet: Fleet, *, source: str = "", 
     return run_id, outbox
 
 
-
-
 def _store_programs(spec: MatrixSpec, store: ArtifactStore) -> None:
     """Each uploaded program's artifact per backend, before the run exists: a digest that was
     never uploaded is refused (``BadSource``: 422 in the API) with nothing written."""
@@ -136,6 +135,11 @@ def _store_programs(spec: MatrixSpec, store: ArtifactStore) -> None:
                             "upload it first (POST /programs) or submit with the CLI on the host holding the file")
         for backend in spec.backends:
             export_artifact(ExportRequest(model=model.name, source=model.source, backend=backend), store)
+
+
+def _request_work(req: ExportRequest) -> int:
+    """The relative cost of one inference of the program ``req`` builds (dispatch.expected_work's)."""
+    return req.input_resolution ** 2 * max(req.batch_size, 1)
 
 
 def _ready(s: Session, key: str, req: ExportRequest, store: ArtifactStore) -> bool:
