@@ -73,7 +73,7 @@ CLASSES = {"A17-Pro": (0.25, 0.8), "A16": (0.2, 1.0), "A15": (0.3, 1.2), "M2": (
 TRIGGERS = (("nightly", 0.80), ("manual", 0.15), ("pr", 0.05))
 RESOLUTIONS = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024]
 MEAN_SERVICE_S = 1.0  # real seconds at resolution 64, multiplier 1.0 (a ~2 min benchmark compressed ~100x)
-# an agent's lease outlives three missed heartbeats (30 s / 10 s by default); the simulated devices'
+# an agent's lease outlives five missed heartbeats (30 s / 5 s by default); the simulated devices'
 # shared heartbeat thread is starved by 1,000 device threads on 2 busy cores for seconds at a time
 LEASE_TTL_S, HEARTBEAT_S = 10.0, 1.0
 MAX_REPEATS = 100  # the spec schema's bound on parameters.repeats
@@ -625,39 +625,68 @@ def one_point(n_devices: int, jobs_per_device: int, coordinators: int, seed: int
     with private_farm(root, "bf-scale-") as (env, tmp):
         if database_url:
             env["DATABASE_URL"] = database_url
+            reset_database(database_url)
         # the runs are all submitted before any is sent (the clock starts at the first send): their
         # staged messages must not look lost to the reconciler meanwhile (30 s by default)
         env["BENCHFARM_OUTBOX_GRACE_S"] = "900"
         try:
             subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "db", "upgrade"], env=env, cwd=root,
                            check=True, capture_output=True)  # before two workers race to create the schema
-            logs = [tmp / f"worker{i}.log" for i in range(processes)]
             stats = Path(profile or tmp / "unused")
-            for i, log in enumerate(logs):
-                argv = ["worker", "--queues", "coordinator", "--concurrency", str(coordinators),
-                        "--hostname", f"coordinator{i}@%h"]
-                cmd = [sys.executable, "-c", PROFILED_WORKER.format(out=str(stats)), *argv] if profile and i == 0 \
-                    else [sys.executable, "-m", "orchestrator.cli.main", *argv]
-                workers.append(subprocess.Popen(cmd, env=env, cwd=root, stdout=open(log, "wb"),
-                                                stderr=subprocess.STDOUT))
-            deadline = time.monotonic() + 60
-            for w, log in zip(workers, logs, strict=True):
-                while "ready." not in log.read_text(errors="replace"):
-                    if time.monotonic() > deadline or w.poll() is not None:
-                        raise RuntimeError("a coordinator worker did not start:\n" + log.read_text()[-2000:])
-                    time.sleep(0.2)
+            workers = start_workers(root, env, tmp, processes, coordinators, profile and str(stats))
             pids = ",".join(str(w.pid) for w in workers)
-            point = run_python(code, dict(env, BENCH_WORKER_PID=pids), root, 560)
+            point = run_python(code, dict(env, BENCH_WORKER_PID=pids), root, 1000)
             point["load_avg_after"] = os.getloadavg()
         finally:
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                w.wait(30)
+            stop_workers(workers)
         if profile:
             point["worker0_profile_tottime_top30"] = profile_rows(stats, "tottime", 30)
             point["worker0_profile_cumulative_top50"] = profile_rows(stats, "cumulative", 50)
         return point
+
+
+def reset_database(url: str) -> None:
+    """An empty PostgreSQL schema for the next point (a SQLite file is new for each point anyway)."""
+    if not url.startswith("postgresql"):
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def start_workers(root: Path, env: dict[str, str], tmp: Path, processes: int, coordinators: int,
+                  profile: str = "") -> list[subprocess.Popen]:
+    """``processes`` coordinator workers (``coordinators`` threads each) of ``root``'s code, once
+    each says it is ready; ``profile``: the first one under cProfile, its stats written there."""
+    workers: list[subprocess.Popen] = []
+    logs = [tmp / f"worker{i}.log" for i in range(processes)]
+    try:
+        for i, log in enumerate(logs):
+            argv = ["worker", "--queues", "coordinator", "--concurrency", str(coordinators),
+                    "--hostname", f"coordinator{i}@%h"]
+            cmd = [sys.executable, "-c", PROFILED_WORKER.format(out=profile), *argv] if profile and i == 0 \
+                else [sys.executable, "-m", "orchestrator.cli.main", *argv]
+            workers.append(subprocess.Popen(cmd, env=env, cwd=root, stdout=open(log, "wb"), stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        for w, log in zip(workers, logs, strict=True):
+            while "ready." not in log.read_text(errors="replace"):
+                if time.monotonic() > deadline or w.poll() is not None:
+                    raise RuntimeError("a coordinator worker did not start:\n" + log.read_text()[-2000:])
+                time.sleep(0.2)
+    except BaseException:
+        stop_workers(workers)
+        raise
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.wait(30)
 
 
 def checkout(ref: str) -> Path:

@@ -29,6 +29,7 @@ class Stats:
     outliers: int
     minimum: float
     maximum: float
+    p99: float  # for stability's tail ratio: computed with the others, in one pass over the samples
 
 
 def summarize(samples: Sequence[float]) -> Stats | None:
@@ -36,7 +37,7 @@ def summarize(samples: Sequence[float]) -> Stats | None:
     if len(samples) == 0:
         return None
     x = np.asarray(samples, dtype=float)
-    p10, q1, median, q3, p90 = np.percentile(x, [10, 25, 50, 75, 90])
+    p10, q1, median, q3, p90, p99 = np.percentile(x, [10, 25, 50, 75, 90, 99])
     iqr = q3 - q1
     kept = x[(x >= q1 - FAR_OUT_IQR * iqr) & (x <= q3 + FAR_OUT_IQR * iqr)]
     mean = float(kept.mean())
@@ -44,7 +45,7 @@ def summarize(samples: Sequence[float]) -> Stats | None:
     return Stats(
         n=len(x), median=float(median), p10=float(p10), p90=float(p90), mean=mean,
         cv=std / mean if mean > 0 else 0.0, outliers=int(len(x) - len(kept)),
-        minimum=float(x.min()), maximum=float(x.max()),
+        minimum=float(x.min()), maximum=float(x.max()), p99=float(p99),
     )
 
 
