@@ -19,6 +19,9 @@ CONDITION_STATES = ("developer_mode_off", "ddi_missing")
 DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance", *CONDITION_STATES)
 # the stream is a buffer until the coordinator drains it into the database
 EVENTS_MAXLEN = 200_000
+# how long class_and_host trusts what it read: a device's class and host change only when it
+# (re)registers, which its caller passes as ``fresh``; this bounds a change it was not told of
+INFO_TTL_S = 60.0
 
 
 def flatten(info: dict[str, Any]) -> dict[str, str]:
@@ -63,6 +66,8 @@ class DeviceRegistry:
     def __init__(self, client: RedisClient, events: DeviceEvents):
         self.r = client
         self.events = events
+        # class_and_host's reads: device id -> (when, monotonic, fields)
+        self._class_host: dict[str, tuple[float, dict[str, str]]] = {}
 
     def register(self, device_id: str, info: dict[str, Any], heartbeat_ttl: float = 30.0) -> None:
         """Add or refresh a device; keeps quarantine/maintenance across agent restarts."""
@@ -127,6 +132,21 @@ class DeviceRegistry:
             rows = pipe.execute()
         return {d: {f: v for f, v in zip(fields, row, strict=True) if v is not None}
                 for d, row in zip(ids, rows, strict=True)}
+
+    def class_and_host(self, device_ids: Iterable[str], fresh: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+        """``device_class`` and ``host`` of several devices, as :meth:`fields_many` reads them, from
+        this registry's memory of the last :data:`INFO_TTL_S`: the event copier labels every event with
+        them, twice a second, and they change only when a device (re)registers. ``fresh``: devices
+        to read again anyway (they registered since)."""
+        ids = list(dict.fromkeys(device_ids))
+        now = time.monotonic()
+        again = set(fresh)
+        stale = [d for d in ids if d in again or d not in self._class_host
+                 or now - self._class_host[d][0] >= INFO_TTL_S]
+        if stale:
+            for d, info in self.fields_many(stale, ("device_class", "host")).items():
+                self._class_host[d] = (now, info)
+        return {d: self._class_host[d][1] for d in ids}
 
     def all(self) -> list[dict[str, str]]:
         ids = sorted(self.r.smembers(keys.DEVICES))

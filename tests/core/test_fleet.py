@@ -130,3 +130,18 @@ def test_periodic_claims_first_sight_then_due_once_per_period_across_coordinator
     assert other.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (False, True), "d2": (False, True)}
     assert fleet.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (False, False), "d2": (False, False)}
     assert fleet.health.claim_periodic_many([], 1) == {}
+
+
+def test_class_and_host_are_remembered_until_the_device_registers_again_or_they_expire(fleet, monkeypatch):
+    from device_inventory import devices
+
+    fleet.register("d2", {"device_class": "A17-Pro", "driver": "sim"})
+    assert fleet.inventory.class_and_host(["d1", "d2", "d1"]) == {
+        "d1": {"device_class": "A15", "host": "h"}, "d2": {"device_class": "A17-Pro"}}
+    fleet.register("d1", {"device_class": "A15", "host": "h2"})
+    fleet.register("d2", {"device_class": "A17-Pro", "host": "h3"})
+    assert fleet.inventory.class_and_host(["d1"])["d1"]["host"] == "h"  # remembered: no round trip
+    assert fleet.inventory.class_and_host(["d1", "d2"], fresh=["d1"]) == {
+        "d1": {"device_class": "A15", "host": "h2"}, "d2": {"device_class": "A17-Pro"}}
+    monkeypatch.setattr(devices, "INFO_TTL_S", 0.0)
+    assert fleet.inventory.class_and_host(["d2"])["d2"] == {"device_class": "A17-Pro", "host": "h3"}
