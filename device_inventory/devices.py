@@ -19,6 +19,9 @@ CONDITION_STATES = ("developer_mode_off", "ddi_missing")
 DEVICE_STATES = ("available", "leased", "busy", "offline", "quarantined", "maintenance", *CONDITION_STATES)
 # the stream is a buffer until the coordinator drains it into the database
 EVENTS_MAXLEN = 200_000
+# how long class_and_host trusts what it read: a device's class and host change only when it
+# (re)registers, which its caller passes as ``fresh``; this bounds a change it was not told of
+INFO_TTL_S = 60.0
 
 
 def flatten(info: dict[str, Any]) -> dict[str, str]:
@@ -63,6 +66,8 @@ class DeviceRegistry:
     def __init__(self, client: RedisClient, events: DeviceEvents):
         self.r = client
         self.events = events
+        # class_and_host's reads: device id -> (when, monotonic, fields)
+        self._class_host: dict[str, tuple[float, dict[str, str]]] = {}
 
     def register(self, device_id: str, info: dict[str, Any], heartbeat_ttl: float = 30.0) -> None:
         """Add or refresh a device; keeps quarantine/maintenance across agent restarts."""
@@ -128,6 +133,21 @@ class DeviceRegistry:
         return {d: {f: v for f, v in zip(fields, row, strict=True) if v is not None}
                 for d, row in zip(ids, rows, strict=True)}
 
+    def class_and_host(self, device_ids: Iterable[str], fresh: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+        """``device_class`` and ``host`` of several devices, as :meth:`fields_many` reads them, from
+        this registry's memory of the last :data:`INFO_TTL_S`: the event copier labels every event with
+        them, twice a second, and they change only when a device (re)registers. ``fresh``: devices
+        to read again anyway (they registered since)."""
+        ids = list(dict.fromkeys(device_ids))
+        now = time.monotonic()
+        again = set(fresh)
+        stale = [d for d in ids if d in again or d not in self._class_host
+                 or now - self._class_host[d][0] >= INFO_TTL_S]
+        if stale:
+            for d, info in self.fields_many(stale, ("device_class", "host")).items():
+                self._class_host[d] = (now, info)
+        return {d: self._class_host[d][1] for d in ids}
+
     def all(self) -> list[dict[str, str]]:
         ids = sorted(self.r.smembers(keys.DEVICES))
         now = time.time()
@@ -139,7 +159,36 @@ class DeviceRegistry:
         out = []
         for d, info, hb in zip(ids, raw[::2], raw[1::2], strict=True):
             info = dict(info, id=d)
-            if (hb is None or hb < now) and info.get("state") in ("available", "leased", "busy", *CONDITION_STATES):
-                info["state"] = "offline"
+            if "state" in info:
+                info["state"] = live_state(info["state"], hb, now)
             out.append(info)
         return out
+
+    def states(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Each device's state as :meth:`all` reports it (no live heartbeat: offline), without the
+        rest of its record: the periodic health sweep wants only this, of every device, every 30 s.
+        ``ids``: these devices (default: every registered one, sorted); '' for one with no record."""
+        wanted = sorted(self.r.smembers(keys.DEVICES)) if ids is None else list(dict.fromkeys(ids))
+        now = time.time()
+        # no MULTI: a state and a heartbeat read a moment apart serve a sweep as well as a snapshot,
+        # and a transaction would add one QUEUED reply per command to parse
+        with self.r.pipeline(transaction=False) as pipe:
+            for d in wanted:
+                pipe.hget(keys.device(d), "state")
+                pipe.zscore(keys.HEARTBEATS, d)
+            raw = pipe.execute()
+        return {d: live_state(state, hb, now) if state is not None else ""
+                for d, state, hb in zip(wanted, raw[::2], raw[1::2], strict=True)}
+
+
+# the states an agent holds up by heartbeating; the others (offline, quarantined, maintenance)
+# stand without one
+_NEEDS_HEARTBEAT = frozenset(("available", "leased", "busy", *CONDITION_STATES))
+
+
+def live_state(state: str, heartbeat_expiry: float | None, now: float) -> str:
+    """A device's state as the fleet reports it: a device whose agent stopped heartbeating is
+    offline whatever its record says (the agent cannot say so once it is gone)."""
+    if state in _NEEDS_HEARTBEAT and (heartbeat_expiry is None or heartbeat_expiry < now):
+        return "offline"
+    return state

@@ -12,13 +12,15 @@ coordinators in Redis).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import time
+from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_retry, worker_ready, worker_shutdown
 
 from device_inventory.fleet import Fleet
 from orchestrator import config
@@ -39,12 +41,40 @@ RECONCILE_CLAIM = "bf:reconcile-turn"
 # "running" within about this long of its lease
 COPY_EVERY_S = 0.5
 _stop = threading.Event()
+# Celery's "Task ... received" / "... succeeded in" lines: two per message at INFO, each formatted
+# and written by our (JSON) handler, twice per job on the coordinator
+TASK_LOG_LEVEL_ENV = "BENCHFARM_TASK_LOG_LEVEL"
+TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 
 
 def beat_exporters(fleet: Fleet, platforms: list[str]) -> None:
     """This exporter is alive for each platform, running the code ``zoo_code_identity`` names."""
     for p in platforms:
         fleet.exporters.heartbeat(p, ttl=REAP_EVERY_S * 6, identity=zoo_code_identity())
+
+
+@functools.cache  # one warning per process for a bad value, however often it is asked
+def _task_log_level(raw: str) -> int:
+    level = logging.getLevelName(raw.strip().upper())
+    if isinstance(level, int):
+        return level
+    log.warning("%s=%r is not a log level: using WARNING", TASK_LOG_LEVEL_ENV, raw)
+    return logging.WARNING
+
+
+def quiet_task_lines() -> None:
+    """Celery's per-task lines at ``BENCHFARM_TASK_LOG_LEVEL`` (default WARNING: off; INFO brings
+    them back). Failures are errors and stay; Celery logs a retry at INFO too, so a quiet worker
+    says it in a warning of its own: a task retrying a transient error for ever stays visible."""
+    level = _task_log_level(os.environ.get(TASK_LOG_LEVEL_ENV) or "WARNING")
+    for name in TASK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    task_retry.connect(_retry_line, weak=False, dispatch_uid="benchfarm.retry_line")
+
+
+def _retry_line(request: Any = None, reason: object = None, **_kw: object) -> None:
+    if not logging.getLogger(TASK_LOGGERS[0]).isEnabledFor(logging.INFO):  # else Celery's own line says it
+        log.warning("task %s[%s] retry: %s", getattr(request, "task", "?"), getattr(request, "id", "?"), reason)
 
 
 def _housekeeping(queues: list[str]) -> None:
@@ -94,6 +124,8 @@ def start(queues: list[str], concurrency: int = 2, pool: str = "threads", hostna
 
     @worker_ready.connect
     def _ready(**_kw: object) -> None:
+        if COORDINATOR_QUEUE in queues:
+            quiet_task_lines()
         threading.Thread(target=_housekeeping, args=(queues,), daemon=True, name="housekeeping").start()
 
     @worker_shutdown.connect

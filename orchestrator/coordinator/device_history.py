@@ -32,8 +32,11 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
         events = fleet.read_events(cursor, batch)
         if not events:
             return copied
-        # one round trip for the batch's devices, not one per device (1,000 devices: 1,000 trips)
-        infos = fleet.inventory.fields_many((f.get("device", "") for _, f in events), ("device_class", "host"))
+        # remembered for a while (no round trip for most batches); a device that registered in the
+        # batch is read again: it may have come back on another host
+        infos = fleet.inventory.class_and_host((f.get("device", "") for _, f in events),
+                                               fresh=(f.get("device", "") for _, f in events
+                                                      if f.get("reason") == "registered"))
         quarantined: list[dict[str, str]] = []
         rows: list[dict[str, Any]] = []
         starts: list[AttemptStart] = []

@@ -110,3 +110,38 @@ def test_a_device_is_marked_busy_only_under_the_lease_it_was_given(fleet):
     assert not fleet.mark_busy(lease)
     assert fleet.device("d1")["state"] == "available"
     assert "busy" not in [f["state"] for _, f in fleet.r.xrange(EVENTS)]
+
+
+def test_states_are_what_the_full_records_say_and_a_silent_device_is_offline(fleet):
+    fleet.register("d2", {"device_class": "A15"}, heartbeat_ttl=0.2)
+    fleet.register("d3", {"device_class": "A15"}, heartbeat_ttl=0.2)
+    fleet.set_state("d3", "maintenance", "test")  # stands without a heartbeat
+    time.sleep(0.3)
+    assert fleet.inventory.states() == {"d1": "available", "d2": "offline", "d3": "maintenance"}
+    assert fleet.inventory.states() == {d["id"]: d["state"] for d in fleet.devices()}
+    assert fleet.inventory.states(["d2", "nope"]) == {"d2": "offline", "nope": ""}
+
+
+def test_periodic_claims_first_sight_then_due_once_per_period_across_coordinators(fleet):
+    other = Fleet.from_url(redis_or_skip(1))
+    assert fleet.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (True, True), "d2": (True, True)}
+    assert other.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (False, False), "d2": (False, False)}
+    time.sleep(1.1)  # the period is over: one of the two coordinators gets each device's claim
+    assert other.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (False, True), "d2": (False, True)}
+    assert fleet.health.claim_periodic_many(["d1", "d2"], 1) == {"d1": (False, False), "d2": (False, False)}
+    assert fleet.health.claim_periodic_many([], 1) == {}
+
+
+def test_class_and_host_are_remembered_until_the_device_registers_again_or_they_expire(fleet, monkeypatch):
+    from device_inventory import devices
+
+    fleet.register("d2", {"device_class": "A17-Pro", "driver": "sim"})
+    assert fleet.inventory.class_and_host(["d1", "d2", "d1"]) == {
+        "d1": {"device_class": "A15", "host": "h"}, "d2": {"device_class": "A17-Pro"}}
+    fleet.register("d1", {"device_class": "A15", "host": "h2"})
+    fleet.register("d2", {"device_class": "A17-Pro", "host": "h3"})
+    assert fleet.inventory.class_and_host(["d1"])["d1"]["host"] == "h"  # remembered: no round trip
+    assert fleet.inventory.class_and_host(["d1", "d2"], fresh=["d1"]) == {
+        "d1": {"device_class": "A15", "host": "h2"}, "d2": {"device_class": "A17-Pro"}}
+    monkeypatch.setattr(devices, "INFO_TTL_S", 0.0)
+    assert fleet.inventory.class_and_host(["d2"])["d2"] == {"device_class": "A17-Pro", "host": "h3"}

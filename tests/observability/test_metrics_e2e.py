@@ -53,7 +53,8 @@ def test_metrics_and_logs_of_a_running_farm(obs_env, obs_procs):
     from orchestrator.spec.matrix import loads_spec
 
     worker_port, agent_port = free_port(), free_port()
-    obs_procs.env = dict(obs_env, BENCHFARM_METRICS_PORT=str(worker_port))
+    # INFO: the export count below is read from the task lines
+    obs_procs.env = dict(obs_env, BENCHFARM_METRICS_PORT=str(worker_port), BENCHFARM_TASK_LOG_LEVEL="INFO")
     obs_procs.start("worker", "worker", "--queues", "coordinator,export.linux", "--concurrency", "2")
     obs_procs.env = dict(obs_env, BENCHFARM_METRICS_PORT=str(agent_port))
     obs_procs.start("agent", "agent", "--driver", "host", "--name", "obs")

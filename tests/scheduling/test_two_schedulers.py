@@ -53,7 +53,7 @@ def test_two_schedulers_one_run(svc_env: dict[str, str], tmp_path: Path) -> None
     overdue = datetime.now(UTC) - timedelta(days=2)
     RedBeatSchedulerEntry("nightly", TRIGGER_TASK, app.conf.beat_schedule["nightly"]["schedule"], args=["nightly"],
                           options={"queue": COORDINATOR_QUEUE}, app=app, last_run_at=overdue).save()
-    procs = Procs(svc_env, tmp_path)
+    procs = Procs(dict(svc_env, BENCHFARM_TASK_LOG_LEVEL="INFO"), tmp_path)  # DONE reads the task lines
     try:
         procs.start("worker", "worker", "--queues", COORDINATOR_QUEUE, "--concurrency", "2")
         beats = [_start_scheduler(procs, f"beat{i}", schedules) for i in (1, 2)]

@@ -32,6 +32,7 @@ def test_the_app_accepts_json_only() -> None:
 def test_a_worker_refuses_a_pickle_message_and_never_executes_it(rel_env: dict[str, str], rel_procs: Procs,
                                                                  tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
+    rel_procs.env = dict(rel_env, BENCHFARM_TASK_LOG_LEVEL="INFO")  # the task lines tell what ran
     rel_procs.start("worker", "worker", "--queues", COORDINATOR_QUEUE, "--concurrency", "1")
     wait_until(lambda: "ready." in rel_procs.log("worker"), 60, "the worker to start")
     # a producer that is allowed to serialise pickle (an attacker with broker access)
