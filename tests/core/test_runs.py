@@ -354,3 +354,21 @@ def test_a_late_started_report_never_reopens_a_recorded_attempt(fleet):
         with session() as s:
             assert s.get(Attempt, attempt_id).state == "succeeded"
             assert s.get(Job, job_id).state == "succeeded"
+
+
+def test_the_longest_jobs_are_sent_first(fleet):
+    """LPT: a class queue is served first in, first out, so the largest programs' requests and,
+    per program, the most iterations go first; a matrix then ends on short jobs on every device."""
+    text = SPEC.replace("backends: [xnnpack, mps]", "backends: [xnnpack]").replace(
+        "input_resolution: [64]", "input_resolution: [32, 256, 64], batch_size: [1, 4]")
+    run_id, outbox = submit(fleet, text)
+    sizes = [(m.args[1]["input_resolution"], m.args[1]["batch_size"]) for m in outbox.messages
+             if m.task == "benchfarm.export"]
+    work = [r * r * b for r, b in sizes]
+    assert len(sizes) == 6 and work == sorted(work, reverse=True), sizes
+    # a program two runs wait for: the run with more iterations per job is dispatched first
+    longer, _ = submit(fleet, text.replace("iterations: 3", "iterations: 50"))
+    done = export_done(outbox.messages[0].args[0], "ok", {"artifact_key": "e" * 64, "file_sha256": "a" * 64,
+                                                           "size_bytes": 1}, fleet)
+    runs = [m.args[0]["run_id"] for m in done.messages if m.task == "benchfarm.run_job"]
+    assert runs == [longer, run_id], runs
