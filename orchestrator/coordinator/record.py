@@ -15,13 +15,11 @@ from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from agents.harness.contract import ContractError, runtime_refusal, validate_result
 from device_inventory.fleet import Fleet
-from orchestrator.analysis import stability
-from orchestrator.analysis.stats import Stats, summarize
 from orchestrator.coordinator.dispatch import retry_or_fail
 from orchestrator.coordinator.finalize import finalize_if_done
 from orchestrator.coordinator.outbox import Outbox
+from orchestrator.coordinator.report_checks import Prechecked, checked, precheck
 from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
@@ -117,15 +115,6 @@ def attempts_started(s: Session, starts: list[AttemptStart]) -> None:
     conn.execute(_STARTED_JOB, params)
 
 
-def _summary(samples: list[float]) -> Stats:
-    """The stored median/p10/p90/mean of a result: the same definition (and outlier policy) as every
-    report, CSV and API figure of that name (``orchestrator.analysis.stats``)."""
-    st = summarize(samples)
-    if st is None:
-        raise ContractError("no latency samples")
-    return st
-
-
 @dataclass(frozen=True)
 class Recorded:
     """What the metrics want of a recorded job, read while it was at hand (no second load)."""
@@ -155,9 +144,12 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     The common case (a valid result) is Core SQL on prebuilt statements: the lock, one read of
     the columns it needs, two UPDATEs and the INSERT, no ORM objects (their loading, change
     tracking and flush were most of this function's CPU). A failure report takes the ORM path:
-    a retry dispatches a new attempt, which wants the job's objects anyway."""
+    a retry dispatches a new attempt, which wants the job's objects anyway. What needs no row
+    (the documents' schema checks, the summaries) is done before the write lock: with two
+    coordinators on SQLite, everything under it runs one at a time."""
     outbox = Outbox()
     attempt_id = payload["attempt_id"]
+    pre = precheck(payload)
     try:
         with db_session() as s:
             lock_attempt(s, attempt_id)  # the write lock; then the rows, in one query
@@ -174,9 +166,9 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
                       "host": str(payload.get("host") or row.host)[:200],
                       "lease_token": int(payload.get("lease_token", row.lease_token)),
                       "finished_at": finished, "started_at": started}
-            outcome, payload, ab_block = _checked(payload, row, attempt_id)
+            outcome, payload, ab_block = checked(payload, pre, row, attempt_id)
             if outcome == "ok":
-                recorded = _record_ok(s, row, attempt_id, fields, payload, ab_block)
+                recorded = _record_ok(s, row, attempt_id, fields, payload, pre, ab_block)
                 retried = False
             else:
                 recorded, retried = _record_failure(s, row, attempt_id, fields, outcome, payload, fleet, outbox)
@@ -187,36 +179,13 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
 
 
-def _checked(payload: dict[str, Any], row: Row[*tuple[Any, ...]],
-             attempt_id: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
-    """The report's outcome once its document is checked: an ``ok`` whose document breaks the
-    contract, or whose program's runtime the device refuses, becomes an infrastructure failure
-    (and ``payload`` carries its category and message). Also the A/B block of an ok result."""
-    outcome = payload["outcome"]
-    doc: Any = payload.get("result")  # the harness's document, validated below
-    ab_block = None
-    if outcome == "ok":
-        try:
-            validate_result(doc)
-            if (doc["job_id"], doc["attempt_id"]) != (row.job_id, attempt_id):
-                raise ContractError("result document names another job/attempt")
-            ab_block = _ab_block(payload.get("ab"), row.job_id, attempt_id, row.baseline_artifact_key)
-        except ContractError as exc:
-            outcome, payload = "infra", dict(payload, category="bad_result", message=str(exc))
-    if outcome in ("ok", "model") and isinstance(doc, dict):
-        if refusal := runtime_refusal(doc, _exporter_executorch(row.info)):
-            outcome, payload = "infra", dict(payload, category="runtime_mismatch", message=refusal)
-    return outcome, payload, ab_block
-
-
 def _record_ok(s: Session, row: Row[*tuple[Any, ...]], attempt_id: str, fields: dict[str, Any], payload: dict[str, Any],
-               ab_block: dict[str, Any] | None) -> Recorded:
+               pre: Prechecked, ab_block: dict[str, Any] | None) -> Recorded:
     """A valid result: the attempt and the job succeed, the result row is inserted (its unique
     constraint refuses a second one for the job: ``IntegrityError``, inside the transaction)."""
     doc = payload["result"]
-    samples = doc["latencies_ms"]
-    st = _summary(samples)
-    stab = stability.of_samples(samples, st)
+    assert pre.summary is not None  # prechecked: the document passed
+    st, stab = pre.summary.get()
     profiles.save(s, row.job_id, row.artifact_key, row.baseline_artifact_key, doc, payload.get("ab"))  # compacts doc
     conn = s.connection()
     conn.execute(_FINISH_ATTEMPT, {"b_id": attempt_id, "state": "succeeded", **fields})
@@ -267,50 +236,3 @@ def _reported_start(value: Any, finished_at: datetime) -> datetime:
         at = datetime.fromtimestamp(value, UTC).replace(tzinfo=None) if 0 < value < 1e11 else finished_at
         return min(at, finished_at)
     return finished_at
-
-
-def _exporter_executorch(art_info: dict[str, Any] | None) -> str | None:
-    """The executorch release that exported the job's program (artifact meta), if recorded."""
-    return ((art_info or {}).get("exporter") or {}).get("versions", {}).get("executorch")
-
-
-def _ab_block(ab: dict[str, Any] | None, job_id: str, attempt_id: str, baseline_key: str) -> dict[str, Any] | None:
-    """The baseline arm of an interleaved A/B attempt, checked like the result itself
-    (raises ``ContractError``): what the verdict compares the PR's samples with."""
-    if not ab:
-        return None
-    if not isinstance(ab, dict) or ab.get("baseline_artifact_key") != baseline_key:
-        raise ContractError("A/B block does not name this job's baseline artifact")
-    order = str(ab.get("order", ""))[:64]
-    base = ab.get("baseline_result")
-    block: dict[str, Any] = {"order": order, "rounds": list(ab.get("rounds") or [])[:64],
-                             "baseline_artifact_key": baseline_key,
-                             "baseline_error": str(ab.get("baseline_error") or "")[:2000],
-                             "adaptive": _adaptive_summary(ab.get("adaptive"))}
-    if base is None:
-        return block
-    validate_result(base)
-    if (base["job_id"], base["attempt_id"]) != (job_id, attempt_id) or base["status"] != "ok":
-        raise ContractError("A/B baseline document names another job/attempt or is not ok")
-    st = _summary(base["latencies_ms"])
-    return block | {"latencies_ms": base["latencies_ms"], "median_ms": st.median, "p10_ms": st.p10,
-                    "p90_ms": st.p90, "load_time_ms": base["load_time_ms"],
-                    "peak_memory_bytes": base["peak_memory_bytes"],
-                    "energy_mj_per_inference": base.get("energy_mj_per_inference"),
-                    "device_metrics": base.get("device_metrics"),  # schema-checked with the document
-                    "simulated": bool(base["simulated"])}
-
-
-def _adaptive_summary(raw: Any) -> dict[str, Any]:
-    """The agent's account of its adaptive rounds (``agents.ab.RoundPlan.summary``), kept
-    to known keys and bounded sizes: it is input from an agent, stored as is."""
-    raw = raw if isinstance(raw, dict) else {}
-    out: dict[str, Any] = {}
-    for key in ("rounds_done", "device_s"):
-        value = raw.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
-            out[key] = value
-    for key in ("stop_reason", "agent_outcome", "agent_verdict"):
-        if isinstance(raw.get(key), str):
-            out[key] = raw[key][:64]
-    return out
