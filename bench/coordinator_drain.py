@@ -146,7 +146,8 @@ def main() -> None:
                                      args.database_url, "" if points else args.profile), repeat=rep)
             points.append(point)
             print(json.dumps(point), f"# {time.monotonic() - t:.0f} s wall", flush=True)
-    median = {k: statistics.median(p["recorded_jobs_per_s"] for p in points if p["processes"] == k) for k in counts}
+    median = {k: round(statistics.median(p["recorded_jobs_per_s"] for p in points if p["processes"] == k), 1)
+              for k in counts}
     doc = {"benchmark": "coordinator_drain", "cpu_count": os.cpu_count(), "devices": args.devices,
            "jobs_per_device": args.jobs_per_device, "database": args.database_url or "sqlite (temp file)",
            "median_recorded_jobs_per_s": median,
