@@ -59,7 +59,8 @@ def test_redis_restarted_mid_run(own_redis: PrivateRedis, rel_procs: Procs, tmp_
 def test_two_coordinator_workers_at_once(rel_env: dict[str, str], rel_procs: Procs, tmp_path: Path) -> None:
     fleet = Fleet.from_url(rel_env["REDIS_URL"])
     with chaos.virtual_fleet(tmp_path, count=2, min_run_s=0.5) as vfleet:
-        chaos.start_stack(rel_procs, vfleet, workers=2)
+        # both workers' task lines are read below (they are off by default)
+        chaos.start_stack(rel_procs, vfleet, workers=2, BENCHFARM_TASK_LOG_LEVEL="INFO")
         chaos.wait_devices(fleet, 2)
         for udid in vfleet.udids:  # retries and reports race between the two coordinators
             vfleet.inject_fault(udid, "harness_crash", count=1)
