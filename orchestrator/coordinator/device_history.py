@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from device_inventory.fleet import Fleet
 from orchestrator.coordinator.record import AttemptStart, attempts_started
 from orchestrator.observability.notify import notify
-from orchestrator.store.db import session
+from orchestrator.store.db import session, write_gate
 from orchestrator.store.models import DeviceEvent
 
 
@@ -40,7 +40,7 @@ def drain_device_events(fleet: Fleet, batch: int = 1000) -> int:
         quarantined: list[dict[str, str]] = []
         rows: list[dict[str, Any]] = []
         starts: list[AttemptStart] = []
-        with session() as s:
+        with write_gate(), session() as s:  # beside the recording, on SQLite's one writer
             known = set(s.scalars(select(DeviceEvent.stream_id).where(
                 DeviceEvent.stream_id.in_([eid for eid, _ in events]))))
             for eid, f in events:

@@ -22,6 +22,7 @@ from orchestrator.coordinator.outbox import Outbox
 from orchestrator.coordinator.report_checks import Prechecked, checked, precheck
 from orchestrator.store import profiles
 from orchestrator.store.db import session as db_session
+from orchestrator.store.db import write_gate
 from orchestrator.store.models import Artifact, Attempt, Job, Result, Run, utcnow
 from orchestrator.store.states import ATTEMPT_OPEN, JOB_TERMINAL
 
@@ -151,7 +152,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     attempt_id = payload["attempt_id"]
     pre = precheck(payload)
     try:
-        with db_session() as s:
+        with write_gate(), db_session() as s:
             lock_attempt(s, attempt_id)  # the write lock; then the rows, in one query
             row = s.connection().execute(_READ, {"b_id": attempt_id}).one_or_none()
             if row is None:
