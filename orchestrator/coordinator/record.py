@@ -149,35 +149,43 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     (the documents' schema checks, the summaries) is done before the write lock: with two
     coordinators on SQLite, everything under it runs one at a time."""
     outbox = Outbox()
-    attempt_id = payload["attempt_id"]
     pre = precheck(payload)
     try:
-        with write_gate(), db_session() as s:
-            lock_attempt(s, attempt_id)  # the write lock; then the rows, in one query
-            row = s.connection().execute(_READ, {"b_id": attempt_id}).one_or_none()
-            if row is None:
-                return RecordOutcome(False, "unknown attempt"), outbox
-            if row.attempt_state not in ATTEMPT_OPEN or row.job_state in JOB_TERMINAL:
-                return RecordOutcome(False, f"attempt is {row.attempt_state}, job is {row.job_state}: "
-                                            "fenced off"), outbox
-            finished = utcnow()
-            # a report that came before its lease event was copied says when the lease was taken
-            started = row.attempt_started_at or _reported_start(payload.get("started_at"), finished)
-            fields = {"timeline": payload.get("timeline", []), "device_id": payload.get("device_id", row.device_id),
-                      "host": str(payload.get("host") or row.host)[:200],
-                      "lease_token": int(payload.get("lease_token", row.lease_token)),
-                      "finished_at": finished, "started_at": started}
-            outcome, payload, ab_block = checked(payload, pre, row, attempt_id)
-            if outcome == "ok":
-                recorded = _record_ok(s, row, attempt_id, fields, payload, pre, ab_block)
-                retried = False
-            else:
-                recorded, retried = _record_failure(s, row, attempt_id, fields, outcome, payload, fleet, outbox)
-            finalize_if_done(s, row.run_id, outbox, fleet)
-            outbox.stage(s)  # a retry's message survives this process
-            return RecordOutcome(True, retried=retried, job=recorded), outbox
+        with db_session() as s:
+            s.connection()  # the pool's checkout (and its return after) outside the gate
+            with write_gate():  # the lock, the rows, the writes and the commit: one writer at a time
+                outcome = _record_locked(s, payload, pre, fleet, outbox)
+                s.commit()
+            return outcome, outbox
     except IntegrityError:
         return RecordOutcome(False, "duplicate result for this job"), Outbox()
+
+
+def _record_locked(s: Session, payload: dict[str, Any], pre: Prechecked, fleet: Fleet,
+                   outbox: Outbox) -> RecordOutcome:
+    attempt_id = payload["attempt_id"]
+    lock_attempt(s, attempt_id)  # the write lock; then the rows, in one query
+    row = s.connection().execute(_READ, {"b_id": attempt_id}).one_or_none()
+    if row is None:
+        return RecordOutcome(False, "unknown attempt")
+    if row.attempt_state not in ATTEMPT_OPEN or row.job_state in JOB_TERMINAL:
+        return RecordOutcome(False, f"attempt is {row.attempt_state}, job is {row.job_state}: fenced off")
+    finished = utcnow()
+    # a report that came before its lease event was copied says when the lease was taken
+    started = row.attempt_started_at or _reported_start(payload.get("started_at"), finished)
+    fields = {"timeline": payload.get("timeline", []), "device_id": payload.get("device_id", row.device_id),
+              "host": str(payload.get("host") or row.host)[:200],
+              "lease_token": int(payload.get("lease_token", row.lease_token)),
+              "finished_at": finished, "started_at": started}
+    outcome, payload, ab_block = checked(payload, pre, row, attempt_id)
+    if outcome == "ok":
+        recorded = _record_ok(s, row, attempt_id, fields, payload, pre, ab_block)
+        retried = False
+    else:
+        recorded, retried = _record_failure(s, row, attempt_id, fields, outcome, payload, fleet, outbox)
+    finalize_if_done(s, row.run_id, outbox, fleet)
+    outbox.stage(s)  # a retry's message survives this process
+    return RecordOutcome(True, retried=retried, job=recorded)
 
 
 def _record_ok(s: Session, row: Row[*tuple[Any, ...]], attempt_id: str, fields: dict[str, Any], payload: dict[str, Any],
