@@ -57,7 +57,7 @@ def test_writes_need_a_valid_token(client: TestClient, token: str) -> None:
 
 def test_token_is_stored_hashed(svc_env: dict[str, str], tmp_path: Path) -> None:
     token = auth.create_token("hash-check")
-    secret = token.rsplit("_", 1)[1]
+    secret = token.split("_", 2)[2]  # bf_<id>_<secret>; the urlsafe secret may hold "_" itself
     with session() as s:
         row = s.scalar(select(ApiToken).where(ApiToken.name == "hash-check"))
         stored = " ".join(str(v) for v in (row.id, row.name, row.salt, row.secret_sha256))
