@@ -78,6 +78,9 @@ class SqliteWriteGate:
     across processes) are woken by the kernel as the holder lets go. Only the hot write paths
     take the gate; every other writer keeps SQLite's own lock, which still guards correctness
     (a gated writer waits for an ungated one in the busy handler; the ungated never waits here).
+    A holder that dies lets go with its descriptor; one that is frozen (SIGSTOP, a paused VM)
+    holds the others until it resumes, as its open SQLite transaction would: they then wait
+    here instead of failing with "database is locked" after the 30-s busy timeout.
     """
 
     def __init__(self, path: str) -> None:
