@@ -88,6 +88,12 @@ class SqliteWriteGate:
         self._mutex = threading.Lock()
         self._fd = -1
         self._pid = 0  # a forked child opens its own descriptor (a shared one would share the lock)
+        # and gets a fresh thread lock: a fork while another thread held this one would leave it
+        # held for ever in the child (the default pool is threads; --pool prefork forks)
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._mutex, self._fd, self._pid = threading.Lock(), -1, 0
 
     @contextmanager
     def held(self) -> Iterator[None]:

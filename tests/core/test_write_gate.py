@@ -4,6 +4,7 @@ hold on PostgreSQL or an in-memory database."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -69,3 +70,20 @@ def test_threads_of_one_process_hold_it_one_at_a_time(tmp_path: Path) -> None:
 def test_no_gate_where_the_database_has_its_own_row_locks() -> None:
     assert isinstance(write_gate("postgresql+psycopg2://u@localhost/db"), nullcontext)
     assert isinstance(write_gate("sqlite://"), nullcontext)
+
+
+def test_a_forked_child_gets_the_gate_its_parent_held_when_it_forked(tmp_path: Path) -> None:
+    gate = SqliteWriteGate(str(tmp_path / "f.write-lock"))
+    with gate.held():
+        pid = os.fork()
+        if pid == 0:  # the child: the parent still holds the gate, so wait for it, then hold it
+            code = 1
+            try:
+                with gate.held():
+                    code = 0
+            finally:
+                os._exit(code)
+        time.sleep(0.2)
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the child took the gate its parent holds"
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
