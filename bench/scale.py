@@ -247,7 +247,7 @@ class Sim:
         self.sent: dict[str, float] = {}
         self.trigger_of_run: dict[str, str] = {}
         self.latency: dict[str, list[float]] = defaultdict(list)
-        self.busy: list[tuple[str, float, float, float]] = []  # class, acquired, released, service
+        self.busy: list[tuple[str, str, float, float, float]] = []  # class, device, acquired, released, service
         self.released: dict[str, float] = {}  # attempt id -> wall time its device reported
         self.cpu: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
@@ -429,7 +429,7 @@ class Sim:
                 self.fleet.register(dev, {"device_class": cls, "host": "sim", "driver": "sim"}, heartbeat_ttl=3600)
             if payload["run_id"] != self.warm_run:
                 with self.lock:
-                    self.busy.append((cls, t_acq, t_rel, service))
+                    self.busy.append((cls, dev, t_acq, t_rel, service))
                     self.fenced += not ours
                     self.released[lease.attempt_id] = time.time()
             self.post("record", {"attempt_id": lease.attempt_id, "job_id": lease.job_id, "device_id": dev,
@@ -519,10 +519,11 @@ class Sim:
 
     def report(self, total: int, makespan: float, process_cpu: float, coordinator_cpu: float,
                ops: dict[str, int]) -> dict[str, Any]:
-        lower = max(sum(s for c, _, _, s in self.busy if c == cls) / len(ids) for cls, ids in self.devices.items())
+        lower = max(sum(s for c, _, _, _, s in self.busy if c == cls) / len(ids)
+                    for cls, ids in self.devices.items())
         util_busy = util_cap = 0.0
         for cls, ids in self.devices.items():
-            mine = [(a, r) for c, a, r, _ in self.busy if c == cls]
+            mine = [(a, r) for c, _, a, r, _ in self.busy if c == cls]
             end = max(a for a, _ in mine)  # the class queue was non-empty until its last job started
             util_busy += sum(max(0.0, min(r, end) - max(a, self.t0)) for a, r in mine)
             util_cap += len(ids) * (end - self.t0)
@@ -534,7 +535,7 @@ class Sim:
             "devices": sum(len(ids) for ids in self.devices.values()), "jobs": total,
             "coordinator_processes": len(os.environ["BENCH_WORKER_PID"].split(",")),
             "coordinator_threads_each": self.n_coord,
-            "mean_job_s": round(float(np.mean([sv for _, _, _, sv in self.busy])), 3),
+            "mean_job_s": round(float(np.mean([sv for *_, sv in self.busy])), 3),
             "makespan_s": round(makespan, 2), "lower_bound_s": round(lower, 2),
             "makespan_over_lower_bound": round(makespan / lower, 3),
             "zero_overhead_makespan_over_lower_bound": round(max(
@@ -569,15 +570,13 @@ class Sim:
         order (greedy list scheduling: jobs are not pre-empted, so the last ones' jitter stays)."""
         out = {}
         for cls, ids in self.devices.items():
-            mine = sorted((a, r, s) for c, a, r, s in self.busy if c == cls)
+            mine = sorted((a, r, s) for c, _, a, r, s in self.busy if c == cls)
             last = max(r for _, r, _ in mine)
-            device_last: dict[int, float] = {}
-            per_device: dict[int, list[tuple[float, float]]] = defaultdict(list)
-            for a, r, _ in mine:  # the simulation keeps no device id per interval: pair them greedily
-                free = [d for d, end in device_last.items() if end <= a]
-                d = min(free, key=lambda k: device_last[k]) if free else len(device_last)
-                device_last[d] = r
-                per_device[d].append((a, r))
+            per_device: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for c, dev, a, r, _ in sorted(self.busy, key=lambda b: b[2]):
+                if c == cls:
+                    per_device[dev].append((a, r))
+            device_last = [iv[-1][1] for iv in per_device.values()]
             gaps = [b[0] - a[1] for iv in per_device.values() for a, b in zip(iv, iv[1:], strict=False)]
             free_at = [0.0] * len(ids)  # the same jobs, in the order they were leased, with no overhead
             for _, _, service in mine:
@@ -586,7 +585,7 @@ class Sim:
                         "lower_bound_s": round(sum(s for *_, s in mine) / len(ids), 2),
                         "ramp_s": round(mine[0][0] - self.t0, 2), "makespan_s": round(last - self.t0, 2),
                         "zero_overhead_makespan_s": round(max(free_at), 2),
-                        "tail_s": round(last - float(np.mean(list(device_last.values()))), 2),
+                        "tail_s": round(last - float(np.mean(device_last)), 2),
                         "between_jobs_ms_p50": round(float(np.median(gaps)) * 1000, 1) if gaps else 0.0}
         return out
 

@@ -152,7 +152,7 @@ def record_attempt(payload: dict[str, Any], fleet: Fleet) -> tuple[RecordOutcome
     pre = precheck(payload)
     try:
         with db_session() as s:
-            s.connection()  # the pool's checkout (and its return after) outside the gate
+            s.connection()  # the pool's checkout outside the gate (its return comes with the commit)
             with write_gate():  # the lock, the rows, the writes and the commit: one writer at a time
                 outcome = _record_locked(s, payload, pre, fleet, outbox)
                 s.commit()
